@@ -1,0 +1,53 @@
+"""aekit: autoencoders, correct down to the equations.
+
+The public API, re-exported lazily so that ``import aekit.scratch`` (the NumPy engine) does not
+import PyTorch::
+
+    import aekit
+    run = aekit.train("digits", out="runs/digits", epochs=20)   # trains and writes the run
+    model = aekit.load("runs/digits")                           # rebuilt through the registry
+    Z = model.encode_numpy(model.scaler.transform(X))
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "AekitError": "errors",
+    "ConfigError": "errors",
+    "DataError": "errors",
+    "ModelFileError": "errors",
+    "TrainingDivergedError": "errors",
+    "MODELS": "models",
+    "Autoencoder": "models",
+    "build_model": "models",
+    "register_model": "models",
+    "TrainConfig": "training",
+    "fit": "training",
+    "load": "checkpoint",
+    "save": "checkpoint",
+    "train": "runs",
+    "evaluate": "runs",
+    "encode": "runs",
+    "reconstruct": "runs",
+    "load_dataset": "data",
+    "Scaler": "data",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'aekit' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
