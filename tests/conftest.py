@@ -1,0 +1,34 @@
+"""Shared fixtures: small real data, and the shared data folder when it is present."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+def shared_data_dir() -> Path | None:
+    """$AEKIT_DATA, else ../shared/data beside the checkout; None when absent."""
+    path = Path(os.environ.get("AEKIT_DATA", Path(__file__).resolve().parents[2] / "shared/data"))
+    return path if (path / "mnist").is_dir() else None
+
+
+@pytest.fixture
+def data_dir() -> Path:
+    path = shared_data_dir()
+    if path is None:
+        pytest.skip("real data not found: set AEKIT_DATA or place shared/data beside the checkout")
+    return path
+
+
+@pytest.fixture(scope="session")
+def digits01() -> np.ndarray:
+    """The first 200 scikit-learn digits scaled to [0, 1], float32 (200, 64)."""
+    from sklearn.datasets import load_digits
+
+    return (load_digits().data[:200] / 16.0).astype(np.float32)
