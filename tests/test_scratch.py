@@ -19,8 +19,12 @@ from aekit.scratch import ACTIVATIONS, OPTIMIZERS, Adam, Autoencoder, gradcheck,
 ACTS = list(ACTIVATIONS)
 SRC = Path(__file__).resolve().parents[1] / "src"
 HIDDEN = [(), (5,)]  # one and two layers on each side
-TORCH_ACTS = {"identity": lambda a: a, "relu": torch.relu, "sigmoid": torch.sigmoid}
-TORCH_ACTS["tanh"] = torch.tanh
+TORCH_ACTS = {
+    "identity": lambda a: a,
+    "relu": torch.relu,
+    "sigmoid": torch.sigmoid,
+    "tanh": torch.tanh,
+}
 
 
 def small_data(n: int = 7, d: int = 6, seed: int = 0) -> np.ndarray:
