@@ -1,0 +1,245 @@
+"""The aekit command, called in process through main(argv) (and once as a real process)."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import aekit
+from aekit.cli import main
+from aekit.errors import ModelFileError
+
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+QUICK = ["--limit", "300", "--epochs", "2", "--hidden", "32", "--latent-dim", "4", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli") / "run"
+    assert main(["train", *QUICK, "--out", str(out)]) == 0
+    return out
+
+
+def test_train_writes_a_complete_run_directory(run_dir, capsys):
+    names = {p.name for p in run_dir.iterdir()}
+    assert {"model.safetensors", "config.json", "metrics.jsonl", "checkpoint.safetensors",
+            "loss.png", "reconstructions.png"} <= names
+    assert not any(n.endswith(".tmp") for n in names)
+    cfg = json.loads((run_dir / "config.json").read_text())
+    assert cfg["aekit_version"] == aekit.__version__
+    assert cfg["model"]["name"] == "dense"
+    assert cfg["model"]["config"]["hidden"] == [32] and cfg["model"]["config"]["latent_dim"] == 4
+    assert cfg["model"]["config"]["output_activation"] == "sigmoid"  # digits scaled to [0, 1]
+    assert cfg["scaler"]["kind"] == "image"
+    assert cfg["training"]["epochs"] == 2 and cfg["data"]["n_train"] == 270
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2] and all("val_loss" in r for r in rows)
+
+
+def test_train_prints_where_the_run_went(tmp_path, capsys):
+    out = tmp_path / "r"
+    assert main(["train", *QUICK, "--out", str(out)]) == 0
+    assert f"run written to {out}" in capsys.readouterr().out
+
+
+def test_eval_json(run_dir, capsys):
+    assert main(["eval", str(run_dir), "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["n_samples"] == 1797
+    assert 0 < metrics["mse"] < 0.2 and 0 < metrics["mae"] < 0.5
+    assert 0 < metrics["bce"] and 5 < metrics["psnr"] < 60
+
+
+def test_eval_matches_python_reconstruction(run_dir):
+    from aekit.data import load_dataset
+
+    model = aekit.load(run_dir)
+    X = model.scaler.transform(load_dataset("digits").X)
+    mse = float(np.mean((model.reconstruct_numpy(X) - X) ** 2))
+    assert aekit.evaluate(run_dir)["mse"] == pytest.approx(mse, rel=1e-5)
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".csv"])
+def test_encode_and_reconstruct_write_arrays(run_dir, tmp_path, suffix, capsys):
+    z_path, r_path = tmp_path / f"z{suffix}", tmp_path / f"r{suffix}"
+    assert main(["encode", str(run_dir), "--limit", "50", "--out", str(z_path)]) == 0
+    assert main(["reconstruct", str(run_dir), "--limit", "50", "--out", str(r_path)]) == 0
+    load = np.load if suffix == ".npy" else (lambda p: np.loadtxt(p, delimiter=","))
+    Z, R = load(z_path), load(r_path)
+    assert Z.shape == (50, 4) and R.shape == (50, 64)
+    model = aekit.load(run_dir)
+    from aekit.data import load_dataset
+
+    X = load_dataset("digits", limit=50).X
+    np.testing.assert_allclose(Z, model.encode_numpy(model.scaler.transform(X)), rtol=1e-6,
+                               atol=1e-6)
+    assert R.min() >= 0 and R.max() <= 16.0001  # back in digits' units (0..16)
+
+
+def test_every_command_has_help_with_an_example(capsys):
+    for cmd in ("train", "eval", "encode", "reconstruct"):
+        assert main([cmd, "--help"]) == 0
+        assert "example:" in capsys.readouterr().out
+
+
+def _error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("aekit: error:")
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    "content, fragment",
+    [
+        ("1,2,3\n4,nan,6\n", "non-finite"),
+        ("1,2,3\n4,5\n", "line 2"),
+        ("1,2,3\n4,abc,6\n", "line 2, column 2"),
+        ("", "empty"),
+    ],
+)
+def test_bad_data_file_is_one_line_exit_2_nothing_written(tmp_path, capsys, content, fragment):
+    path = tmp_path / "bad.csv"
+    path.write_text(content)
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(path), "--out", str(out), "--quiet"]) == 2
+    assert fragment in _error_line(capsys)
+    assert not out.exists()
+
+
+def test_missing_file_and_unknown_dataset(tmp_path, capsys):
+    assert main(["train", "--data", str(tmp_path / "nope.csv"), "--out", str(tmp_path / "r")]) == 2
+    assert "no such data file" in _error_line(capsys)
+    assert main(["train", "--data", "cifar", "--out", str(tmp_path / "r")]) == 2
+    _error_line(capsys)
+    assert not (tmp_path / "r").exists()
+
+
+def test_mnist_without_data_dir_says_where_to_point(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("AEKIT_DATA", raising=False)
+    assert main(["train", "--data", "mnist", "--out", str(tmp_path / "r")]) == 2
+    line = _error_line(capsys)
+    assert "--data-dir" in line and "AEKIT_DATA" in line
+
+
+def test_wrong_width_data_is_refused(run_dir, tmp_path, capsys):
+    path = tmp_path / "narrow.npy"
+    np.save(path, np.random.default_rng(0).random((10, 30)))
+    out = tmp_path / "z.npy"
+    for cmd in (["eval"], ["encode", "--out", str(out)], ["reconstruct", "--out", str(out)]):
+        assert main([cmd[0], str(run_dir), "--data", str(path), *cmd[1:]]) == 2
+        assert "30 features but the model expects 64" in _error_line(capsys)
+    assert not out.exists()
+
+
+def test_bad_output_suffix_writes_nothing(run_dir, tmp_path, capsys):
+    out = tmp_path / "z.txt"
+    assert main(["encode", str(run_dir), "--out", str(out)]) == 2
+    assert ".npy or .csv" in _error_line(capsys)
+    assert not out.exists()
+
+
+def test_usage_errors_exit_2(capsys):
+    assert main(["train", "--model", "nope"]) == 2
+    assert "invalid choice" in capsys.readouterr().err
+    assert main(["train", "--hidden", "a,b"]) == 2
+    assert main([]) == 2
+
+
+class _Exploit:
+    """Unpickling this runs a command: exactly what aekit.load must never do."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_pickle_and_pt_files_are_refused_without_running_them(run_dir, tmp_path, capsys):
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "evil"
+    evil.mkdir()
+    (evil / "config.json").write_text((run_dir / "config.json").read_text())
+    (evil / "model.safetensors").write_bytes(pickle.dumps(_Exploit(marker)))
+    pt = tmp_path / "model.pt"
+    torch.save({"x": _Exploit(marker)}, pt)
+    for target in (evil, evil / "model.safetensors", pt):
+        with pytest.raises(ModelFileError, match="pickle"):
+            aekit.load(target)
+        assert main(["eval", str(target)]) == 2
+        assert "arbitrary code" in _error_line(capsys)
+    assert not marker.exists()
+
+
+def test_missing_run_and_corrupt_weights(run_dir, tmp_path, capsys):
+    assert main(["eval", str(tmp_path / "nothing")]) == 2
+    assert "no such run" in _error_line(capsys)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text((run_dir / "config.json").read_text())
+    data = (run_dir / "model.safetensors").read_bytes()
+    (broken / "model.safetensors").write_bytes(data[: len(data) // 2])
+    assert main(["eval", str(broken)]) == 2
+    assert "corrupt" in _error_line(capsys)
+
+
+def test_resume_extends_a_run_to_the_same_weights(tmp_path):
+    args = ["train", *QUICK[:2], "--hidden", "32", "--latent-dim", "4", "--quiet", "--seed", "7"]
+    assert main([*args, "--epochs", "5", "--out", str(tmp_path / "full")]) == 0
+    assert main([*args, "--epochs", "2", "--out", str(tmp_path / "part")]) == 0
+    assert main(["train", "--resume", "--epochs", "5", "--out", str(tmp_path / "part"),
+                 "--quiet"]) == 0
+    _assert_same_run(tmp_path / "full", tmp_path / "part", epochs=5)
+
+
+def _assert_same_run(a: Path, b: Path, epochs: int) -> None:
+    wa, wb = load_file(a / "model.safetensors"), load_file(b / "model.safetensors")
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+    ca, cb = load_file(a / "checkpoint.safetensors"), load_file(b / "checkpoint.safetensors")
+    assert ca.keys() == cb.keys() and all(torch.equal(ca[k], cb[k]) for k in ca)
+    ra = [json.loads(x) for x in (a / "metrics.jsonl").read_text().splitlines()]
+    rb = [json.loads(x) for x in (b / "metrics.jsonl").read_text().splitlines()]
+    assert len(ra) == len(rb) == epochs
+    assert [r["train_loss"] for r in ra] == [r["train_loss"] for r in rb]
+
+
+def test_sigkilled_run_resumes_to_the_uninterrupted_result(tmp_path):
+    """A real process killed with SIGKILL mid-training, then resumed, ends bit-identical."""
+    args = ["train", "--hidden", "256", "--latent-dim", "8", "--epochs", "40", "--quiet",
+            "--batch-size", "32"]
+    env = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "aekit", *args, "--out", str(killed)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    metrics = killed / "metrics.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= 3:
+            break
+        time.sleep(0.005)
+    assert proc.poll() is None, "training finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = len(metrics.read_text().splitlines())
+    assert 3 <= done < 40
+    torch.set_num_threads(1)  # the killed process ran with one thread: same kernels, same bits
+    try:
+        assert main(["train", "--resume", "--out", str(killed), "--quiet"]) == 0
+        assert main([*args, "--out", str(tmp_path / "clean")]) == 0
+    finally:
+        torch.set_num_threads(2)
+    _assert_same_run(tmp_path / "clean", killed, epochs=40)
