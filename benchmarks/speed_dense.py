@@ -29,8 +29,13 @@ def hand_written(X: torch.Tensor, batch_size: int, epochs: int, seed: int) -> fl
     """The minimal loop a PyTorch user writes; returns samples/s."""
     torch.manual_seed(seed)
     model = nn.Sequential(
-        nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 16),
-        nn.Linear(16, 512), nn.ReLU(), nn.Linear(512, 784), nn.Sigmoid(),
+        nn.Linear(784, 512),
+        nn.ReLU(),
+        nn.Linear(512, 16),
+        nn.Linear(16, 512),
+        nn.ReLU(),
+        nn.Linear(512, 784),
+        nn.Sigmoid(),
     )
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     n = len(X)
@@ -49,10 +54,10 @@ def hand_written(X: torch.Tensor, batch_size: int, epochs: int, seed: int) -> fl
 def aekit_fit(X: torch.Tensor, batch_size: int, epochs: int, seed: int) -> float:
     """aekit's generic trainer on the registry's dense model; returns samples/s."""
     torch.manual_seed(seed)
-    model = build_model("dense", 784, hidden=(512,), latent_dim=16, activation="relu",
-                        output_activation="sigmoid")
-    config = TrainConfig(epochs=epochs, batch_size=batch_size, optimizer="adam", lr=1e-3,
-                         seed=seed)
+    model = build_model(
+        "dense", 784, hidden=(512,), latent_dim=16, activation="relu", output_activation="sigmoid"
+    )
+    config = TrainConfig(epochs=epochs, batch_size=batch_size, optimizer="adam", lr=1e-3, seed=seed)
     t0 = time.perf_counter()
     fit(model, X, config=config)
     return epochs * len(X) / (time.perf_counter() - t0)
@@ -68,7 +73,7 @@ def main() -> None:
 
     X = torch.from_numpy(mnist("train")[: args.limit])
     gflops = matmul_gflops()
-    weights = sum(a * b for a, b in zip(SIZES[:-1], SIZES[1:]))
+    weights = sum(a * b for a, b in zip(SIZES[:-1], SIZES[1:], strict=True))
     flop_per_sample = 6 * weights  # forward 2W, backward 4W
     print(f"fp32 matmul: {gflops:.1f} GFLOP/s; {flop_per_sample / 1e6:.2f} MFLOP per sample")
     rows = []
@@ -79,13 +84,16 @@ def main() -> None:
                 best[name] = max(best[name], run(X, bs, args.epochs, seed=r))
         for name, sps in best.items():
             frac = sps * flop_per_sample / (gflops * 1e9)
-            rows.append({"batch_size": bs, "loop": name, "samples_per_s": sps,
-                         "fraction_of_matmul": frac})
+            rows.append(
+                {"batch_size": bs, "loop": name, "samples_per_s": sps, "fraction_of_matmul": frac}
+            )
             print(f"batch {bs:4d}  {name:13s} {sps:9.0f} samples/s  {100 * frac:5.1f}% of matmul")
         ratio = best["aekit"] / best["hand-written"]
         print(f"batch {bs:4d}  aekit / hand-written = {ratio:.3f}")
-    path = save_result("speed_dense", {"matmul_gflops": gflops, "epochs": args.epochs,
-                                       "repeats": args.repeats, "rows": rows})
+    path = save_result(
+        "speed_dense",
+        {"matmul_gflops": gflops, "epochs": args.epochs, "repeats": args.repeats, "rows": rows},
+    )
     print(f"wrote {path}")
 
 

@@ -33,8 +33,14 @@ def run_dir(tmp_path_factory):
 
 def test_train_writes_a_complete_run_directory(run_dir, capsys):
     names = {p.name for p in run_dir.iterdir()}
-    assert {"model.safetensors", "config.json", "metrics.jsonl", "checkpoint.safetensors",
-            "loss.png", "reconstructions.png"} <= names
+    assert {
+        "model.safetensors",
+        "config.json",
+        "metrics.jsonl",
+        "checkpoint.safetensors",
+        "loss.png",
+        "reconstructions.png",
+    } <= names
     assert not any(n.endswith(".tmp") for n in names)
     cfg = json.loads((run_dir / "config.json").read_text())
     assert cfg["aekit_version"] == aekit.__version__
@@ -82,8 +88,9 @@ def test_encode_and_reconstruct_write_arrays(run_dir, tmp_path, suffix, capsys):
     from aekit.data import load_dataset
 
     X = load_dataset("digits", limit=50).X
-    np.testing.assert_allclose(Z, model.encode_numpy(model.scaler.transform(X)), rtol=1e-6,
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        Z, model.encode_numpy(model.scaler.transform(X)), rtol=1e-6, atol=1e-6
+    )
     assert R.min() >= 0 and R.max() <= 16.0001  # back in digits' units (0..16)
 
 
@@ -201,8 +208,10 @@ def test_resume_extends_a_run_to_the_same_weights(tmp_path):
     args = ["train", *QUICK[:2], "--hidden", "32", "--latent-dim", "4", "--quiet", "--seed", "7"]
     assert main([*args, "--epochs", "5", "--out", str(tmp_path / "full")]) == 0
     assert main([*args, "--epochs", "2", "--out", str(tmp_path / "part")]) == 0
-    assert main(["train", "--resume", "--epochs", "5", "--out", str(tmp_path / "part"),
-                 "--quiet"]) == 0
+    assert (
+        main(["train", "--resume", "--epochs", "5", "--out", str(tmp_path / "part"), "--quiet"])
+        == 0
+    )
     _assert_same_run(tmp_path / "full", tmp_path / "part", epochs=5)
 
 
@@ -219,12 +228,26 @@ def _assert_same_run(a: Path, b: Path, epochs: int) -> None:
 
 def test_sigkilled_run_resumes_to_the_uninterrupted_result(tmp_path):
     """A real process killed with SIGKILL mid-training, then resumed, ends bit-identical."""
-    args = ["train", "--hidden", "256", "--latent-dim", "8", "--epochs", "40", "--quiet",
-            "--batch-size", "32"]
+    args = [
+        "train",
+        "--hidden",
+        "256",
+        "--latent-dim",
+        "8",
+        "--epochs",
+        "40",
+        "--quiet",
+        "--batch-size",
+        "32",
+    ]
     env = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
     killed = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "aekit", *args, "--out", str(killed)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aekit", *args, "--out", str(killed)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     metrics = killed / "metrics.jsonl"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:

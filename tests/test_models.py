@@ -69,7 +69,9 @@ def test_save_load_round_trip_is_exact(name, digits01, tmp_path):
     loaded = aekit.load(tmp_path / "run")
     assert type(loaded) is type(model) and loaded.name == name
     assert loaded.config == model.config
-    for (k1, v1), (k2, v2) in zip(model.state_dict().items(), loaded.state_dict().items()):
+    for (k1, v1), (k2, v2) in zip(
+        model.state_dict().items(), loaded.state_dict().items(), strict=True
+    ):
         assert k1 == k2 and torch.equal(v1, v2)
     np.testing.assert_array_equal(
         model.reconstruct_numpy(digits01), loaded.reconstruct_numpy(digits01)
@@ -150,3 +152,13 @@ def test_bad_model_settings_raise_config_error(kwargs, fragment):
 def test_unknown_model_name():
     with pytest.raises(ConfigError, match="unknown model 'nope'"):
         build_model("nope", 64)
+
+
+def test_output_activation_auto_follows_data_range_but_not_over_a_preset():
+    from aekit.runs import resolve_output_activation
+
+    X01, Xneg = np.array([[0.0, 1.0]]), np.array([[-1.0, 1.0]])
+    assert resolve_output_activation("dense", "auto", X01) == "sigmoid"
+    assert resolve_output_activation("dense", None, Xneg) == "identity"
+    assert resolve_output_activation("dense", "identity", X01) == "identity"
+    assert resolve_output_activation("linear", "auto", X01) == "identity"  # linear stays linear

@@ -36,8 +36,7 @@ def test_gd_is_full_batch(digits01):
     """gd takes exactly one step per epoch whatever batch_size says."""
     model = small_model()
     opt = make_optimizer("gd", model.parameters(), 0.01)
-    fit(model, digits01, config=TrainConfig(epochs=3, optimizer="gd", batch_size=7),
-        optimizer=opt)
+    fit(model, digits01, config=TrainConfig(epochs=3, optimizer="gd", batch_size=7), optimizer=opt)
     ref = small_model()
     x = torch.from_numpy(digits01)
     ref_opt = torch.optim.SGD(ref.parameters(), lr=0.01)
@@ -46,7 +45,7 @@ def test_gd_is_full_batch(digits01):
         ref_opt.zero_grad()
         loss.backward()
         ref_opt.step()
-    for a, b in zip(model.parameters(), ref.parameters()):
+    for a, b in zip(model.parameters(), ref.parameters(), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 
@@ -82,8 +81,12 @@ def test_resume_in_process_equals_uninterrupted(digits01):
                 TrainState(**st.to_dict()),
             )
 
-    fit(model, digits01, config=TrainConfig(epochs=3, batch_size=32, seed=3),
-        on_epoch_end=stop_after_3)
+    fit(
+        model,
+        digits01,
+        config=TrainConfig(epochs=3, batch_size=32, seed=3),
+        on_epoch_end=stop_after_3,
+    )
     # rebuild everything from the saved pieces, as a new process would
     resumed = small_model(seed=99)
     weights, opt_state, state = saved["ckpt"]
@@ -145,8 +148,14 @@ def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_epoch(digits0
 
 def test_run_api_keeps_last_good_checkpoint_on_divergence(digits01, tmp_path):
     with pytest.raises(TrainingDivergedError):
-        aekit.train(digits01, out=tmp_path / "run", optimizer="sgd", lr=10.0, epochs=5,
-                    model_options={"output_activation": "identity"})
+        aekit.train(
+            digits01,
+            out=tmp_path / "run",
+            optimizer="sgd",
+            lr=10.0,
+            epochs=5,
+            model_options={"output_activation": "identity"},
+        )
     model = aekit.load(tmp_path / "run")
     assert all(torch.isfinite(p).all() for p in model.parameters())
 

@@ -57,8 +57,12 @@ def _data_args(p: argparse.ArgumentParser, default: str | None = "digits") -> No
 
 
 def _split_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--split", choices=("train", "test"), default="test",
-                   help="which split of mnist/fashion-mnist (default: %(default)s)")
+    p.add_argument(
+        "--split",
+        choices=("train", "test"),
+        default="test",
+        help="which split of mnist/fashion-mnist (default: %(default)s)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,36 +74,63 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     fmt = argparse.RawDescriptionHelpFormatter
 
-    t = sub.add_parser("train", help="train a model and write a run directory",
-                       epilog=TRAIN_EXAMPLE, formatter_class=fmt)
+    t = sub.add_parser(
+        "train",
+        help="train a model and write a run directory",
+        epilog=TRAIN_EXAMPLE,
+        formatter_class=fmt,
+    )
     _data_args(t)
     t.add_argument("--model", default="dense", choices=sorted(MODELS))
     t.add_argument("--latent-dim", type=int, help="code size (default: the model's, 16)")
     t.add_argument("--hidden", type=_hidden, help="encoder hidden sizes, e.g. 512,256 ('' none)")
     t.add_argument("--activation", choices=ACTIVATIONS, help="hidden-layer activation")
     t.add_argument("--latent-activation", choices=ACTIVATIONS, help="code-layer activation")
-    t.add_argument("--output-activation", choices=("auto", "sigmoid", "identity"),
-                   default="auto", help="auto: sigmoid for data in [0, 1], else identity")
-    t.add_argument("--tied", action="store_true", default=None,
-                   help="decoder weights = encoder weights transposed")
+    t.add_argument(
+        "--output-activation",
+        choices=("auto", "sigmoid", "identity"),
+        default="auto",
+        help="auto: sigmoid for data in [0, 1], else identity",
+    )
+    t.add_argument(
+        "--tied",
+        action="store_true",
+        default=None,
+        help="decoder weights = encoder weights transposed",
+    )
     t.add_argument("--loss", choices=("mse", "mae", "bce"), help="reconstruction loss")
     t.add_argument("--optimizer", choices=OPTIMIZERS, default="adam")
     t.add_argument("--lr", type=float, default=1e-3, help="learning rate (default: %(default)s)")
     t.add_argument("--batch-size", type=int, default=128)
     t.add_argument("--epochs", type=int, default=None, help="(default: 20)")
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--val-fraction", type=float, default=0.1,
-                   help="share of the data held out for validation (default: %(default)s)")
-    t.add_argument("--patience", type=int, default=0,
-                   help="stop after this many epochs without validation improvement (0: off)")
-    t.add_argument("--scale", choices=("image", "minmax", "standard", "none"),
-                   help="data scaling (default: image for images, minmax for tables)")
+    t.add_argument(
+        "--val-fraction",
+        type=float,
+        default=0.1,
+        help="share of the data held out for validation (default: %(default)s)",
+    )
+    t.add_argument(
+        "--patience",
+        type=int,
+        default=0,
+        help="stop after this many epochs without validation improvement (0: off)",
+    )
+    t.add_argument(
+        "--scale",
+        choices=("image", "minmax", "standard", "none"),
+        help="data scaling (default: image for images, minmax for tables)",
+    )
     t.add_argument("--out", help="run directory (default: runs/<data>-<model>-<time>)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    e = sub.add_parser("eval", help="reconstruction metrics of a run on data",
-                       epilog=EVAL_EXAMPLE, formatter_class=fmt)
+    e = sub.add_parser(
+        "eval",
+        help="reconstruction metrics of a run on data",
+        epilog=EVAL_EXAMPLE,
+        formatter_class=fmt,
+    )
     e.add_argument("run", help="run directory")
     _data_args(e, default=None)
     _split_arg(e)
@@ -109,8 +140,12 @@ def build_parser() -> argparse.ArgumentParser:
         ("encode", ENCODE_EXAMPLE, "codes Z"),
         ("reconstruct", RECON_EXAMPLE, "reconstructions, in the data's units"),
     ):
-        c = sub.add_parser(name, help=f"write the {what} of data under a run's model",
-                           epilog=example, formatter_class=fmt)
+        c = sub.add_parser(
+            name,
+            help=f"write the {what} of data under a run's model",
+            epilog=example,
+            formatter_class=fmt,
+        )
         c.add_argument("run", help="run directory")
         _data_args(c, default=None)
         _split_arg(c)
@@ -126,20 +161,35 @@ def _cmd_train(args) -> int:
     if args.out is None:
         args.out = f"runs/{Path(str(args.data)).stem}-{args.model}-{time.strftime('%Y%m%d-%H%M%S')}"
     model_options = {
-        "latent_dim": args.latent_dim, "hidden": args.hidden, "activation": args.activation,
-        "latent_activation": args.latent_activation, "tied": args.tied, "loss": args.loss,
+        "latent_dim": args.latent_dim,
+        "hidden": args.hidden,
+        "activation": args.activation,
+        "latent_activation": args.latent_activation,
+        "tied": args.tied,
+        "loss": args.loss,
         "output_activation": args.output_activation,
     }
     train_options = {
-        "epochs": args.epochs, "batch_size": args.batch_size, "optimizer": args.optimizer,
-        "lr": args.lr, "seed": args.seed, "patience": args.patience,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "optimizer": args.optimizer,
+        "lr": args.lr,
+        "seed": args.seed,
+        "patience": args.patience,
     }
     if not args.resume and args.epochs is None:
         train_options["epochs"] = 20
     result = train(
-        args.data, out=args.out, model=args.model, data_dir=args.data_dir, limit=args.limit,
-        scale=args.scale, val_fraction=args.val_fraction, resume=args.resume,
-        progress=not args.quiet, model_options=model_options,
+        args.data,
+        out=args.out,
+        model=args.model,
+        data_dir=args.data_dir,
+        limit=args.limit,
+        scale=args.scale,
+        val_fraction=args.val_fraction,
+        resume=args.resume,
+        progress=not args.quiet,
+        model_options=model_options,
         **(train_options if not args.resume else {"epochs": args.epochs}),
     )
     last = result.state.history[-1] if result.state.history else {}
@@ -177,8 +227,7 @@ def _cmd_array(args) -> int:
     return 0
 
 
-COMMANDS = {"train": _cmd_train, "eval": _cmd_eval, "encode": _cmd_array,
-            "reconstruct": _cmd_array}
+COMMANDS = {"train": _cmd_train, "eval": _cmd_eval, "encode": _cmd_array, "reconstruct": _cmd_array}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,7 +19,7 @@ from . import checkpoint as ckpt
 from .data import Dataset, Scaler, default_scaler_kind, load_dataset, train_val_split
 from .errors import ConfigError, DataError, ModelFileError
 from .losses import reconstruction_metrics
-from .models import build_model
+from .models import build_model, model_spec
 from .training import TrainConfig, TrainState, fit, make_optimizer
 
 METRICS_FILE = "metrics.jsonl"
@@ -34,11 +34,19 @@ class RunResult:
     state: TrainState
 
 
-def resolve_output_activation(requested: str | None, X: np.ndarray) -> str:
-    """'auto' (or None) -> sigmoid when the scaled data lie in [0, 1], else identity."""
-    if requested in (None, "auto"):
-        return "sigmoid" if X.min() >= 0 and X.max() <= 1 else "identity"
-    return requested
+def resolve_output_activation(model: str, requested: str | None, X: np.ndarray) -> str:
+    """The output activation to build ``model`` with.
+
+    An explicit choice wins; 'auto' (or None) keeps what the preset fixes (``linear`` is
+    identity everywhere), else follows seed 000's note: sigmoid when the scaled data lie in
+    [0, 1], identity otherwise.
+    """
+    if requested not in (None, "auto"):
+        return requested
+    preset = model_spec(model).defaults.get("output_activation")
+    if preset is not None:
+        return preset
+    return "sigmoid" if X.min() >= 0 and X.max() <= 1 else "identity"
 
 
 def train(
@@ -72,7 +80,7 @@ def train(
     X_train, X_val, scaler = _split_and_scale(ds, val_fraction, config.seed, scale)
     options = dict(model_options or {})
     options["output_activation"] = resolve_output_activation(
-        options.get("output_activation"), X_train
+        model, options.get("output_activation"), X_train
     )
     torch.manual_seed(config.seed)
     net = build_model(model, ds.X.shape[1], **options)
@@ -138,8 +146,14 @@ def _fit_run(net, optimizer, state, config, out: Path, X_train, X_val, ds, progr
 
     try:
         state = fit(
-            net, X_train, X_val, config, optimizer=optimizer, state=state,
-            on_epoch_end=on_epoch_end, progress=progress,
+            net,
+            X_train,
+            X_val,
+            config,
+            optimizer=optimizer,
+            state=state,
+            on_epoch_end=on_epoch_end,
+            progress=progress,
         )
     finally:
         if state.history:
@@ -207,6 +221,7 @@ def write_array(path: str | os.PathLike, array: np.ndarray) -> None:
     """Write .npy or .csv atomically; any other suffix is refused before anything is written."""
     path = Path(path)
     if path.suffix == ".npy":
+
         def write_npy(tmp: str) -> None:
             with open(tmp, "wb") as f:
                 np.save(f, array)

@@ -113,7 +113,7 @@ class DenseAutoencoder(Autoencoder):
         enc_sizes = (config.input_dim, *config.hidden, config.latent_dim)
         dec_sizes = (config.latent_dim, *config.decoder_sizes, config.input_dim)
         self.encoder = nn.ModuleList(
-            nn.Linear(a, b) for a, b in zip(enc_sizes[:-1], enc_sizes[1:])
+            nn.Linear(a, b) for a, b in zip(enc_sizes[:-1], enc_sizes[1:], strict=True)
         )
         n_enc = len(self.encoder)
         self.enc_act = nn.ModuleList(
@@ -125,13 +125,13 @@ class DenseAutoencoder(Autoencoder):
             self.decoder = nn.ModuleList(_TiedBias(b) for b in dec_sizes[1:])
         else:
             self.decoder = nn.ModuleList(
-                nn.Linear(a, b) for a, b in zip(dec_sizes[:-1], dec_sizes[1:])
+                nn.Linear(a, b) for a, b in zip(dec_sizes[:-1], dec_sizes[1:], strict=True)
             )
         self.dec_act = activation_module(config.activation)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         h = x
-        for layer, act in zip(self.encoder, self.enc_act):
+        for layer, act in zip(self.encoder, self.enc_act, strict=True):
             h = act(layer(h))  # (N, a) @ (a, b) + (1, b) -> (N, b)
         return h
 
