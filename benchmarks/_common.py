@@ -57,3 +57,9 @@ def save_result(name: str, result: dict) -> Path:
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(result, indent=2) + "\n")
     return path
+
+
+def load_result(name: str) -> dict | None:
+    """A previous run's benchmarks/results/<name>.json, or None."""
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.is_file() else None

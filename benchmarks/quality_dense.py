@@ -18,7 +18,7 @@ import tempfile
 import time
 
 import numpy as np
-from _common import data_dir, mnist, save_result
+from _common import data_dir, load_result, mnist, save_result
 from sklearn.decomposition import PCA
 
 import aekit
@@ -80,7 +80,9 @@ def main() -> None:
                 f"{name:7s} test MSE {mse:.5f} per pixel (target {TARGETS[name]}; "
                 f"{'PASS' if row['pass'] else 'FAIL'}) in {row['train_seconds']:.0f} s"
             )
-    path = save_result("quality_dense", {"pca16_test_mse": pca, "rows": rows})
+    previous = load_result("quality_dense") or {}
+    kept = [r for r in previous.get("rows", []) if r["model"] not in args.models]
+    path = save_result("quality_dense", {"pca16_test_mse": pca, "rows": kept + rows})
     print(f"wrote {path}")
 
 

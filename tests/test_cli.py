@@ -259,10 +259,11 @@ def test_sigkilled_run_resumes_to_the_uninterrupted_result(tmp_path):
     proc.wait()
     done = len(metrics.read_text().splitlines())
     assert 3 <= done < 40
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the killed process ran with one thread: same kernels, same bits
     try:
         assert main(["train", "--resume", "--out", str(killed), "--quiet"]) == 0
         assert main([*args, "--out", str(tmp_path / "clean")]) == 0
     finally:
-        torch.set_num_threads(2)
+        torch.set_num_threads(threads)
     _assert_same_run(tmp_path / "clean", killed, epochs=40)

@@ -168,6 +168,8 @@ def test_run_api_keeps_last_good_checkpoint_on_divergence(digits01, tmp_path):
         ({"lr": float("nan")}, "learning rate"),
         ({"batch_size": 0}, "batch_size"),
         ({"patience": -1}, "patience"),
+        ({"epochs": 2.5}, "whole number"),
+        ({"batch_size": "64"}, "whole number"),
     ],
 )
 def test_bad_training_settings(kwargs, fragment):

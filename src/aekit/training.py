@@ -40,11 +40,20 @@ class TrainConfig:
             raise ConfigError(
                 f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}"
             )
-        if int(self.epochs) < 0 or int(self.batch_size) <= 0:
+        for name in ("epochs", "batch_size", "seed", "patience"):
+            value = getattr(self, name)
+            try:
+                whole = not isinstance(value, bool) and int(value) == value
+            except (TypeError, ValueError, OverflowError):
+                whole = False
+            if not whole:
+                raise ConfigError(f"{name} must be a whole number, got {value!r}")
+            setattr(self, name, int(value))
+        if self.epochs < 0 or self.batch_size <= 0:
             raise ConfigError("epochs must be >= 0 and batch_size > 0")
-        if not (math.isfinite(self.lr) and self.lr > 0):
+        if not (isinstance(self.lr, int | float) and math.isfinite(self.lr) and self.lr > 0):
             raise ConfigError(f"learning rate must be a positive number, got {self.lr}")
-        if int(self.patience) < 0:
+        if self.patience < 0:
             raise ConfigError("patience must be >= 0 (0 turns early stopping off)")
 
 

@@ -55,7 +55,10 @@ class Autoencoder(nn.Module):
 
     def _to_tensor(self, X: np.ndarray | torch.Tensor, width: int) -> torch.Tensor:
         p = next(self.parameters())
-        t = torch.as_tensor(np.asarray(X) if not torch.is_tensor(X) else X)
+        if not torch.is_tensor(X):
+            X = np.asarray(X)
+            X = X if X.flags.writeable else X.copy()  # torch refuses to share read-only memory
+        t = torch.as_tensor(X)
         if t.ndim != 2 or t.shape[1] != width:
             raise DataError(
                 f"data has shape {tuple(t.shape)} but the model expects (n, {width}); "
