@@ -31,7 +31,7 @@ RUNS = {
         model="dense",
         model_options={"latent_dim": 16, "hidden": (512, 256)},
         epochs=20,
-        batch_size=128,
+        batch_size=64,
         lr=1e-3,
     ),
 }

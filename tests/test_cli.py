@@ -267,3 +267,37 @@ def test_sigkilled_run_resumes_to_the_uninterrupted_result(tmp_path):
     finally:
         torch.set_num_threads(threads)
     _assert_same_run(tmp_path / "clean", killed, epochs=40)
+
+
+def test_numpy_engine_trains_and_resumes_exactly(tmp_path):
+    common = [
+        "train",
+        "--engine",
+        "numpy",
+        "--hidden",
+        "",
+        "--latent-activation",
+        "sigmoid",
+        "--limit",
+        "400",
+        "--batch-size",
+        "64",
+        "--quiet",
+    ]
+    assert main([*common, "--epochs", "4", "--out", str(tmp_path / "full")]) == 0
+    assert main([*common, "--epochs", "2", "--out", str(tmp_path / "half")]) == 0
+    assert (
+        main(["train", "--resume", "--quiet", "--epochs", "4", "--out", str(tmp_path / "half")])
+        == 0
+    )
+    assert json.loads((tmp_path / "full" / "config.json").read_text())["training"]["engine"] == (
+        "numpy"
+    )
+    _assert_same_run(tmp_path / "full", tmp_path / "half", epochs=4)
+
+
+def test_numpy_engine_refuses_the_default_dense_model(tmp_path, capsys):
+    out = tmp_path / "r"
+    assert main(["train", "--engine", "numpy", "--epochs", "1", "--out", str(out)]) == 2
+    assert "one activation" in _error_line(capsys)
+    assert not out.exists()

@@ -100,6 +100,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--loss", choices=("mse", "mae", "bce"), help="reconstruction loss")
     t.add_argument("--optimizer", choices=OPTIMIZERS, default="adam")
+    t.add_argument(
+        "--engine",
+        choices=("torch", "numpy"),
+        default="torch",
+        help="torch (default), or numpy: the seed's matrix engine (aekit.scratch), for dense "
+        "models whose hidden and code layers share one activation",
+    )
     t.add_argument("--lr", type=float, default=1e-3, help="learning rate (default: %(default)s)")
     t.add_argument("--batch-size", type=int, default=128)
     t.add_argument("--epochs", type=int, default=None, help="(default: 20)")
@@ -176,6 +183,7 @@ def _cmd_train(args) -> int:
         "lr": args.lr,
         "seed": args.seed,
         "patience": args.patience,
+        "engine": args.engine,
     }
     if not args.resume and args.epochs is None:
         train_options["epochs"] = 20

@@ -98,9 +98,18 @@ def train(
         },
         "training": asdict(config),
     }
+    optimizer = _make_optimizer(config, net)  # refuses what the engine cannot train, early
     ckpt.save(net, out, extra)  # config.json and initial weights, before the first epoch
-    optimizer = make_optimizer(config.optimizer, net.parameters(), config.lr)
     return _fit_run(net, optimizer, TrainState(), config, out, X_train, X_val, ds, progress)
+
+
+def _make_optimizer(config: TrainConfig, net):
+    """The optimiser of the run's engine; both save and load torch.optim's state_dict format."""
+    if config.engine == "numpy":
+        from .numpy_engine import NumpyOptimizer
+
+        return NumpyOptimizer(config.optimizer, net, config.lr)
+    return make_optimizer(config.optimizer, net.parameters(), config.lr)
 
 
 def _split_and_scale(ds: Dataset, val_fraction: float, seed: int, scale: str | None):
@@ -129,7 +138,7 @@ def _resume(out: Path, data_dir, progress: bool, epochs: int | None) -> RunResul
     X_train, X_val = train_val_split(ds.X, d["val_fraction"], config.seed)
     X_train = net.scaler.transform(X_train)
     X_val = None if X_val is None else net.scaler.transform(X_val)
-    optimizer = make_optimizer(config.optimizer, net.parameters(), config.lr)
+    optimizer = _make_optimizer(config, net)
     state = ckpt.load_checkpoint(out / ckpt.CHECKPOINT_FILE, net, optimizer)
     if epochs is not None:
         cfg["training"] = asdict(config)
@@ -145,7 +154,10 @@ def _fit_run(net, optimizer, state, config, out: Path, X_train, X_val, ds, progr
         ckpt.write_jsonl(out / METRICS_FILE, st.history)
 
     try:
-        state = fit(
+        train_fn = fit
+        if config.engine == "numpy":
+            from .numpy_engine import fit_numpy as train_fn
+        state = train_fn(
             net,
             X_train,
             X_val,

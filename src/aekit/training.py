@@ -20,6 +20,7 @@ import torch
 from .errors import ConfigError, TrainingDivergedError
 
 OPTIMIZERS = ("gd", "sgd", "momentum", "adam")
+ENGINES = ("torch", "numpy")
 
 
 @dataclass
@@ -34,8 +35,11 @@ class TrainConfig:
     seed: int = 0
     patience: int = 0
     min_delta: float = 0.0
+    engine: str = "torch"  # "numpy": aekit.numpy_engine.fit_numpy (runs.py dispatches)
 
     def __post_init__(self) -> None:
+        if self.engine not in ENGINES:
+            raise ConfigError(f"unknown engine {self.engine!r}; choose one of {', '.join(ENGINES)}")
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(
                 f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}"
