@@ -34,6 +34,10 @@ _EXPORTS = {
     "evaluate": "runs",
     "encode": "runs",
     "reconstruct": "runs",
+    "sample": "variational",
+    "interpolate": "variational",
+    "log_likelihood": "variational",
+    "nll": "variational",
     "load_dataset": "data",
     "Scaler": "data",
 }

@@ -68,18 +68,22 @@ def _check_safetensors(path: Path) -> None:
         raise ModelFileError(f"no model file at {path}")
     with open(path, "rb") as f:
         head = f.read(9)
-    kind = None
+    # safetensors: an 8-byte little-endian header length, then the JSON header. Its first bytes
+    # may well be 0x80 or "PK" (a header of 384 bytes starts with 0x80), so test this first.
+    header_len = int.from_bytes(head[:8], "little") if len(head) == 9 else 0
+    fits = 0 < header_len <= path.stat().st_size - 8 and head[8:9] == b"{"
+    if fits and path.suffix not in (".pkl", ".pickle", ".pt", ".pth", ".ckpt", ".bin"):
+        return
     if head[:1] == b"\x80" or path.suffix in (".pkl", ".pickle"):
         kind = "a pickle"
     elif head[:2] == b"PK" or path.suffix in (".pt", ".pth", ".ckpt", ".bin"):
         kind = "a PyTorch .pt/zip (pickle) file"
-    elif len(head) < 9 or head[8:9] != b"{":
+    else:
         kind = "not a safetensors file"
-    if kind:
-        raise ModelFileError(
-            f"{path} is {kind}; aekit loads only safetensors weights with a JSON config, "
-            "because unpickling a file can run arbitrary code"
-        )
+    raise ModelFileError(
+        f"{path} is {kind}; aekit loads only safetensors weights with a JSON config, "
+        "because unpickling a file can run arbitrary code"
+    )
 
 
 def read_tensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:

@@ -20,8 +20,14 @@ TRAIN_EXAMPLE = """example:
   aekit train --data mnist --data-dir ../shared/data --hidden 512,256 --latent-dim 16 \\
       --epochs 20 --batch-size 256 --out runs/mnist
   aekit train --resume --out runs/mnist --epochs 40     # continue (or extend) a run
+  aekit train --data mnist --model vae --latent-dim 32 --kl-warmup 10 --out runs/vae
+  aekit train --data mnist --model conv --sparse-kl 0.05 --noise mask:0.25 --out runs/c
 """
-EVAL_EXAMPLE = "example:\n  aekit eval runs/mnist --data mnist --split test --json\n"
+EVAL_EXAMPLE = """example:
+  aekit eval runs/mnist --data mnist --split test --json
+  aekit eval runs/vae --nll --samples 1000 --binarize      # importance-sampled NLL, nats
+  aekit eval runs/dae --noise gaussian:0.5:clip            # denoise held-out data
+"""
 ENCODE_EXAMPLE = "example:\n  aekit encode runs/digits --data digits --out z.npy\n"
 RECON_EXAMPLE = "example:\n  aekit reconstruct runs/digits --data digits --out x_hat.csv\n"
 
@@ -65,7 +71,47 @@ def _split_arg(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _presets(models) -> str:
+    rows = "".join(f"  {name:<12} {spec.summary}\n" for name, spec in sorted(models.items()))
+    return "\nmodels (--model):\n" + rows
+
+
+def _family_args(t: argparse.ArgumentParser) -> None:
+    """Flags that add a latent kind, penalties and a corruption to any --model."""
+    g = t.add_argument_group(
+        "autoencoder family (combine freely; see aekit.models.config.ModelConfig)"
+    )
+    g.add_argument("--latent", choices=("deterministic", "gaussian"), help="gaussian: a VAE")
+    g.add_argument("--channels", type=_hidden, help="conv feature maps, e.g. 32,64")
+    g.add_argument("--sparse-kl", type=float, metavar="RHO", help="KL sparsity to target rate RHO")
+    g.add_argument(
+        "--sparse-weight", type=float, metavar="L", help="weight of --sparse-kl (default: 1)"
+    )
+    g.add_argument("--l1", type=float, metavar="L", help="L1 penalty on the code, weight L")
+    g.add_argument("--contractive", type=float, metavar="L", help="L ||J_f(x)||_F^2 penalty")
+    g.add_argument(
+        "--contractive-method",
+        choices=("auto", "closed", "exact", "projection"),
+        help="how the Jacobian norm is computed (default: auto)",
+    )
+    g.add_argument(
+        "--noise",
+        metavar="KIND:LEVEL[:clip]",
+        help="denoising: gaussian:0.3, mask:0.25 or salt-pepper:0.1 (:clip to [0, 1])",
+    )
+    g.add_argument("--beta", type=float, help="KL weight of a Gaussian latent (default 1)")
+    g.add_argument("--kl-warmup", type=int, metavar="EPOCHS", help="ramp the KL weight up")
+    g.add_argument("--free-bits", type=float, metavar="F", help="least KL charged per unit")
+    g.add_argument("--iwae", type=int, metavar="K", help="train the IWAE bound with K samples")
+    g.add_argument(
+        "--likelihood",
+        choices=("bernoulli", "gaussian", "laplace"),
+        help="p(x|z) of a Gaussian latent (= --loss bce, mse, mae)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from .losses import LOSSES
     from .models import ACTIVATIONS, MODELS
     from .training import OPTIMIZERS
 
@@ -77,11 +123,16 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser(
         "train",
         help="train a model and write a run directory",
-        epilog=TRAIN_EXAMPLE,
+        epilog=TRAIN_EXAMPLE + _presets(MODELS),
         formatter_class=fmt,
     )
     _data_args(t)
-    t.add_argument("--model", default="dense", choices=sorted(MODELS))
+    t.add_argument(
+        "--model",
+        default="dense",
+        choices=sorted(MODELS),
+        help="preset; the flags below combine its parts (default: %(default)s)",
+    )
     t.add_argument("--latent-dim", type=int, help="code size (default: the model's, 16)")
     t.add_argument("--hidden", type=_hidden, help="encoder hidden sizes, e.g. 512,256 ('' none)")
     t.add_argument("--activation", choices=ACTIVATIONS, help="hidden-layer activation")
@@ -98,7 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="decoder weights = encoder weights transposed",
     )
-    t.add_argument("--loss", choices=("mse", "mae", "bce"), help="reconstruction loss")
+    t.add_argument("--loss", choices=LOSSES, help="reconstruction loss (ssim: images)")
+    _family_args(t)
     t.add_argument("--optimizer", choices=OPTIMIZERS, default="adam")
     t.add_argument(
         "--engine",
@@ -142,6 +194,19 @@ def build_parser() -> argparse.ArgumentParser:
     _data_args(e, default=None)
     _split_arg(e)
     e.add_argument("--json", action="store_true", help="print one JSON object")
+    e.add_argument(
+        "--noise",
+        metavar="KIND:LEVEL[:clip]",
+        help="corrupt the data first and score reconstructions against the clean data",
+    )
+    e.add_argument("--nll", action="store_true", help="importance-sampled NLL in nats (VAEs)")
+    e.add_argument(
+        "--samples", type=int, default=1000, help="importance samples for --nll (default: 1000)"
+    )
+    e.add_argument(
+        "--binarize", action="store_true", help="score --nll on a Bernoulli draw of the data"
+    )
+    e.add_argument("--noise-seed", type=int, default=0, help="seed of --noise and --binarize")
 
     for name, example, what in (
         ("encode", ENCODE_EXAMPLE, "codes Z"),
@@ -175,7 +240,10 @@ def _cmd_train(args) -> int:
         "tied": args.tied,
         "loss": args.loss,
         "output_activation": args.output_activation,
+        "channels": args.channels,
     }
+    if not args.resume:
+        model_options.update(_family_options(args))
     train_options = {
         "epochs": args.epochs,
         "batch_size": args.batch_size,
@@ -207,6 +275,28 @@ def _cmd_train(args) -> int:
     return 0
 
 
+def _family_options(args) -> dict:
+    from .models.options import family_options
+
+    return family_options(
+        args.model,
+        latent=args.latent,
+        sparse_kl=args.sparse_kl,
+        sparse_weight=args.sparse_weight,
+        l1=args.l1,
+        contractive=args.contractive,
+        contractive_method=args.contractive_method,
+        noise=args.noise,
+        beta=args.beta,
+        kl_warmup=args.kl_warmup,
+        free_bits=args.free_bits,
+        iwae=args.iwae,
+        likelihood=args.likelihood,
+        loss=args.loss,
+        latent_activation=args.latent_activation,
+    )
+
+
 def _job_kwargs(args) -> dict:
     return {"data_dir": args.data_dir, "split": args.split, "limit": args.limit}
 
@@ -214,7 +304,15 @@ def _job_kwargs(args) -> dict:
 def _cmd_eval(args) -> int:
     from .runs import evaluate
 
-    metrics = evaluate(args.run, args.data, **_job_kwargs(args))
+    metrics = evaluate(
+        args.run,
+        args.data,
+        noise=args.noise,
+        noise_seed=args.noise_seed,
+        nll_samples=args.samples if args.nll else None,
+        binarize=args.binarize,
+        **_job_kwargs(args),
+    )
     if args.json:
         print(json.dumps(metrics))
     else:

@@ -82,6 +82,8 @@ def train(
     options["output_activation"] = resolve_output_activation(
         model, options.get("output_activation"), X_train
     )
+    if options.get("image_shape") is None and ds.image_shape is not None:
+        options["image_shape"] = tuple(ds.image_shape)  # conv models and the ssim loss fold rows
     torch.manual_seed(config.seed)
     net = build_model(model, ds.X.shape[1], **options)
     net.scaler = scaler
@@ -206,14 +208,45 @@ def load_run_data(run, data=None, *, data_dir=None, split="test", limit=None):
     return model, X, ds
 
 
-def evaluate(run, data=None, **kwargs) -> dict[str, float]:
-    """Reconstruction MSE, MAE, BCE (data in [0, 1]) and PSNR in the model's scaled space."""
+def evaluate(
+    run,
+    data=None,
+    *,
+    noise: str | None = None,
+    noise_seed: int = 0,
+    nll_samples: int | None = None,
+    binarize: bool = False,
+    **kwargs,
+) -> dict[str, Any]:
+    """Reconstruction MSE, MAE, BCE (data in [0, 1]) and PSNR in the model's scaled space.
+
+    ``noise`` (e.g. "gaussian:0.5:clip") corrupts the data with ``noise_seed`` first and scores
+    the reconstruction of the corrupted data against the clean data; the corrupted input's own
+    scores come back as ``noisy_*``. ``nll_samples`` = K adds ``nll``, the importance-sampled
+    negative log-likelihood in nats (models with a Gaussian latent), of the data binarised
+    once with ``noise_seed`` when ``binarize`` (for Bernoulli models of [0, 1] data).
+    """
     model, X, _ = load_run_data(run, data, **kwargs)
-    X_hat = model.reconstruct_numpy(X)
     kind = model.scaler.kind if model.scaler is not None else "none"
     data_range = 1.0 if kind in ("image", "minmax") else float(X.max() - X.min()) or 1.0
-    metrics = reconstruction_metrics(torch.from_numpy(X_hat), torch.from_numpy(X), data_range)
-    return {"n_samples": len(X), **metrics}
+    out: dict[str, Any] = {"n_samples": len(X)}
+    X_in = X
+    if noise is not None:
+        from .data.noise import corrupt
+
+        X_in = corrupt(X, noise, noise_seed)
+        noisy = reconstruction_metrics(torch.from_numpy(X_in), torch.from_numpy(X), data_range)
+        out.update({"noise": noise, **{f"noisy_{k}": v for k, v in noisy.items()}})
+    X_hat = model.reconstruct_numpy(X_in)
+    out.update(reconstruction_metrics(torch.from_numpy(X_hat), torch.from_numpy(X), data_range))
+    if nll_samples is not None:
+        from . import variational
+        from .data.noise import binarize as binarise
+
+        X_nll = binarise(X, noise_seed) if binarize else X
+        out["nll"] = variational.nll(model, X_nll, int(nll_samples), seed=noise_seed)
+        out["nll_samples"] = int(nll_samples)
+    return out
 
 
 def encode(run, data=None, **kwargs) -> np.ndarray:

@@ -4,6 +4,11 @@ It calls ``model.loss(batch)["loss"]``, steps the optimiser, evaluates on valida
 stops early, and after every epoch hands its complete state to ``on_epoch_end`` (the run
 directory writes it as an atomic checkpoint). The data stay one tensor that is sliced per
 step: no per-sample Python work, and no host sync inside the step except on logged steps.
+
+The one thing a model may learn from the loop is the epoch: before each epoch ``fit`` calls
+``model.set_epoch(epoch)`` (0-based) when the model has it, so that an objective can change
+with time (a VAE's KL warm-up). Randomness inside ``model.loss`` comes from torch's global
+RNG, which checkpoints save and restore, so a resumed run continues exactly.
 """
 
 from __future__ import annotations
@@ -154,6 +159,8 @@ def fit(
     model.train()
     while state.epoch < config.epochs and not state.stopped_early:
         epoch = state.epoch
+        if hasattr(model, "set_epoch"):  # the one hook: epoch-dependent objectives (KL warm-up)
+            model.set_epoch(epoch)
         t0 = time.perf_counter()
         train_loss = _run_epoch(model, optimizer, X, bs, epoch, config, progress)
         seconds = time.perf_counter() - t0
