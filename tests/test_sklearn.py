@@ -15,6 +15,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
+from aekit.models import MODELS
 from aekit.sklearn import AutoencoderTransformer
 
 
@@ -44,6 +45,9 @@ def _check_function(check):
         AutoencoderTransformer(max_iter=5, random_state=0),
         AutoencoderTransformer(model="linear", max_iter=5, random_state=0),
         AutoencoderTransformer(model="tied", latent_dim=3, max_iter=5, random_state=0),
+        AutoencoderTransformer(model="denoising", max_iter=5, random_state=0),
+        AutoencoderTransformer(model="contractive", max_iter=5, random_state=0),
+        AutoencoderTransformer(model="vae", loss="mse", max_iter=5, random_state=0),
     ]
 )
 def test_sklearn_estimator_checks(estimator, check, monkeypatch):
@@ -214,3 +218,41 @@ def test_pickle_round_trip_gives_identical_transforms(digits):
     Z = est.transform(X)
     np.testing.assert_array_equal(clone.inverse_transform(Z), est.inverse_transform(Z))
     assert clone.score(X) == est.score(X)
+
+
+def _preset_estimator(name: str) -> AutoencoderTransformer:
+    conv = name.startswith("conv")
+    return AutoencoderTransformer(
+        model=name,
+        latent_dim=4,
+        max_iter=3,
+        random_state=0,
+        image_shape=(1, 8, 8) if conv else None,
+    )
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_every_preset_is_an_estimator(name, digits):
+    """Each registry preset fits, transforms deterministically, decodes and scores."""
+    X = digits[:300]
+    est = _preset_estimator(name).fit(X)
+    Z = est.transform(X)
+    assert Z.shape == (300, 4) and np.all(np.isfinite(Z))
+    np.testing.assert_array_equal(Z, est.transform(X))  # a Gaussian latent uses its mean
+    assert est.inverse_transform(Z).shape == X.shape
+    assert est.model_.name == name
+    assert np.isfinite(est.score(X)) and est.score(X) < 0
+
+
+def test_loss_none_keeps_the_presets_likelihood(digits):
+    assert _preset_estimator("vae").fit(digits[:100]).model_.config.loss == "bce"
+    assert _preset_estimator("dense").fit(digits[:100]).model_.config.loss == "mse"
+    est = _preset_estimator("vae").set_params(loss="mse").fit(digits[:100])
+    assert est.model_.config.loss == "mse"
+
+
+def test_conv_without_image_shape_explains_itself(digits):
+    with pytest.raises(ValueError, match="image_shape"):
+        AutoencoderTransformer(model="conv", max_iter=1).fit(digits[:50])
+    with pytest.raises(ValueError, match="image_shape"):
+        AutoencoderTransformer(model="conv", image_shape=(1, 8, 9), max_iter=1).fit(digits[:50])

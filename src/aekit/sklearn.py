@@ -53,8 +53,13 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         "auto" is min(200, n_samples), as in MLPRegressor.
     max_iter : int, default=200
         Number of epochs.
-    loss : {"mse", "mae", "bce"}, default="mse"
-        "bce" needs X in [0, 1].
+    loss : {"mse", "mae", "bce", "ssim"} or None, default=None
+        The reconstruction loss (for a Gaussian latent, the likelihood: "bce" Bernoulli,
+        "mse" Gaussian, "mae" Laplace); None keeps the model's preset ("bce" for "vae" and
+        "conv-vae", "mse" otherwise). "bce" and "ssim" need X in [0, 1].
+    image_shape : tuple (C, H, W) or None, default=None
+        How each row folds into an image: needed by "conv" and "conv-vae" and by the "ssim"
+        loss, ignored by the others when None. C * H * W must equal n_features.
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of X and stop after ``n_iter_no_change`` epochs
         without improvement of the validation loss; the best epoch's weights are kept.
@@ -93,7 +98,8 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         learning_rate_init: float = 1e-3,
         batch_size="auto",
         max_iter: int = 200,
-        loss: str = "mse",
+        loss: str | None = None,
+        image_shape: tuple[int, int, int] | None = None,
         early_stopping: bool = False,
         validation_fraction: float = 0.1,
         n_iter_no_change: int = 10,
@@ -109,6 +115,7 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         self.batch_size = batch_size
         self.max_iter = max_iter
         self.loss = loss
+        self.image_shape = image_shape
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
@@ -157,6 +164,7 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
                 hidden=None if hidden is None else tuple(int(h) for h in hidden),
                 activation=_ACTIVATION_ALIASES.get(self.activation, self.activation),
                 loss=self.loss,
+                image_shape=self.image_shape,
                 output_activation=resolve_output_activation(self.model, "auto", X),
             )
             best: dict[str, torch.Tensor] = {}
@@ -233,8 +241,8 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         if not (isinstance(self.batch_size, str) and self.batch_size == "auto"):
             _check_int("batch_size", self.batch_size, 1, "or 'auto'")
         _check_int("max_iter", self.max_iter, 1)
-        if self.loss not in LOSSES:
-            raise ConfigError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
+        if self.loss is not None and self.loss not in LOSSES:
+            raise ConfigError(f"loss must be one of {', '.join(LOSSES)} or None, got {self.loss!r}")
         if not isinstance(self.early_stopping, bool | np.bool_):
             raise ConfigError(f"early_stopping must be True or False, got {self.early_stopping!r}")
         if not isinstance(self.verbose, numbers.Integral):
