@@ -101,9 +101,10 @@ class ModelConfig:
         if self.output_activation == "auto":
             raise ConfigError("output_activation 'auto' must be resolved from the data first")
         if self.loss in ("bce", "ssim") and self.output_activation != "sigmoid":
+            hint = " or the gaussian likelihood (loss mse)" if self.latent == "gaussian" else ""
             raise ConfigError(
                 f"loss {self.loss!r} needs outputs in [0, 1]: use output activation sigmoid "
-                "(and data scaled to [0, 1])"
+                f"(and data scaled to [0, 1]){hint}"
             )
         self._check_image_shape()
         if self.noise is not None:
@@ -157,8 +158,9 @@ class ModelConfig:
                 if value != default
             ]
             if extras:
+                verb = "applies" if len(extras) == 1 else "apply"
                 raise ConfigError(
-                    f"{', '.join(extras)} apply to a Gaussian latent only: use latent gaussian "
+                    f"{', '.join(extras)} {verb} to a Gaussian latent only: use latent gaussian "
                     "(the vae and conv-vae models)"
                 )
             return
