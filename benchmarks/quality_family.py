@@ -328,6 +328,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--iwae", type=int, nargs="+", default=[1, 5], help="1 = ELBO; k > 1 IWAE")
     p.add_argument("--samples", type=int, default=1000, help="importance samples for the NLL")
     p.add_argument("--parallel", action="store_true", help="train the --iwae objectives at once")
+    p.add_argument("--tag", help="write quality_family_<item>_<tag>.json (a side experiment)")
     p.add_argument("--threads", type=int, help="torch threads per VAE (default: torch's)")
     return p.parse_args(argv)
 
@@ -338,7 +339,8 @@ def main(argv=None) -> None:
         result = {"item": item, "limit": args.limit, "test_limit": args.test_limit}
         result.update(ITEMS[item](args))
         smoke = args.limit or args.test_limit or args.epochs  # never over a full result
-        name = f"quality_family_{item}" + ("_smoke" if smoke else "")
+        name = f"quality_family_{item}" + (f"_{args.tag}" if args.tag else "")
+        name += "_smoke" if smoke else ""
         print(f"wrote {save_result(name, result)}")
 
 
