@@ -25,6 +25,7 @@ Items (``--items``, default all; each writes benchmarks/results/quality_family_<
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 import time
 
@@ -90,22 +91,24 @@ def train_vae(args, iwae: int):
     X = mnist("train")[: args.limit]
     opt = make_optimizer("adam", model.parameters(), args.vae_lr)
     state, t0, budget = TrainState(), time.perf_counter(), args.minutes * 60
-    planned = args.epochs or args.vae_epochs
+    fixed = args.epochs or args.vae_epochs  # a fixed plan; else as many epochs as the budget holds
     epoch = 0
-    while epoch < planned:
-        for group in opt.param_groups:  # geometric decay from lr to lr / 10 over the plan
-            group["lr"] = args.vae_lr * 0.1 ** (epoch / max(1, planned - 1))
+    while fixed is None or epoch < fixed:
+        elapsed = time.perf_counter() - t0
+        if epoch and elapsed * (epoch + 1) / epoch > budget:  # the next epoch would overrun
+            break
+        # geometric decay from lr to lr / 10 over the plan: its epochs, or else the budget's time
+        progress = epoch / max(1, fixed - 1) if fixed else min(1.0, elapsed / budget)
+        for group in opt.param_groups:
+            group["lr"] = args.vae_lr * 0.1**progress
         X_bin = binarize(X, seed=args.seed * 1_000_003 + epoch)
         config = TrainConfig(epochs=epoch + 1, batch_size=args.vae_batch_size, seed=args.seed)
         state = fit(
             model, X_bin, config=config, optimizer=opt, state=state, progress=not args.quiet
         )
         epoch += 1
-        if epoch == 1:  # plan as many epochs as the budget holds at the first epoch's pace
-            first = time.perf_counter() - t0
-            planned = min(planned, max(1, int(budget / (first * 1.03))))
-        if (time.perf_counter() - t0) * (epoch + 1) / epoch > budget:  # next would overrun
-            break
+        if args.quiet and epoch % 25 == 0:  # a heartbeat for logs
+            print(f"  iwae-{iwae} epoch {epoch}: {time.perf_counter() - t0:.0f} s", flush=True)
     return model, state, time.perf_counter() - t0
 
 
@@ -129,6 +132,7 @@ def vae_row(args, k: int) -> dict:
     }
     row["pass"] = nll <= 88.5 and seconds <= 3600
     print(f"vae {row['objective']}: NLL {nll:.2f} nats in {seconds:.0f} s ({_ok(row)})")
+    print(json.dumps(row), flush=True)  # each row as soon as it is known
     return row
 
 
@@ -320,12 +324,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument(
         "--vae-epochs",
         type=int,
-        default=1000,
-        help="most epochs; fewer when --minutes holds fewer (the lr decays over the plan)",
+        help="a fixed number of epochs, the lr decaying over them (default: as many as --minutes"
+        " holds, the lr decaying with the time spent)",
     )
     p.add_argument("--kl-warmup", type=int, default=10)
     p.add_argument("--minutes", type=float, default=58.0, help="training budget per VAE")
-    p.add_argument("--iwae", type=int, nargs="+", default=[1, 5], help="1 = ELBO; k > 1 IWAE")
+    p.add_argument("--iwae", type=int, nargs="+", default=[1, 3], help="1 = ELBO; k > 1 IWAE")
     p.add_argument("--samples", type=int, default=1000, help="importance samples for the NLL")
     p.add_argument("--parallel", action="store_true", help="train the --iwae objectives at once")
     p.add_argument("--tag", help="write quality_family_<item>_<tag>.json (a side experiment)")
