@@ -76,6 +76,10 @@ def mse_of(model, X: np.ndarray) -> float:
 # ---- vae ----------------------------------------------------------------------------------------
 
 
+def objective_name(k: int) -> str:
+    return "elbo" if k == 1 else f"iwae-{k}"
+
+
 def train_vae(args, iwae: int):
     """Dynamic binarisation: one fit() call per epoch, each on a fresh Bernoulli draw."""
     torch.manual_seed(args.seed)
@@ -108,7 +112,10 @@ def train_vae(args, iwae: int):
         )
         epoch += 1
         if args.quiet and epoch % 25 == 0:  # a heartbeat for logs
-            print(f"  iwae-{iwae} epoch {epoch}: {time.perf_counter() - t0:.0f} s", flush=True)
+            print(
+                f"  {objective_name(iwae)} epoch {epoch}: {time.perf_counter() - t0:.0f} s",
+                flush=True,
+            )
     return model, state, time.perf_counter() - t0
 
 
@@ -121,7 +128,7 @@ def vae_row(args, k: int) -> dict:
     t0 = time.perf_counter()
     nll = variational.nll(model, X_test, args.samples, seed=0)
     row = {
-        "objective": "elbo" if k == 1 else f"iwae-{k}",
+        "objective": objective_name(k),
         "epochs_run": state.epoch,
         "train_seconds": seconds,
         "torch_threads": torch.get_num_threads(),
