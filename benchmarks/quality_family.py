@@ -34,10 +34,10 @@ import torch
 from _common import data_dir, mnist, save_result
 
 import aekit
-from aekit import variational
+from aekit.apps import generation as variational
 from aekit.data.noise import binarize, corrupt
-from aekit.losses import reconstruction_metrics
-from aekit.models import MODELS, build_model, jacobian_frobenius_sq
+from aekit.functional.losses import reconstruction_metrics
+from aekit.nn import MODELS, build_model, jacobian_frobenius_sq
 from aekit.training import TrainConfig, TrainState, evaluate_loss, fit, make_optimizer
 
 IMAGE = (1, 28, 28)

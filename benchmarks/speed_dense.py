@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from _common import matmul_gflops, mnist, save_result
 from torch import nn
 
-from aekit.models import build_model
+from aekit.nn import build_model
 from aekit.training import TrainConfig, fit
 
 SIZES = (784, 512, 16, 512, 784)

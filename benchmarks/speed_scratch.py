@@ -21,8 +21,8 @@ import numpy as np
 import torch
 from _common import matmul_gflops, mnist, save_result
 
-from aekit.models import build_model
-from aekit.numpy_engine import NumpyOptimizer, fit_numpy, to_scratch
+from aekit.backends.numpy import NumpyOptimizer, fit_numpy, to_scratch
+from aekit.nn import build_model
 from aekit.scratch.activations import ACTIVATIONS
 from aekit.training import TrainConfig, fit, make_optimizer
 

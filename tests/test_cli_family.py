@@ -9,8 +9,8 @@ import torch
 
 import aekit
 from aekit.cli import main
+from aekit.cli.options import family_options
 from aekit.errors import ConfigError
-from aekit.models.options import family_options
 
 QUICK = ["--limit", "200", "--epochs", "1", "--latent-dim", "4", "--quiet"]
 

@@ -1,4 +1,4 @@
-"""The losses and regularisers of aekit.losses against values computed by hand."""
+"""The losses and regularisers of aekit.functional.losses against values computed by hand."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from aekit import losses
 from aekit.errors import ConfigError
+from aekit.functional import losses
 
 
 def test_negative_log_likelihoods_by_hand():

@@ -8,7 +8,8 @@ import torch
 
 import aekit
 from aekit.errors import ConfigError
-from aekit.models import MODELS, build_model
+from aekit.functional import losses
+from aekit.nn import MODELS, build_model
 
 NAMES = sorted(MODELS)
 
@@ -37,7 +38,10 @@ def test_shapes(name, digits01):
     z = model.encode(x)
     assert z.shape == (10, 5)
     assert model.decode(z).shape == (10, 64)
-    assert model(x).shape == (10, 64)
+    assert model.reconstruct(x).shape == (10, 64)
+    record = model(x)  # forward: the record the objective needs
+    assert record["x_hat"].shape == (10, 64) and record["code"].shape == (10, 5)
+    assert record["loss"].ndim == 0 and torch.isfinite(record["loss"])
     assert model.encode_numpy(digits01).shape == (200, 5)
 
 
@@ -105,12 +109,12 @@ def test_seed_mse_is_half_frobenius_over_n():
     x = torch.tensor([[0.0, 1.0], [1.0, 1.0], [0.5, 0.0]])
     x_hat = torch.tensor([[0.5, 1.0], [0.0, 1.0], [0.5, 1.0]])
     # ||X - X_hat||_F^2 = 0.25 + 1 + 1 = 2.25; N = 3 -> 2.25 / 6
-    assert float(aekit.losses.mse(x_hat, x)) == pytest.approx(2.25 / 6)
-    assert float(aekit.losses.mae(x_hat, x)) == pytest.approx(2.5 / 3)
+    assert float(losses.mse(x_hat, x)) == pytest.approx(2.25 / 6)
+    assert float(losses.mae(x_hat, x)) == pytest.approx(2.5 / 3)
 
 
 def test_bce_from_logits_is_stable_and_correct():
-    from aekit.losses import bce_with_logits
+    from aekit.functional.losses import bce_with_logits
 
     logits = torch.tensor([[100.0, -100.0, 0.0]], dtype=torch.float64)
     x = torch.tensor([[0.0, 1.0, 1.0]], dtype=torch.float64)
@@ -126,7 +130,7 @@ def test_tied_decoder_uses_encoder_weights_transposed(digits01):
     W, b = model.encoder[0].weight, model.encoder[0].bias  # (latent, in)
     z = x @ W.T + b
     expected = torch.sigmoid(z @ W + model.decoder[0].bias)
-    torch.testing.assert_close(model(x), expected)
+    torch.testing.assert_close(model.reconstruct(x), expected)
 
 
 def test_linear_autoencoder_matches_pca(digits01):
@@ -166,7 +170,7 @@ def test_unknown_model_name():
 
 
 def test_output_activation_auto_follows_data_range_but_not_over_a_preset():
-    from aekit.runs import resolve_output_activation
+    from aekit.apps.train import resolve_output_activation
 
     X01, Xneg = np.array([[0.0, 1.0]]), np.array([[-1.0, 1.0]])
     assert resolve_output_activation("dense", "auto", X01) == "sigmoid"
@@ -177,7 +181,7 @@ def test_output_activation_auto_follows_data_range_but_not_over_a_preset():
 
 def test_old_dense_configs_still_load():
     """A config written before the family existed (no latent, penalties...) rebuilds as before."""
-    from aekit.checkpoint import build_from_record
+    from aekit.io.checkpoint import build_from_record
 
     old = {
         "input_dim": 64,
@@ -207,8 +211,23 @@ def test_old_dense_configs_still_load():
 def test_gaussian_latent_adds_only_a_logvar_head():
     plain = make("dense").state_dict()
     vae = make("vae").state_dict()
-    assert set(vae) - set(plain) == {"logvar.weight", "logvar.bias"}
-    assert vae["logvar.weight"].shape == vae["encoder.1.weight"].shape  # mu's twin
+    assert set(vae) - set(plain) == {"latent.logvar.weight", "latent.logvar.bias"}
+    assert vae["latent.logvar.weight"].shape == vae["encoder.1.weight"].shape  # mu's twin
+
+
+def test_a_vae_file_of_aekit_0_1_still_loads(tmp_path):
+    """0.1 stored the log-variance head as logvar.*; loading maps it to latent.logvar.*."""
+    from safetensors.torch import load_file, save_file
+
+    model = make("vae")
+    aekit.save(model, tmp_path / "m")
+    path = tmp_path / "m" / "model.safetensors"
+    old = {k.replace("latent.logvar.", "logvar."): v for k, v in load_file(path).items()}
+    assert "logvar.weight" in old
+    save_file(old, path)
+    again = aekit.load(tmp_path / "m")
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, again.state_dict()[k]), k
 
 
 @pytest.mark.parametrize(
@@ -219,7 +238,7 @@ def test_conv_takes_any_channel_count_and_image_size_the_strides_divide(image_sh
     model = build_model("conv", d, image_shape=image_shape, channels=channels, hidden=(10,))
     x = torch.rand(3, d)
     assert model.encode(x).shape == (3, 16)
-    out = model(x)
+    out = model.reconstruct(x)
     assert out.shape == (3, d) and ((out >= 0) & (out <= 1)).all()  # sigmoid output
     n = len(channels)
     convs = [m for m in model.encoder if isinstance(m, torch.nn.Conv2d)]
@@ -273,7 +292,7 @@ def test_parts_combine_without_a_new_class():
 
 def test_a_safetensors_header_that_starts_like_a_pickle_still_loads(tmp_path):
     """A 384-byte header begins with 0x80, a pickle's first byte: it is still safetensors."""
-    from aekit.checkpoint import read_tensors, save_tensors
+    from aekit.io.checkpoint import read_tensors, save_tensors
 
     tensors = {"w": torch.arange(3.0)}
     for pad in range(600):

@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 import pytest
 import torch
 
-from aekit import checkpoint as ckpt
+from aekit.backends.numpy import NumpyOptimizer, from_scratch, to_scratch
 from aekit.errors import ConfigError, DataError, TrainingDivergedError
-from aekit.models import MODELS, build_model
-from aekit.models.dense import DenseAutoencoder, DenseConfig
-from aekit.numpy_engine import NumpyOptimizer, fit_numpy, from_scratch, to_scratch
+from aekit.io import checkpoint as ckpt
+from aekit.nn import MODELS, build_model
+from aekit.nn.arch.dense import DenseAutoencoder, DenseConfig
 from aekit.scratch import Autoencoder
 from aekit.training import TrainConfig, TrainState, fit, make_optimizer
+
+
+def fit_numpy(model, X, X_val=None, config=None, **kwargs):
+    """The one loop with the NumPy engine: what ``aekit train --engine numpy`` runs."""
+    config = dataclasses.replace(config or TrainConfig(), engine="numpy")
+    return fit(model, X, X_val, config, **kwargs)
+
 
 HIDDEN = [(), (5,)]  # one and two layers on each side
 
@@ -94,7 +102,7 @@ def test_forward_and_loss_agree(loss, output, tied, hidden):
     sm = to_scratch(model)
     X = data()
     with torch.no_grad():
-        X_hat = model(torch.from_numpy(X)).numpy()
+        X_hat = model.reconstruct(torch.from_numpy(X)).numpy()
         value = model.loss(torch.from_numpy(X))["loss"].item()
     np.testing.assert_allclose(sm.forward(X), X_hat, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(sm.encode(X), model.encode_numpy(X), rtol=1e-12, atol=1e-12)
@@ -218,7 +226,7 @@ def test_on_epoch_end_sees_each_epochs_weights():
 # ------------------------------------------------------------------- checkpoints
 @pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
 def test_resume_from_a_checkpoint_file_is_exact(optimizer, tmp_path):
-    """float32, through aekit.checkpoint unchanged: 3 + 3 epochs equal 6 epochs bit for bit."""
+    """float32, through aekit.io.checkpoint unchanged: 3 + 3 epochs equal 6 epochs bit for bit."""
     X = data(n=50).astype(np.float32)
     config = TrainConfig(epochs=6, batch_size=16, optimizer=optimizer, lr=1e-2, seed=2)
     ref = dense(dtype=torch.float32)

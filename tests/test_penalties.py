@@ -1,4 +1,4 @@
-"""Penalties and corruption inside the models' objective (aekit.models.penalties)."""
+"""Penalties and corruption inside the models' objective (aekit.nn.penalties)."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ import pytest
 import torch
 from torch.autograd.functional import jacobian
 
-from aekit import losses
 from aekit.data.noise import Noise
 from aekit.errors import ConfigError
-from aekit.models import build_model, jacobian_frobenius_sq
-from aekit.models.base import eval_generator
+from aekit.functional import losses
+from aekit.nn import build_model, jacobian_frobenius_sq
+from aekit.nn.base import eval_generator
 
 
 def brute_force(model, x: torch.Tensor) -> torch.Tensor:
@@ -95,8 +95,8 @@ def test_denoising_loss_compares_the_corrupted_inputs_reconstruction_with_the_cl
     got = model.loss(x)["loss"]  # training mode: noise from the global RNG
     torch.manual_seed(1)
     x_tilde = Noise.parse("mask:0.5")(x)
-    torch.testing.assert_close(got, losses.mse(model(x_tilde), x))
-    assert not torch.allclose(got, losses.mse(model(x), x))
+    torch.testing.assert_close(got, losses.mse(model.reconstruct(x_tilde), x))
+    assert not torch.allclose(got, losses.mse(model.reconstruct(x), x))
 
 
 def test_evaluation_noise_is_fixed_and_leaves_the_global_rng_alone():
@@ -107,4 +107,4 @@ def test_evaluation_noise_is_fixed_and_leaves_the_global_rng_alone():
     a, b = model.loss(x)["loss"], model.loss(x)["loss"]
     assert torch.equal(a, b) and torch.equal(torch.get_rng_state(), state)
     x_tilde = Noise.parse("gaussian:0.3")(x, eval_generator())
-    torch.testing.assert_close(a, losses.mse(model(x_tilde), x))
+    torch.testing.assert_close(a, losses.mse(model.reconstruct(x_tilde), x))

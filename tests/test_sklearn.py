@@ -15,7 +15,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from aekit.models import MODELS
+from aekit.nn import MODELS
 from aekit.sklearn import AutoencoderTransformer
 
 

@@ -1,0 +1,66 @@
+"""What the commands share: the one-line-error parser and the data and device flags."""
+
+from __future__ import annotations
+
+import argparse
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that reports errors in aekit's one-line form (exit code 2)."""
+
+    def error(self, message: str):  # noqa: D401
+        self.exit(2, f"aekit: error: {message} (see: {self.prog} --help)\n")
+
+
+FORMATTER = argparse.RawDescriptionHelpFormatter
+
+
+def sizes_arg(text: str) -> tuple[int, ...]:
+    """'512,256' -> (512, 256); '' or 'none' -> ()."""
+    if text.strip().lower() in ("", "none"):
+        return ()
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"takes comma-separated sizes like 512,256, got {text!r}"
+        ) from None
+
+
+def data_args(p: argparse.ArgumentParser, default: str | None = "digits") -> None:
+    p.add_argument(
+        "--data",
+        default=default,
+        help="digits (built in), mnist, fashion-mnist, or a .npy/.npz/.csv/.parquet file"
+        + (" (default: %(default)s)" if default else " (default: the run's training data)"),
+    )
+    p.add_argument("--data-dir", help="folder holding mnist/ and fashion-mnist/ (or AEKIT_DATA)")
+    p.add_argument("--limit", type=int, help="use only the first N samples")
+
+
+def split_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--split",
+        choices=("train", "test"),
+        default="test",
+        help="which split of mnist/fashion-mnist (default: %(default)s)",
+    )
+
+
+def device_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--device",
+        default="auto",
+        metavar="auto|cpu|cuda|cuda:N|mps",
+        help="where to compute (default: auto, CUDA when available, else the CPU)",
+    )
+
+
+def job_kwargs(args) -> dict:
+    """The data and device flags of eval / encode / reconstruct as keyword arguments."""
+    return {
+        "data_dir": args.data_dir,
+        "split": args.split,
+        "limit": args.limit,
+        "device": args.device,
+    }

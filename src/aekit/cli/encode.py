@@ -1,0 +1,43 @@
+"""``aekit encode`` and ``aekit reconstruct``: a saved run's codes or reconstructions, to a file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import ConfigError
+from ._common import FORMATTER, data_args, device_arg, job_kwargs, split_arg
+
+EXAMPLES = {
+    "encode": "example:\n  aekit encode runs/digits --data digits --out z.npy\n",
+    "reconstruct": "example:\n  aekit reconstruct runs/digits --data digits --out x_hat.csv\n",
+}
+WHAT = {"encode": "codes Z", "reconstruct": "reconstructions, in the data's units"}
+
+
+def add_parsers(sub) -> None:
+    for name in ("encode", "reconstruct"):
+        c = sub.add_parser(
+            name,
+            help=f"write the {WHAT[name]} of data under a run's model",
+            epilog=EXAMPLES[name],
+            formatter_class=FORMATTER,
+        )
+        c.add_argument("run", help="run directory")
+        data_args(c, default=None)
+        split_arg(c)
+        c.add_argument("--out", required=True, help="output file, .npy or .csv")
+        device_arg(c)
+        c.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..apps import evaluate
+    from ..io.files import write_array
+
+    job = evaluate.encode if args.command == "encode" else evaluate.reconstruct
+    if Path(args.out).suffix not in (".npy", ".csv"):
+        raise ConfigError(f"cannot write {args.out}: use a .npy or .csv output file")
+    array = job(args.run, args.data, **job_kwargs(args))
+    write_array(args.out, array)
+    print(f"wrote {array.shape[0]} x {array.shape[1]} to {args.out}")
+    return 0

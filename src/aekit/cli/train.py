@@ -1,0 +1,208 @@
+"""``aekit train``: flags -> model and training configs -> :func:`aekit.apps.train.train`."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from ..errors import ConfigError
+from ._common import FORMATTER, data_args, device_arg, sizes_arg
+
+TRAIN_EXAMPLE = """example:
+  aekit train --data digits --latent-dim 8 --epochs 30 --out runs/digits
+  aekit train --data mnist --data-dir ../shared/data --hidden 512,256 --latent-dim 16 \\
+      --epochs 20 --batch-size 256 --out runs/mnist
+  aekit train --resume --out runs/mnist --epochs 40     # continue (or extend) a run
+  aekit train --data mnist --model vae --latent-dim 32 --kl-warmup 10 --out runs/vae
+  aekit train --data mnist --model conv --sparse-kl 0.05 --noise mask:0.25 --out runs/c
+"""
+
+
+def add_parser(sub) -> None:
+    from ..functional.losses import LOSSES
+    from ..nn import ACTIVATIONS, MODELS
+    from ..training import OPTIMIZERS, PRECISIONS
+
+    t = sub.add_parser(
+        "train",
+        help="train a model and write a run directory",
+        epilog=TRAIN_EXAMPLE + presets(MODELS),
+        formatter_class=FORMATTER,
+    )
+    data_args(t)
+    t.add_argument(
+        "--model",
+        default="dense",
+        choices=sorted(MODELS),
+        help="preset; the flags below combine its parts (default: %(default)s)",
+    )
+    t.add_argument("--latent-dim", type=int, help="code size (default: the model's, 16)")
+    t.add_argument("--hidden", type=sizes_arg, help="encoder hidden sizes, e.g. 512,256 ('' none)")
+    t.add_argument("--activation", choices=ACTIVATIONS, help="hidden-layer activation")
+    t.add_argument("--latent-activation", choices=ACTIVATIONS, help="code-layer activation")
+    t.add_argument(
+        "--output-activation",
+        choices=("auto", "sigmoid", "identity"),
+        default="auto",
+        help="auto: sigmoid for data in [0, 1], else identity",
+    )
+    t.add_argument(
+        "--tied",
+        action="store_true",
+        default=None,
+        help="decoder weights = encoder weights transposed",
+    )
+    t.add_argument("--loss", choices=LOSSES, help="reconstruction loss (ssim: images)")
+    family_args(t)
+    t.add_argument("--optimizer", choices=OPTIMIZERS, default="adam")
+    t.add_argument(
+        "--engine",
+        choices=("torch", "numpy"),
+        default="torch",
+        help="torch (default), or numpy: the seed's matrix engine (aekit.scratch), for dense "
+        "models whose hidden and code layers share one activation",
+    )
+    t.add_argument("--lr", type=float, default=1e-3, help="learning rate (default: %(default)s)")
+    t.add_argument("--batch-size", type=int, default=128)
+    t.add_argument("--epochs", type=int, default=None, help="(default: 20)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument(
+        "--val-fraction",
+        type=float,
+        default=0.1,
+        help="share of the data held out for validation (default: %(default)s)",
+    )
+    t.add_argument(
+        "--patience",
+        type=int,
+        default=0,
+        help="stop after this many epochs without validation improvement (0: off)",
+    )
+    t.add_argument(
+        "--scale",
+        choices=("image", "minmax", "standard", "none"),
+        help="data scaling (default: image for images, minmax for tables)",
+    )
+    t.add_argument("--out", help="run directory (default: runs/<data>-<model>-<time>)")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    device_arg(t)
+    t.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default=None,
+        help="fp32 (default), tf32 (CUDA) or bf16 (autocast); stored with the run",
+    )
+    t.set_defaults(func=run)
+
+
+def presets(models) -> str:
+    rows = "".join(f"  {name:<12} {spec.summary}\n" for name, spec in sorted(models.items()))
+    return "\nmodels (--model):\n" + rows
+
+
+def family_args(t: argparse.ArgumentParser) -> None:
+    """Flags that add a latent kind, penalties and a corruption to any --model."""
+    g = t.add_argument_group("autoencoder family (combine freely; see aekit.nn.config.ModelConfig)")
+    g.add_argument("--latent", choices=("deterministic", "gaussian"), help="gaussian: a VAE")
+    g.add_argument("--channels", type=sizes_arg, help="conv feature maps, e.g. 32,64")
+    g.add_argument("--sparse-kl", type=float, metavar="RHO", help="KL sparsity to target rate RHO")
+    g.add_argument(
+        "--sparse-weight", type=float, metavar="L", help="weight of --sparse-kl (default: 1)"
+    )
+    g.add_argument("--l1", type=float, metavar="L", help="L1 penalty on the code, weight L")
+    g.add_argument("--contractive", type=float, metavar="L", help="L ||J_f(x)||_F^2 penalty")
+    g.add_argument(
+        "--contractive-method",
+        choices=("auto", "closed", "exact", "projection"),
+        help="how the Jacobian norm is computed (default: auto)",
+    )
+    g.add_argument(
+        "--noise",
+        metavar="KIND:LEVEL[:clip]",
+        help="denoising: gaussian:0.3, mask:0.25 or salt-pepper:0.1 (:clip to [0, 1])",
+    )
+    g.add_argument("--beta", type=float, help="KL weight of a Gaussian latent (default 1)")
+    g.add_argument("--kl-warmup", type=int, metavar="EPOCHS", help="ramp the KL weight up")
+    g.add_argument("--free-bits", type=float, metavar="F", help="least KL charged per unit")
+    g.add_argument("--iwae", type=int, metavar="K", help="train the IWAE bound with K samples")
+    g.add_argument(
+        "--likelihood",
+        choices=("bernoulli", "gaussian", "laplace"),
+        help="p(x|z) of a Gaussian latent (= --loss bce, mse, mae)",
+    )
+
+
+def run(args) -> int:
+    from ..apps.train import train
+
+    if args.resume and not args.out:
+        raise ConfigError("--resume needs --out RUN, the run directory to continue")
+    if args.out is None:
+        args.out = f"runs/{Path(str(args.data)).stem}-{args.model}-{time.strftime('%Y%m%d-%H%M%S')}"
+    model_options = {
+        "latent_dim": args.latent_dim,
+        "hidden": args.hidden,
+        "activation": args.activation,
+        "latent_activation": args.latent_activation,
+        "tied": args.tied,
+        "loss": args.loss,
+        "output_activation": args.output_activation,
+        "channels": args.channels,
+    }
+    if not args.resume:
+        model_options.update(_family_options(args))
+    train_options = {
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "optimizer": args.optimizer,
+        "lr": args.lr,
+        "seed": args.seed,
+        "patience": args.patience,
+        "engine": args.engine,
+        "precision": args.precision or "fp32",
+    }
+    if not args.resume and args.epochs is None:
+        train_options["epochs"] = 20
+    result = train(
+        args.data,
+        out=args.out,
+        model=args.model,
+        data_dir=args.data_dir,
+        limit=args.limit,
+        scale=args.scale,
+        val_fraction=args.val_fraction,
+        resume=args.resume,
+        progress=not args.quiet,
+        device=args.device,
+        model_options=model_options,
+        **(train_options if not args.resume else {"epochs": args.epochs}),
+    )
+    last = result.state.history[-1] if result.state.history else {}
+    summary = ", ".join(f"{k} {v:.5g}" for k, v in last.items() if k.endswith("loss"))
+    print(f"trained {result.state.epoch} epochs ({summary}); best epoch {result.state.best_epoch}")
+    print(f"run written to {result.out}")
+    return 0
+
+
+def _family_options(args) -> dict:
+    from .options import family_options
+
+    return family_options(
+        args.model,
+        latent=args.latent,
+        sparse_kl=args.sparse_kl,
+        sparse_weight=args.sparse_weight,
+        l1=args.l1,
+        contractive=args.contractive,
+        contractive_method=args.contractive_method,
+        noise=args.noise,
+        beta=args.beta,
+        kl_warmup=args.kl_warmup,
+        free_bits=args.free_bits,
+        iwae=args.iwae,
+        likelihood=args.likelihood,
+        loss=args.loss,
+        latent_activation=args.latent_activation,
+    )

@@ -1,0 +1,1 @@
+"""Files: atomic writes, safetensors + JSON models and checkpoints, the run directory."""

@@ -1,0 +1,236 @@
+"""Save and load models and training state: safetensors weights and JSON, never pickle.
+
+A run directory holds ``model.safetensors`` (the weights), ``config.json`` (aekit version,
+model name and config, scaler, training settings), and while training ``checkpoint.safetensors``
+(weights, optimiser state and RNG state as tensors, the loop's counters as JSON metadata).
+Every file is written to a temporary name in the same folder and renamed into place, so a run
+killed at any instant leaves either the old file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from ..errors import ConfigError, ModelFileError
+from ..nn.registry import model_spec
+from .files import atomic_write, write_json
+
+MODEL_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+CHECKPOINT_FILE = "checkpoint.safetensors"
+
+
+def save_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor], meta=None) -> None:
+    tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
+
+
+def _check_safetensors(path: Path) -> None:
+    """Refuse anything that is not a safetensors file before any parser sees it."""
+    if not path.is_file():
+        raise ModelFileError(f"no model file at {path}")
+    with open(path, "rb") as f:
+        head = f.read(9)
+    # safetensors: an 8-byte little-endian header length, then the JSON header. Its first bytes
+    # may well be 0x80 or "PK" (a header of 384 bytes starts with 0x80), so test this first.
+    header_len = int.from_bytes(head[:8], "little") if len(head) == 9 else 0
+    fits = 0 < header_len <= path.stat().st_size - 8 and head[8:9] == b"{"
+    if fits and path.suffix not in (".pkl", ".pickle", ".pt", ".pth", ".ckpt", ".bin"):
+        return
+    if head[:1] == b"\x80" or path.suffix in (".pkl", ".pickle"):
+        kind = "a pickle"
+    elif head[:2] == b"PK" or path.suffix in (".pt", ".pth", ".ckpt", ".bin"):
+        kind = "a PyTorch .pt/zip (pickle) file"
+    else:
+        kind = "not a safetensors file"
+    raise ModelFileError(
+        f"{path} is {kind}; aekit loads only safetensors weights with a JSON config, "
+        "because unpickling a file can run arbitrary code"
+    )
+
+
+def read_tensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Load a safetensors file and its metadata, refusing pickles."""
+    path = Path(path)
+    _check_safetensors(path)
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+        return load_file(str(path)), meta
+    except (SafetensorError, OSError, ValueError) as e:
+        raise ModelFileError(f"{path} is corrupt or unreadable: {e}") from None
+
+
+def model_record(model) -> dict[str, Any]:
+    """The JSON description that rebuilds ``model`` through the registry."""
+    return {"name": model.name, "config": asdict(model.config)}
+
+
+def build_from_record(record: dict[str, Any]):
+    """Rebuild an (untrained) model from :func:`model_record`'s output."""
+    try:
+        spec = model_spec(record["name"])
+        config = spec.cls.config_class(**record["config"])
+    except (KeyError, TypeError, ConfigError) as e:
+        raise ModelFileError(f"the model config is invalid: {e}") from None
+    return spec.cls(config, name=record["name"])
+
+
+# state-dict keys of files written by aekit 0.1 that the composed model renamed
+_RENAMED = (("logvar.", "latent.logvar."),)
+
+
+def upgrade_state_dict(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Keys of an older file mapped to today's layout (a Gaussian latent's head moved)."""
+    out = {}
+    for key, value in tensors.items():
+        for old, new in _RENAMED:
+            if key.startswith(old):
+                key = new + key[len(old) :]
+        out[key] = value
+    return out
+
+
+def save(model, path: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:
+    """Write ``model.safetensors`` and ``config.json`` into the folder ``path``.
+
+    ``extra`` entries (training settings, data description) are stored in config.json too.
+    """
+    from .. import __version__
+
+    path = Path(path)
+    config = {"aekit_version": __version__, "model": model_record(model)}
+    if model.scaler is not None:
+        config["scaler"] = model.scaler.to_dict()
+    config.update(extra or {})
+    save_tensors(path / MODEL_FILE, model.state_dict())
+    write_json(path / CONFIG_FILE, config)
+    return path
+
+
+def read_config(path: str | os.PathLike) -> dict[str, Any]:
+    """The run's config.json as a dict, with clear errors for a missing or broken file."""
+    path = Path(path)
+    cfg_path = path / CONFIG_FILE if path.is_dir() else path.parent / CONFIG_FILE
+    if not cfg_path.is_file():
+        raise ModelFileError(f"{path} is not an aekit run: no {CONFIG_FILE} in it")
+    try:
+        return json.loads(cfg_path.read_text())
+    except (OSError, ValueError) as e:
+        raise ModelFileError(f"{cfg_path} is not valid JSON: {e}") from None
+
+
+def load(path: str | os.PathLike):
+    """Rebuild a saved model through the registry: a run folder or its model.safetensors.
+
+    Only safetensors and JSON are read; pickles and ``.pt`` files are refused unopened.
+    """
+    from ..data.scaling import Scaler
+
+    path = Path(path)
+    if not path.exists():
+        raise ModelFileError(f"no such run or model file: {path}")
+    weights = path / MODEL_FILE if path.is_dir() else path
+    _check_safetensors(weights)
+    config = read_config(path)
+    if "model" not in config:
+        raise ModelFileError(f"{path}: config.json has no 'model' entry")
+    model = build_from_record(config["model"])
+    tensors, _ = read_tensors(weights)
+    try:
+        model.load_state_dict(upgrade_state_dict(tensors))
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[0]
+        raise ModelFileError(f"{weights} does not match its config.json: {first}") from None
+    if "scaler" in config:
+        model.scaler = Scaler.from_dict(config["scaler"])
+    model.eval()
+    return model
+
+
+# ---- training checkpoints -------------------------------------------------------------------
+
+
+def save_checkpoint(path, model, optimizer, state) -> None:
+    """One file with weights, optimiser state and RNG state; counters go in its metadata.
+
+    Every tensor is stored on the CPU, so the file resumes on any device; the CUDA generator's
+    state is stored too when CUDA is in use, so that a resumed GPU run draws the same numbers.
+    """
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    opt = optimizer.state_dict()
+    scalars: dict[str, Any] = {}
+    for idx, per_param in opt["state"].items():
+        for key, value in per_param.items():
+            if torch.is_tensor(value):
+                tensors[f"optim.{idx}.{key}"] = value
+            else:
+                scalars[f"{idx}.{key}"] = value
+    tensors["rng.torch"] = torch.get_rng_state()
+    device = _model_device(model)
+    if device.type == "cuda":
+        tensors["rng.cuda"] = torch.cuda.get_rng_state(device)
+    meta = {
+        "train_state": json.dumps(state.to_dict()),
+        "param_groups": json.dumps(opt["param_groups"]),
+        "optim_scalars": json.dumps(scalars),
+    }
+    save_tensors(path, tensors, meta)
+
+
+def _model_device(model) -> torch.device:
+    p = next(model.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
+# how the optimiser runs on this device: kept from the new optimiser, not taken from the file
+_DEVICE_FLAGS = ("capturable", "fused", "foreach")
+
+
+def load_checkpoint(path, model, optimizer):
+    """Restore model, optimiser and RNG from :func:`save_checkpoint`; return the TrainState.
+
+    The model and the optimiser stay on the device they are on: a checkpoint written on a GPU
+    resumes on a CPU and the other way round. The CUDA generator is restored when the file has
+    its state and the model is on a CUDA device.
+    """
+    from ..training.config import TrainState
+
+    tensors, meta = read_tensors(path)
+    try:
+        model.load_state_dict(
+            upgrade_state_dict(
+                {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
+            )
+        )
+        opt_state: dict[int, dict[str, Any]] = {}
+        for k, v in tensors.items():
+            if k.startswith("optim."):
+                _, idx, key = k.split(".", 2)
+                opt_state.setdefault(int(idx), {})[key] = v
+        for k, v in json.loads(meta["optim_scalars"]).items():
+            idx, key = k.split(".", 1)
+            opt_state.setdefault(int(idx), {})[key] = v
+        groups = json.loads(meta["param_groups"])
+        current = getattr(optimizer, "param_groups", [])  # the NumPy engine's has none
+        here = [{k: g[k] for k in _DEVICE_FLAGS if k in g} for g in current]
+        for group, flags in zip(groups, here, strict=False):
+            group.update(flags)
+        optimizer.load_state_dict({"state": opt_state, "param_groups": groups})
+        torch.set_rng_state(tensors["rng.torch"])
+        device = _model_device(model)
+        if "rng.cuda" in tensors and device.type == "cuda":
+            torch.cuda.set_rng_state(tensors["rng.cuda"], device)
+        return TrainState(**json.loads(meta["train_state"]))
+    except (KeyError, RuntimeError, ValueError, TypeError) as e:
+        raise ModelFileError(f"checkpoint {path} cannot be resumed: {e}") from None

@@ -1,0 +1,62 @@
+"""Files that are whole or absent: every write goes to a temporary name, then is renamed.
+
+A process killed at any instant leaves either the old file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+def atomic_write(path: str | os.PathLike, write) -> None:
+    """Call ``write(tmp_path)`` then rename tmp over ``path`` (after fsync)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; a run folder is for people to read
+        write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    text = json.dumps(obj, indent=2, allow_nan=True) + "\n"
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def write_jsonl(path: str | os.PathLike, rows: list[dict]) -> None:
+    text = "".join(json.dumps(r) + "\n" for r in rows)
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def write_array(path: str | os.PathLike, array: np.ndarray) -> None:
+    """Write .npy or .csv atomically; any other suffix is refused before anything is written."""
+    path = Path(path)
+    if path.suffix == ".npy":
+
+        def write_npy(tmp: str) -> None:
+            with open(tmp, "wb") as f:
+                np.save(f, array)
+
+        atomic_write(path, write_npy)
+    elif path.suffix == ".csv":
+        atomic_write(path, lambda tmp: np.savetxt(tmp, array, delimiter=",", fmt="%.9g"))
+    else:
+        raise ConfigError(f"cannot write {path.name}: use a .npy or .csv output file")

@@ -1,0 +1,152 @@
+"""The base class every aekit autoencoder derives from: encoder . latent . decoder.
+
+An architecture subclass builds ``self.encoder`` (an ``nn.ModuleList`` whose last entry is the
+code layer, a Linear), ``self.decoder``, implements :meth:`Autoencoder.features` (input -> the
+representation the code layer reads) and :meth:`Autoencoder.decode_logits`, then calls
+:meth:`Autoencoder._init_latent`. The parts the config names are modules composed here, once,
+for every architecture: the corruption (:mod:`aekit.nn.corruption`), the latent kind
+(:mod:`aekit.nn.latent`) and the penalties (:mod:`aekit.nn.penalties`).
+
+``forward(x)`` returns the record the objective needs (``loss`` and its terms, ``x_hat``,
+``code``), so that a wrapper such as DistributedDataParallel, ``torch.compile`` or a captured
+CUDA graph sees all of the work of a training step.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import DataError
+from .activations import ACTIVATIONS, activation_module
+from .corruption import Corruption
+from .latent import LATENTS
+from .penalties import build_penalties
+
+__all__ = ["ACTIVATIONS", "EVAL_SEED", "Autoencoder", "activation_module", "eval_generator"]
+
+EVAL_SEED = 0  # the fixed seed of the noise and samples drawn by forward() in eval mode
+
+
+def eval_generator(device: torch.device | str = "cpu") -> torch.Generator:
+    """A generator seeded with EVAL_SEED: eval-mode randomness that repeats exactly."""
+    return torch.Generator(device=device).manual_seed(EVAL_SEED)
+
+
+class Autoencoder(nn.Module):
+    """An encoder f and a decoder g with x_hat = g(f(x)); the model owns its objective.
+
+    ``model(x)`` returns a dict whose ``"loss"`` entry the trainer minimises, with its terms
+    beside it ("recon", "kl", "sparse", "l1", "contractive": 0-dim tensors) and the batch's
+    ``x_hat`` (N, D_in) and ``code`` (N, D_latent). In training mode its randomness
+    (corruption, reparameterisation) comes from torch's global RNG; in eval mode from a
+    fixed-seed generator, so that validation losses are reproducible. :meth:`encode`,
+    :meth:`decode` and :meth:`reconstruct` are deterministic (a Gaussian latent uses its
+    posterior mean). ``scaler`` is the data scaler the model was trained with (or None); it
+    travels with the model through :func:`aekit.save` / :func:`aekit.load`.
+    """
+
+    config_class: type
+    name: str
+    scaler = None
+    encoder: nn.ModuleList
+    decoder: nn.ModuleList
+
+    def __init__(self, config, name: str) -> None:
+        super().__init__()
+        self.config, self.name = config, name
+        self.corruption = Corruption.from_config(config)
+
+    def _init_latent(self, width: int) -> None:
+        """The latent kind and the penalties; ``width`` is what the code layer reads."""
+        self.latent = LATENTS[self.config.latent](self.config, width)
+        self.penalties = build_penalties(self.config)
+
+    # ---- the architecture's part ---------------------------------------------------------
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:  # (N, D_in) -> (N, F)
+        """The representation the code layer reads: every encoder layer but the last."""
+        raise NotImplementedError
+
+    def decode_logits(self, z: torch.Tensor) -> torch.Tensor:  # (N, D_latent) -> (N, D_in)
+        raise NotImplementedError
+
+    def closed_form_weight(self) -> torch.Tensor | None:
+        """W (D_latent, D_in) when the encoder is one dense layer (closed-form Jacobian)."""
+        return None
+
+    # ---- the composed model --------------------------------------------------------------
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:  # (N, D_in) -> (N, D_latent)
+        """The code: s(W h + b), or the posterior mean mu for a Gaussian latent."""
+        return self.latent.encode(self, self.features(x))
+
+    def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mu, log sigma^2) of q(z|x) for a Gaussian latent, log sigma^2 clamped to be safe."""
+        return self.latent.posterior(self, self.features(x))
+
+    def output(self, logits: torch.Tensor) -> torch.Tensor:
+        """X_hat = s_dec(pre-activation)."""
+        return torch.sigmoid(logits) if self.config.output_activation == "sigmoid" else logits
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.output(self.decode_logits(z))
+
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """g(f(x)) with the deterministic code: what ``aekit reconstruct`` writes."""
+        return self.decode(self.encode(x))
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The record for a clean batch x (N, D_in): corrupt, encode, decode, penalise."""
+        gen = None if self.training else eval_generator(x.device)
+        x_in = x if self.corruption is None else self.corruption(x, gen)
+        record = self.latent(self, self.features(x_in), x, gen)
+        for penalty in self.penalties:
+            term = penalty(self, x_in, record["code"], gen)
+            record[penalty.name] = term
+            record["loss"] = record["loss"] + term
+        return record
+
+    def loss(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The scalar terms of :meth:`forward`'s record ("loss", "recon", "kl", penalties)."""
+        return {k: v for k, v in self(x).items() if v.ndim == 0}
+
+    # ---- numpy conveniences: batched, no autograd, model's dtype and device --------------
+
+    @property
+    def input_dim(self) -> int:
+        return self.config.input_dim
+
+    def _to_tensor(self, X: np.ndarray | torch.Tensor, width: int) -> torch.Tensor:
+        p = next(self.parameters())
+        t = torch.as_tensor(np.asarray(X) if not torch.is_tensor(X) else X)
+        if t.ndim != 2 or t.shape[1] != width:
+            raise DataError(
+                f"data has shape {tuple(t.shape)} but the model expects (n, {width}); "
+                "use data of the width the model was trained on"
+            )
+        return t.to(dtype=p.dtype, device=p.device)
+
+    @torch.no_grad()
+    def _batched(self, fn, X, width: int, batch_size: int = 4096) -> np.ndarray:
+        was_training = self.training
+        self.eval()
+        try:
+            t = self._to_tensor(X, width)
+            outs = [fn(t[i : i + batch_size]) for i in range(0, len(t), batch_size)]
+        finally:
+            self.train(was_training)
+        return torch.cat(outs).cpu().numpy()
+
+    def encode_numpy(self, X: np.ndarray) -> np.ndarray:
+        """Codes Z for already-scaled data X (N, D_in) -> (N, D_latent)."""
+        return self._batched(self.encode, X, self.config.input_dim)
+
+    def decode_numpy(self, Z: np.ndarray) -> np.ndarray:
+        """Reconstructions in the scaled space from codes (N, D_latent) -> (N, D_in)."""
+        return self._batched(self.decode, Z, self.config.latent_dim)
+
+    def reconstruct_numpy(self, X: np.ndarray) -> np.ndarray:
+        """X_hat for already-scaled data X."""
+        return self._batched(self.reconstruct, X, self.config.input_dim)

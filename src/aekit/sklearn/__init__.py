@@ -1,0 +1,7 @@
+"""scikit-learn estimators built on aekit's models and its one training loop."""
+
+from __future__ import annotations
+
+from .transformer import AutoencoderTransformer
+
+__all__ = ["AutoencoderTransformer"]

@@ -1,0 +1,161 @@
+"""What every aekit estimator shares: parameter checks, the fit body, the model in a dtype.
+
+A second estimator (an outlier detector, say) derives from :class:`AutoencoderEstimator`, lists
+its own ``__init__`` parameters (scikit-learn reads them from the signature) and calls
+:meth:`AutoencoderEstimator._fit_model`; training goes through the one loop
+(:func:`aekit.training.fit`) with :class:`aekit.training.BestWeights` for early stopping.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import numbers
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator
+from sklearn.utils import check_random_state
+
+from ..apps.train import resolve_output_activation
+from ..data import train_val_split
+from ..errors import ConfigError
+from ..functional.losses import LOSSES
+from ..nn import MODELS, build_model
+from ..nn.activations import ACTIVATIONS
+from ..training import OPTIMIZERS, BestWeights, TrainConfig, fit, resolve_device
+
+_ACTIVATION_ALIASES = {"logistic": "sigmoid"}
+
+
+class AutoencoderEstimator(BaseEstimator):
+    """Base class: the model and training parameters of :class:`AutoencoderTransformer`."""
+
+    def _fit_model(self, X: np.ndarray) -> torch.nn.Module:
+        """Train ``model_`` on float32 X and set the fitted attributes; returns the model."""
+        self._check_params()
+        device = resolve_device(self.device)
+        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        X_train, X_val = X, None
+        if self.early_stopping:
+            X_train, X_val = train_val_split(X, self.validation_fraction, seed)
+        batch_size = min(200, len(X_train)) if self.batch_size == "auto" else self.batch_size
+        config = TrainConfig(
+            epochs=int(self.max_iter),
+            batch_size=int(batch_size),
+            optimizer=self.solver,
+            lr=float(self.learning_rate_init),
+            seed=seed,
+            patience=int(self.n_iter_no_change) if self.early_stopping else 0,
+        )
+        hidden = self.hidden_layer_sizes
+        if isinstance(hidden, numbers.Integral):
+            hidden = (hidden,)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            net = build_model(
+                self.model,
+                X.shape[1],
+                latent_dim=int(self.latent_dim),
+                hidden=None if hidden is None else tuple(int(h) for h in hidden),
+                activation=_ACTIVATION_ALIASES.get(self.activation, self.activation),
+                loss=self.loss,
+                image_shape=self.image_shape,
+                output_activation=resolve_output_activation(self.model, "auto", X),
+            )
+            best = BestWeights(only_with_validation=True)
+            state = fit(
+                net,
+                X_train,
+                X_val,
+                config,
+                callbacks=[best],
+                progress=bool(self.verbose),
+                device=device,
+            )
+        best.restore(net)
+        net.eval()
+        self.model_ = net
+        self.loss_curve_ = [r["train_loss"] for r in state.history]
+        self.validation_scores_ = None
+        self.best_validation_loss_ = None
+        if X_val is not None:
+            self.validation_scores_ = [r["val_loss"] for r in state.history]
+            self.best_validation_loss_ = float(state.best_loss)
+        self.n_iter_ = state.epoch
+        return net
+
+    def _net(self, dtype) -> torch.nn.Module:
+        """``model_`` in ``dtype``: itself for float32, a converted copy otherwise."""
+        torch_dtype = torch.float64 if np.dtype(dtype) == np.float64 else torch.float32
+        if next(self.model_.parameters()).dtype == torch_dtype:
+            return self.model_
+        return copy.deepcopy(self.model_).to(torch_dtype)
+
+    def _check_params(self) -> None:
+        """Raise ConfigError, naming the parameter, for any invalid setting."""
+        if not isinstance(self.model, str) or self.model not in MODELS:
+            raise ConfigError(
+                f"model must be one of {', '.join(sorted(MODELS))}, got {self.model!r}"
+            )
+        _check_int("latent_dim", self.latent_dim, 1)
+        _check_hidden(self.hidden_layer_sizes)
+        activations = sorted({*ACTIVATIONS, *_ACTIVATION_ALIASES})
+        if self.activation is not None and self.activation not in activations:
+            raise ConfigError(
+                f"activation must be one of {', '.join(activations)} or None, "
+                f"got {self.activation!r}"
+            )
+        if self.solver not in OPTIMIZERS:
+            raise ConfigError(f"solver must be one of {', '.join(OPTIMIZERS)}, got {self.solver!r}")
+        lr = self.learning_rate_init
+        if not _is_real(lr) or not (math.isfinite(lr) and lr > 0):
+            raise ConfigError(f"learning_rate_init must be a positive number, got {lr!r}")
+        if not (isinstance(self.batch_size, str) and self.batch_size == "auto"):
+            _check_int("batch_size", self.batch_size, 1, "or 'auto'")
+        _check_int("max_iter", self.max_iter, 1)
+        if self.loss is not None and self.loss not in LOSSES:
+            raise ConfigError(f"loss must be one of {', '.join(LOSSES)} or None, got {self.loss!r}")
+        if not isinstance(self.early_stopping, bool | np.bool_):
+            raise ConfigError(f"early_stopping must be True or False, got {self.early_stopping!r}")
+        if not isinstance(self.verbose, numbers.Integral):
+            raise ConfigError(f"verbose must be a bool or an int, got {self.verbose!r}")
+        vf = self.validation_fraction
+        if not _is_real(vf) or not 0 < vf < 1:
+            raise ConfigError(f"validation_fraction must be in (0, 1), got {vf!r}")
+        _check_int("n_iter_no_change", self.n_iter_no_change, 1)
+        if not isinstance(self.device, str | torch.device):
+            raise ConfigError(
+                f"device must be a string such as 'auto' or 'cuda', got {self.device!r}"
+            )
+
+
+def _writable(X: np.ndarray) -> np.ndarray:
+    """X, copied only if read-only (joblib memmaps): torch warns on non-writable arrays."""
+    return np.require(X, requirements="W")
+
+
+def _is_real(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
+
+
+def _check_int(name: str, value, low: int, extra: str = "") -> None:
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Integral) or value < low:
+        what = "a positive int" if low == 1 else f"an int >= {low}"
+        raise ConfigError(f"{name} must be {what}{' ' + extra if extra else ''}, got {value!r}")
+
+
+def _check_hidden(value) -> None:
+    if value is None:
+        return
+    sizes = (value,) if isinstance(value, numbers.Integral) else value
+    try:
+        sizes = list(sizes)
+    except TypeError:
+        sizes = [None]
+    if any(
+        isinstance(s, bool | np.bool_) or not isinstance(s, numbers.Integral) for s in sizes
+    ) or any(s < 1 for s in sizes):
+        raise ConfigError(
+            f"hidden_layer_sizes must be None or a sequence of positive ints, got {value!r}"
+        )

@@ -1,0 +1,266 @@
+"""How a step runs: the device, the precision, and (on CUDA) the step captured in a graph.
+
+A strategy owns the hot path of the one loop (:mod:`aekit.training.loop`): it moves the model and
+the data to the device once, gathers each epoch's seeded order, runs a step, and sums the
+objective's terms on the device (no host sync inside the step; the loop reads the sums once per
+epoch). :class:`TorchStrategy` is the PyTorch engine; :class:`aekit.backends.numpy.NumpyStrategy`
+is the seed's NumPy engine behind the same methods. Distributed training will be a strategy too.
+
+On CUDA the step (forward, backward, optimiser) is captured in a CUDA graph per batch shape
+after it has run eagerly ``warmup`` times: replaying the graph costs one launch instead of
+hundreds, which is what a small model at a small batch is bound by. The last, smaller batch of
+an epoch gets its own graph, so the epoch's maths does not change. A step that cannot be
+captured falls back to eager execution with a warning.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from ..errors import ConfigError
+from .config import PRECISIONS
+from .optim import make_optimizer
+
+DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``auto`` (or None): CUDA when available, else the CPU; anything else is checked."""
+    if isinstance(device, torch.device):
+        device = str(device)
+    name = "auto" if device is None else str(device).strip().lower()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"unknown device {device!r}; use one of {', '.join(DEVICES)}") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(
+                f"device {name!r} asked for, but CUDA is not available here; use cpu or auto"
+            )
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ConfigError(
+                f"device {name!r} does not exist: this machine has "
+                f"{torch.cuda.device_count()} CUDA device(s), cuda:0 to "
+                f"cuda:{torch.cuda.device_count() - 1}"
+            )
+    elif dev.type == "mps":
+        if not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+            raise ConfigError("device 'mps' asked for, but MPS is not available; use cpu or auto")
+    elif dev.type != "cpu":
+        raise ConfigError(f"unsupported device {name!r}; use one of {', '.join(DEVICES)}")
+    return dev
+
+
+@torch.no_grad()
+def evaluate_loss(model: torch.nn.Module, X: torch.Tensor, batch_size: int = 4096) -> float:
+    """Mean of the model's ``"loss"`` over X, weighted by batch size, in eval mode."""
+    was_training = model.training
+    model.eval()
+    total = torch.zeros((), dtype=torch.float64, device=X.device)
+    try:
+        for i in range(0, len(X), batch_size):
+            xb = X[i : i + batch_size]
+            total += model(xb)["loss"].double() * len(xb)
+    finally:
+        model.train(was_training)
+    return float(total) / len(X)
+
+
+def check_device(device, precision: str = "fp32") -> torch.device:
+    """The resolved device, refusing a precision it has not (tf32 is CUDA's); checks early."""
+    dev = resolve_device(device)
+    if precision == "tf32" and dev.type != "cuda":
+        raise ConfigError("precision tf32 is a CUDA arithmetic; use fp32 or bf16 on the CPU")
+    return dev
+
+
+class TorchStrategy:
+    """The PyTorch engine on one device.
+
+    Parameters
+    ----------
+    device : "auto", "cpu", "cuda", "cuda:N", "mps", a torch.device, or None (the model's).
+    precision : "fp32", "tf32" (CUDA only) or "bf16" (autocast).
+    cuda_graphs : capture the step in CUDA graphs on a CUDA device.
+    augment : a function applied to each training batch inside the step (for example
+        ``torch.bernoulli``: dynamic binarisation); its randomness comes from torch's RNG.
+    warmup : eager steps of a batch shape before it is captured.
+    """
+
+    def __init__(
+        self,
+        device=None,
+        precision: str = "fp32",
+        cuda_graphs: bool = True,
+        augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        warmup: int = 3,
+    ) -> None:
+        if precision not in PRECISIONS:
+            raise ConfigError(
+                f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}"
+            )
+        self.device_request, self.precision = device, precision
+        self.cuda_graphs, self.augment, self.warmup = bool(cuda_graphs), augment, int(warmup)
+
+    # ---- set-up, once per fit ------------------------------------------------------------
+
+    def setup(self, model: torch.nn.Module, optimizer, config) -> torch.optim.Optimizer:
+        """Move the model to the device; return the optimiser (made here when None)."""
+        request = self.device_request
+        self.device = check_device(
+            next(model.parameters()).device if request is None else request, self.precision
+        )
+        model.to(self.device)
+        self.dtype = next(model.parameters()).dtype
+        self.model = model
+        if optimizer is None:
+            optimizer = make_optimizer(config.optimizer, model.parameters(), config.lr)
+        self.optimizer = optimizer
+        self.graphs: dict[int, _CapturedStep | None] = {}
+        self.seen: dict[int, int] = {}
+        self.keys: list[str] | None = None
+        self.total: torch.Tensor | None = None
+        return self.optimizer
+
+    def prepare(self, X) -> torch.Tensor:
+        """The data as one tensor of the model's dtype on the device (moved once)."""
+        t = X if torch.is_tensor(X) else torch.as_tensor(np.ascontiguousarray(X))
+        if t.device.type == "cpu" and self.device.type == "cuda":
+            t = t.pin_memory() if t.dtype == self.dtype else t
+            return t.to(self.device, dtype=self.dtype, non_blocking=True)
+        return t.to(self.device, dtype=self.dtype)
+
+    @contextlib.contextmanager
+    def session(self):
+        """The precision flags for the length of a fit, restored afterwards."""
+        if self.device.type != "cuda":
+            yield
+            return
+        matmul, cudnn = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+        tf32 = self.precision == "tf32"
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tf32
+        try:
+            yield
+        finally:
+            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = matmul, cudnn
+
+    def autocast(self):
+        if self.precision != "bf16":
+            return contextlib.nullcontext()
+        # the cast cache must be off inside a captured graph (torch.cuda.graphs docs)
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, cache_enabled=False)
+
+    # ---- one epoch -----------------------------------------------------------------------
+
+    def epoch_data(self, X: torch.Tensor, order: torch.Tensor | None) -> torch.Tensor:
+        """X in the epoch's order (one gather per epoch; batches are then slices)."""
+        if order is None:
+            return X
+        return X[order.to(self.device, non_blocking=True)]
+
+    def begin_epoch(self) -> None:
+        if self.total is not None:
+            self.total.zero_()
+
+    def step(self, Xs: torch.Tensor, start: int, size: int) -> None:
+        """One optimisation step on rows [start, start + size) of the epoch's data."""
+        xb = Xs[start : start + size]
+        graph = self.graphs.get(size)
+        if graph is not None and not graph.valid():
+            self.graphs.clear()  # the learning rate changed: capture again after a warm-up
+            self.seen.clear()
+            graph = None
+        if graph is not None:
+            graph.replay(xb)
+            return
+        self._eager_step(xb)
+        if self.device.type == "cuda" and self.cuda_graphs and size not in self.graphs:
+            self.seen[size] = self.seen.get(size, 0) + 1
+            if self.seen[size] >= self.warmup:
+                self.graphs[size] = self._capture(xb)
+
+    def end_epoch(self) -> dict[str, float]:
+        """The epoch's summed terms (one host sync), keyed by term."""
+        if self.total is None:
+            return {}
+        values = self.total.double().cpu().tolist()
+        return dict(zip(self.keys or [], values, strict=True))
+
+    def evaluate(self, X: torch.Tensor) -> float:
+        """The mean loss over X in eval mode (validation)."""
+        with self.autocast():
+            return evaluate_loss(self.model, X)
+
+    def running_loss(self, samples: int) -> float:
+        """The mean loss of the epoch so far (a host sync: for progress bars)."""
+        return float(self.total[0]) / max(samples, 1) if self.total is not None else float("nan")
+
+    # ---- the step, eager and captured ----------------------------------------------------
+
+    def _forward_backward(self, xb: torch.Tensor) -> torch.Tensor:
+        """Forward, backward and the optimiser step; returns the stacked terms times N."""
+        x = self.augment(xb) if self.augment is not None else xb
+        with self.autocast():
+            record = self.model(x)
+        if self.keys is None:  # "loss" first, then the other scalar terms, fixed from now on
+            self.keys = ["loss"] + [k for k, v in record.items() if v.ndim == 0 and k != "loss"]
+            self.total = torch.zeros(len(self.keys), dtype=torch.float64, device=self.device)
+        record["loss"].backward()
+        self.optimizer.step()
+        return torch.stack([record[k].detach().double() for k in self.keys]) * len(xb)
+
+    def _eager_step(self, xb: torch.Tensor) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+        summed = self._forward_backward(xb)
+        self.total += summed
+
+    def _capture(self, xb: torch.Tensor) -> _CapturedStep | None:
+        try:
+            return _CapturedStep(self, xb)
+        except Exception as e:  # noqa: BLE001 - any capture failure: run eagerly instead
+            warnings.warn(
+                f"the training step could not be captured in a CUDA graph ({e}); it runs "
+                "eagerly, which is slower at small batches",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            torch.cuda.synchronize(self.device)
+            return None
+
+
+class _CapturedStep:
+    """One batch shape's step in a CUDA graph: copy the batch in, replay.
+
+    The optimiser's learning rates are baked into the graph; :meth:`valid` tells when a
+    callback has changed one (a schedule), and the strategy then captures anew.
+    """
+
+    def __init__(self, strategy: TorchStrategy, example: torch.Tensor) -> None:
+        self.strategy = strategy
+        self.static_x = example.clone()
+        self.hyper = _hyper_parameters(strategy.optimizer)
+        strategy.optimizer.zero_grad(set_to_none=True)  # the graph allocates its own grads
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            summed = strategy._forward_backward(self.static_x)
+            strategy.total += summed
+
+    def valid(self) -> bool:
+        return _hyper_parameters(self.strategy.optimizer) == self.hyper
+
+    def replay(self, xb: torch.Tensor) -> None:
+        self.static_x.copy_(xb, non_blocking=True)
+        self.graph.replay()
+
+
+def _hyper_parameters(optimizer) -> list[float]:
+    """The learning rate of each param group (what schedules change)."""
+    return [float(group["lr"]) for group in optimizer.param_groups]

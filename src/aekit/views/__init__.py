@@ -1,0 +1,1 @@
+"""Figures (matplotlib; each returns a figure, ``save_figure`` writes it atomically)."""
