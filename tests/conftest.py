@@ -19,6 +19,18 @@ def shared_data_dir() -> Path | None:
     return path if (path / "mnist").is_dir() else None
 
 
+CUDA = pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="no CUDA device on this machine (CPU-only, as CI)"
+)
+DEVICES = ["cpu", pytest.param("cuda", marks=CUDA)]
+
+
+@pytest.fixture(params=DEVICES)
+def device(request) -> str:
+    """Each device the suite runs on: the CPU always, CUDA where present (skipped otherwise)."""
+    return request.param
+
+
 @pytest.fixture
 def data_dir() -> Path:
     path = shared_data_dir()

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import CUDA
 from safetensors.torch import load_file
 
 import aekit
@@ -226,7 +227,18 @@ def _assert_same_run(a: Path, b: Path, epochs: int) -> None:
     assert [r["train_loss"] for r in ra] == [r["train_loss"] for r in rb]
 
 
-def test_sigkilled_run_resumes_to_the_uninterrupted_result(tmp_path):
+ENGINES = [
+    pytest.param([], id="torch-cpu"),
+    pytest.param(
+        ["--engine", "numpy", "--activation", "sigmoid", "--latent-activation", "sigmoid"],
+        id="numpy",
+    ),
+    pytest.param(["--device", "cuda"], id="torch-cuda", marks=CUDA),
+]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_sigkilled_run_resumes_to_the_uninterrupted_result(tmp_path, engine):
     """A real process killed with SIGKILL mid-training, then resumed, ends bit-identical."""
     args = [
         "train",
@@ -239,6 +251,7 @@ def test_sigkilled_run_resumes_to_the_uninterrupted_result(tmp_path):
         "--quiet",
         "--batch-size",
         "32",
+        *engine,
     ]
     env = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
     killed = tmp_path / "killed"
@@ -261,8 +274,9 @@ def test_sigkilled_run_resumes_to_the_uninterrupted_result(tmp_path):
     assert 3 <= done < 40
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the killed process ran with one thread: same kernels, same bits
+    device = engine[engine.index("--device") :][:2] if "--device" in engine else []
     try:
-        assert main(["train", "--resume", "--out", str(killed), "--quiet"]) == 0
+        assert main(["train", "--resume", "--out", str(killed), "--quiet", *device]) == 0
         assert main([*args, "--out", str(tmp_path / "clean")]) == 0
     finally:
         torch.set_num_threads(threads)

@@ -32,9 +32,9 @@ def test_registry_has_every_preset():
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_shapes(name, digits01):
-    model = make(name)
-    x = torch.from_numpy(digits01[:10])
+def test_shapes(name, digits01, device):
+    model = make(name).to(device)
+    x = torch.from_numpy(digits01[:10]).to(device)
     z = model.encode(x)
     assert z.shape == (10, 5)
     assert model.decode(z).shape == (10, 64)
@@ -46,9 +46,9 @@ def test_shapes(name, digits01):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_loss_finite_and_gradients_reach_every_parameter(name, digits01):
-    model = make(name)
-    loss = model.loss(torch.from_numpy(digits01[:32]))["loss"]
+def test_loss_finite_and_gradients_reach_every_parameter(name, digits01, device):
+    model = make(name).to(device)
+    loss = model.loss(torch.from_numpy(digits01[:32]).to(device))["loss"]
     assert loss.ndim == 0 and torch.isfinite(loss)
     loss.backward()
     for pname, p in model.named_parameters():
@@ -58,10 +58,10 @@ def test_loss_finite_and_gradients_reach_every_parameter(name, digits01):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_overfits_one_small_batch(name, digits01):
+def test_overfits_one_small_batch(name, digits01, device):
     """The loss stays finite and falls, and the (deterministic) reconstruction gets close."""
-    model = make(name)
-    x = torch.from_numpy(digits01[:16])
+    model = make(name).to(device)
+    x = torch.from_numpy(digits01[:16]).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     mse_before = np.mean((model.reconstruct_numpy(digits01[:16]) - digits01[:16]) ** 2)
     losses = []
@@ -94,11 +94,15 @@ def test_save_load_round_trip_is_exact(name, digits01, tmp_path):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_seeded_training_is_bit_identical(name, digits01):
+def test_seeded_training_is_bit_identical(name, digits01, device):
     def train(seed):
         model = make(name, seed=seed)
-        aekit.fit(model, digits01, config=aekit.TrainConfig(epochs=3, batch_size=32, seed=seed))
-        return model.state_dict()
+        torch.manual_seed(seed)  # the global RNG (noise, reparameterisation) as a run seeds it
+        if device == "cuda":
+            torch.cuda.manual_seed(seed)
+        config = aekit.TrainConfig(epochs=3, batch_size=32, seed=seed)
+        aekit.fit(model, digits01, config=config, device=device)
+        return {k: v.cpu() for k, v in model.state_dict().items()}
 
     a, b, c = train(0), train(0), train(1)
     assert all(torch.equal(a[k], b[k]) for k in a)

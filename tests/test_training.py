@@ -57,18 +57,18 @@ def test_history_records_validation_and_speed(digits01):
         assert r["samples_per_s"] > 0
 
 
-def test_early_stopping_stops_when_validation_stalls(digits01):
+def test_early_stopping_stops_when_validation_stalls(digits01, device):
     # a learning rate this small cannot improve the validation loss by min_delta
     config = TrainConfig(epochs=50, lr=1e-9, patience=3, min_delta=1.0)
-    state = fit(small_model(), digits01[:150], digits01[150:], config)
+    state = fit(small_model(), digits01[:150], digits01[150:], config, device=device)
     assert state.stopped_early
     assert state.epoch == 4 and state.best_epoch == 1
 
 
-def test_resume_in_process_equals_uninterrupted(digits01):
+def test_resume_in_process_equals_uninterrupted(digits01, device):
     config = TrainConfig(epochs=6, batch_size=32, seed=3)
     ref = small_model()
-    fit(ref, digits01, config=config)
+    fit(ref, digits01, config=config, device=device)
 
     model = small_model()
     saved = {}
@@ -86,14 +86,15 @@ def test_resume_in_process_equals_uninterrupted(digits01):
         digits01,
         config=TrainConfig(epochs=3, batch_size=32, seed=3),
         on_epoch_end=stop_after_3,
+        device=device,
     )
     # rebuild everything from the saved pieces, as a new process would
-    resumed = small_model(seed=99)
+    resumed = small_model(seed=99).to(device)
     weights, opt_state, state = saved["ckpt"]
     resumed.load_state_dict(weights)
     opt = make_optimizer("adam", resumed.parameters(), 1e-3)
     opt.load_state_dict(opt_state)
-    fit(resumed, digits01, config=config, optimizer=opt, state=state)
+    fit(resumed, digits01, config=config, optimizer=opt, state=state, device=device)
     for k, v in ref.state_dict().items():
         assert torch.equal(v, resumed.state_dict()[k]), k
 
@@ -134,7 +135,7 @@ class _NaNAfter(torch.nn.Module):
         return out
 
 
-def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_epoch(digits01):
+def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_epoch(digits01, device):
     seen = []
     model = _NaNAfter(small_model(), n=2 * 7 + 3)  # 200 samples / 32 = 7 steps per epoch
 
@@ -142,8 +143,25 @@ def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_epoch(digits0
         seen.append(st.epoch)
 
     with pytest.raises(TrainingDivergedError, match="epoch 3.*last good state \\(epoch 2\\)"):
-        fit(model, digits01, config=TrainConfig(epochs=5, batch_size=32), on_epoch_end=record)
+        config = TrainConfig(epochs=5, batch_size=32)
+        # a Python counter in forward does not run when a CUDA graph replays: eager here
+        fit(model, digits01, config=config, on_epoch_end=record, device=device, cuda_graphs=False)
     assert seen == [1, 2]  # the diverged epoch was never handed on to be checkpointed
+
+
+def test_a_diverging_run_stops_with_only_finite_epochs_handed_on(digits01, device):
+    """Divergence through the maths itself (as a captured step sees it), not a wrapper."""
+    torch.manual_seed(0)
+    model = build_model("dense", 64, hidden=(32,), output_activation="identity")
+    seen = []
+
+    def record(m, opt, st, improved):
+        seen.append(st.history[-1]["train_loss"])
+
+    config = TrainConfig(epochs=20, batch_size=8, optimizer="sgd", lr=50.0)
+    with pytest.raises(TrainingDivergedError, match="last good state"):
+        fit(model, digits01, config=config, on_epoch_end=record, device=device)
+    assert all(math.isfinite(v) for v in seen)
 
 
 def test_run_api_keeps_last_good_checkpoint_on_divergence(digits01, tmp_path):

@@ -140,17 +140,19 @@ class TorchStrategy:
 
     @contextlib.contextmanager
     def session(self):
-        """The precision flags for the length of a fit, restored afterwards."""
+        """CUDA's flags for the length of a fit, restored afterwards: TF32 only for tf32, and
+        deterministic cuDNN kernels, so that a seeded run repeats bit for bit."""
         if self.device.type != "cuda":
             yield
             return
-        matmul, cudnn = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-        tf32 = self.precision == "tf32"
-        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tf32
+        cuda, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
+        saved = (cuda.allow_tf32, cudnn.allow_tf32, cudnn.deterministic, cudnn.benchmark)
+        cuda.allow_tf32 = cudnn.allow_tf32 = self.precision == "tf32"
+        cudnn.deterministic, cudnn.benchmark = True, False
         try:
             yield
         finally:
-            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = matmul, cudnn
+            cuda.allow_tf32, cudnn.allow_tf32, cudnn.deterministic, cudnn.benchmark = saved
 
     def autocast(self):
         if self.precision != "bf16":
