@@ -21,7 +21,7 @@ from ..training.strategy import resolve_device
 __all__ = ["encode", "evaluate", "load_run_data", "reconstruct", "write_array"]
 
 
-def load_run_data(run, data=None, *, data_dir=None, split="test", limit=None, device="cpu"):
+def load_run_data(run, data=None, *, data_dir=None, split="test", limit=None, device="auto"):
     """(model on ``device``, scaled X, dataset) for a saved run; ``data`` defaults to its own."""
     model = ckpt.load(run).to(resolve_device(device))
     if data is None:

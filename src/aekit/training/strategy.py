@@ -141,7 +141,8 @@ class TorchStrategy:
     @contextlib.contextmanager
     def session(self):
         """CUDA's flags for the length of a fit, restored afterwards: TF32 only for tf32, and
-        deterministic cuDNN kernels, so that a seeded run repeats bit for bit."""
+        deterministic cuDNN kernels, so that a seeded run repeats bit for bit. The fit runs on
+        a side stream, where the eager warm-up before a capture belongs (torch.cuda.graphs)."""
         if self.device.type != "cuda":
             yield
             return
@@ -149,9 +150,14 @@ class TorchStrategy:
         saved = (cuda.allow_tf32, cudnn.allow_tf32, cudnn.deterministic, cudnn.benchmark)
         cuda.allow_tf32 = cudnn.allow_tf32 = self.precision == "tf32"
         cudnn.deterministic, cudnn.benchmark = True, False
+        main = torch.cuda.current_stream(self.device)
+        side = torch.cuda.Stream(self.device)
+        side.wait_stream(main)  # the data were copied on the main stream
         try:
-            yield
+            with torch.cuda.stream(side):
+                yield
         finally:
+            main.wait_stream(side)
             cuda.allow_tf32, cudnn.allow_tf32, cudnn.deterministic, cudnn.benchmark = saved
 
     def autocast(self):
