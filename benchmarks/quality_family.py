@@ -70,7 +70,7 @@ def test_images(args) -> np.ndarray:
 
 
 def mse_of(model, X: np.ndarray) -> float:
-    return float(np.mean((model.reconstruct_numpy(X).astype(np.float64) - X) ** 2))
+    return float(np.mean((model.reconstruct_scaled(X).astype(np.float64) - X) ** 2))
 
 
 # ---- vae ----------------------------------------------------------------------------------------
@@ -214,7 +214,7 @@ def bench_denoise(args) -> dict:
     model, seconds = train_run(args, "conv", epochs, **options)
     clean = test_images(args)
     noisy = corrupt(clean, NOISE, seed=0)
-    ours = psnr(model.reconstruct_numpy(noisy), clean)
+    ours = psnr(model.reconstruct_scaled(noisy), clean)
     row = {"epochs": epochs, "train_seconds": seconds, "noisy_psnr": psnr(noisy, clean)}
     row.update({"psnr": ours, "pass": ours >= 19.5})
     print(f"denoising conv: {ours:.2f} dB (noisy input {row['noisy_psnr']:.2f} dB) ({_ok(row)})")
@@ -245,7 +245,7 @@ def bench_sparse(args) -> dict:
     weight = _weight(args.sparse_weight, "sparse", "sparse_weight")
     model, plain = pair(args, "sparse", "sparse_weight", weight, **opts)
     X = test_images(args)
-    activation = float(model.encode_numpy(X).mean())
+    activation = float(model.encode_scaled(X).mean())
     ratio = mse_of(model, X) / mse_of(plain, X)
     row = {"mean_activation": activation, "test_mse": mse_of(model, X), "mse_ratio": ratio}
     row["pass"] = abs(activation - rho) <= 0.2 * rho and ratio <= 1.25

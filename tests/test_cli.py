@@ -73,7 +73,7 @@ def test_eval_matches_python_reconstruction(run_dir):
 
     model = aekit.load(run_dir)
     X = model.scaler.transform(load_dataset("digits").X)
-    mse = float(np.mean((model.reconstruct_numpy(X) - X) ** 2))
+    mse = float(np.mean((model.reconstruct_scaled(X) - X) ** 2))
     assert aekit.evaluate(run_dir)["mse"] == pytest.approx(mse, rel=1e-5)
 
 
@@ -89,10 +89,12 @@ def test_encode_and_reconstruct_write_arrays(run_dir, tmp_path, suffix, capsys):
     from aekit.data import load_dataset
 
     X = load_dataset("digits", limit=50).X
-    np.testing.assert_allclose(
-        Z, model.encode_numpy(model.scaler.transform(X)), rtol=1e-6, atol=1e-6
-    )
+    # a loaded model takes raw data through its stored scaler, as the commands do
+    np.testing.assert_allclose(Z, model.encode_numpy(X), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(Z, model.encode_scaled(model.scaler.transform(X)), rtol=1e-6)
+    np.testing.assert_allclose(R, model.reconstruct_numpy(X), rtol=1e-5, atol=1e-5)
     assert R.min() >= 0 and R.max() <= 16.0001  # back in digits' units (0..16)
+    assert R.max() > 1.5  # not the scaled space
 
 
 def test_every_command_has_help_with_an_example(capsys):
@@ -310,8 +312,17 @@ def test_numpy_engine_trains_and_resumes_exactly(tmp_path):
     _assert_same_run(tmp_path / "full", tmp_path / "half", epochs=4)
 
 
-def test_numpy_engine_refuses_the_default_dense_model(tmp_path, capsys):
+def test_numpy_engine_trains_the_default_dense_model(tmp_path):
+    """With no --latent-activation the code layer takes the hidden layers' activation."""
     out = tmp_path / "r"
-    assert main(["train", "--engine", "numpy", "--epochs", "1", "--out", str(out)]) == 2
+    assert main(["train", "--engine", "numpy", "--epochs", "1", "--out", str(out), "--quiet"]) == 0
+    model = json.loads((out / "config.json").read_text())["model"]["config"]
+    assert model["activation"] == model["latent_activation"] == "relu"
+
+
+def test_numpy_engine_refuses_two_activations_before_writing(tmp_path, capsys):
+    out = tmp_path / "r"
+    argv = ["train", "--engine", "numpy", "--latent-activation", "identity", "--out", str(out)]
+    assert main([*argv, "--epochs", "1"]) == 2
     assert "one activation" in _error_line(capsys)
     assert not out.exists()

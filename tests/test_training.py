@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 import torch
 
 import aekit
-from aekit.errors import ConfigError, TrainingDivergedError
+from aekit.errors import ConfigError, ModelFileError, TrainingDivergedError
 from aekit.io import checkpoint as ckpt
 from aekit.nn import build_model
 from aekit.training import TrainConfig, TrainState, fit, make_optimizer
@@ -170,11 +171,21 @@ def test_run_api_keeps_last_good_checkpoint_on_divergence(digits01, tmp_path):
             digits01,
             out=tmp_path / "run",
             optimizer="sgd",
-            lr=10.0,
+            lr=1e4,
             epochs=5,
             model_options={"output_activation": "identity"},
         )
-    model = aekit.load(tmp_path / "run")
+    run = tmp_path / "run"
+    tensors, meta = ckpt.read_tensors(run / "checkpoint.safetensors")
+    assert json.loads(meta["train_state"])["epoch"] == 0  # it diverged in its first epoch
+    assert all(torch.isfinite(v).all() for k, v in tensors.items() if k.startswith("model."))
+    with pytest.raises(ModelFileError, match="has not finished its first epoch"):
+        aekit.load(run)  # no untrained weights are ever scored
+    # the epoch-0 checkpoint resumes, here with a learning rate that works
+    result = aekit.train(digits01, out=run, resume=True, lr=0.01, epochs=3)
+    assert result.state.epoch == 3
+    assert json.loads((run / "config.json").read_text())["training"]["lr"] == 0.01
+    model = aekit.load(run)
     assert all(torch.isfinite(p).all() for p in model.parameters())
 
 

@@ -6,7 +6,7 @@ import PyTorch::
     import aekit
     run = aekit.train("digits", out="runs/digits", epochs=20)   # trains and writes the run
     model = aekit.load("runs/digits")                           # rebuilt through the registry
-    Z = model.encode_numpy(model.scaler.transform(X))
+    Z = model.encode_numpy(X)                                   # raw data: the run's scaler applies
 """
 
 from __future__ import annotations

@@ -66,7 +66,7 @@ def evaluate(
         X_in = corrupt(X, noise, noise_seed)
         noisy = reconstruction_metrics(torch.from_numpy(X_in), torch.from_numpy(X), data_range)
         out.update({"noise": noise, **{f"noisy_{k}": v for k, v in noisy.items()}})
-    X_hat = model.reconstruct_numpy(X_in)
+    X_hat = model.reconstruct_scaled(X_in)
     out.update(reconstruction_metrics(torch.from_numpy(X_hat), torch.from_numpy(X), data_range))
     if nll_samples is not None:
         from ..data.noise import binarize as binarise
@@ -81,11 +81,11 @@ def evaluate(
 def encode(run, data=None, **kwargs) -> np.ndarray:
     """Codes Z (N, D_latent) of the data under a saved run's model."""
     model, X, _ = load_run_data(run, data, **kwargs)
-    return model.encode_numpy(X)
+    return model.encode_scaled(X)
 
 
 def reconstruct(run, data=None, **kwargs) -> np.ndarray:
     """Reconstructions in the data's original units (the scaler inverted)."""
     model, X, _ = load_run_data(run, data, **kwargs)
-    X_hat = model.reconstruct_numpy(X)
+    X_hat = model.reconstruct_scaled(X)
     return model.scaler.inverse_transform(X_hat) if model.scaler is not None else X_hat

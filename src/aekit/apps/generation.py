@@ -44,7 +44,7 @@ def sample(model, n: int, seed: int = 0) -> np.ndarray:
     p = _param(model)
     g = torch.Generator(device=p.device).manual_seed(int(seed))
     z = torch.randn((int(n), model.config.latent_dim), generator=g, dtype=p.dtype, device=p.device)
-    return model.decode_numpy(z.cpu().numpy())
+    return model.decode_scaled(z.cpu().numpy())
 
 
 def interpolate(model, a: np.ndarray, b: np.ndarray, steps: int = 8) -> np.ndarray:
@@ -55,9 +55,9 @@ def interpolate(model, a: np.ndarray, b: np.ndarray, steps: int = 8) -> np.ndarr
     if int(steps) < 2:
         raise ConfigError("interpolation needs steps >= 2 (both end points)")
     ends = np.stack([np.asarray(a).reshape(-1), np.asarray(b).reshape(-1)])
-    za, zb = model.encode_numpy(ends)
+    za, zb = model.encode_scaled(ends)
     t = np.linspace(0.0, 1.0, int(steps), dtype=za.dtype)[:, None]
-    return model.decode_numpy((1 - t) * za + t * zb)
+    return model.decode_scaled((1 - t) * za + t * zb)
 
 
 @torch.no_grad()

@@ -2,11 +2,14 @@
 
 This is what ``aekit train`` and :func:`aekit.train` call; the CLI only parses arguments. The
 run directory's files are written by :class:`aekit.io.rundir.RunWriter`, a callback of the
-loop; ``--resume`` rebuilds everything from the directory and continues exactly.
+loop, under :class:`aekit.io.rundir.RunLock` (one writer per run). ``resume=True`` rebuilds
+everything from the directory and continues exactly; see :mod:`aekit.apps.resume` for which
+settings it may change.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -16,12 +19,13 @@ import numpy as np
 import torch
 
 from ..data import Dataset, Scaler, default_scaler_kind, load_dataset, train_val_split
-from ..errors import ConfigError, ModelFileError
-from ..io import checkpoint as ckpt
-from ..io.rundir import RunWriter, load_best, write_figures
+from ..errors import ConfigError
+from ..io.rundir import RunLock, RunWriter, holds_run, load_best, write_figures
 from ..nn import build_model, model_spec
 from ..training import Callback, TrainConfig, TrainState, fit
 from ..training.strategy import check_device
+
+DEFAULTS = {"data": "digits", "model": "dense", "val_fraction": 0.1}
 
 
 @dataclass
@@ -49,14 +53,15 @@ def resolve_output_activation(model: str, requested: str | None, X: np.ndarray) 
 
 
 def train(
-    data: str | os.PathLike | np.ndarray = "digits",
+    data: str | os.PathLike | np.ndarray | None = None,
     *,
     out: str | os.PathLike,
-    model: str = "dense",
+    model: str | None = None,
     data_dir: str | os.PathLike | None = None,
     limit: int | None = None,
     scale: str | None = None,
-    val_fraction: float = 0.1,
+    val_fraction: float | None = None,
+    image_shape: tuple[int, int, int] | None = None,
     resume: bool = False,
     progress: bool = False,
     device: str | None = "auto",
@@ -67,83 +72,122 @@ def train(
 
     ``model_options`` are config fields of the model (latent_dim, hidden, activation,
     output_activation, tied, loss, ...); ``train_options`` are :class:`TrainConfig` fields
-    (epochs, batch_size, optimizer, lr, seed, patience, engine, precision). ``device`` is
-    where to train ("auto": CUDA when available, else the CPU); it is not stored, so a run
-    resumes on any device. With ``resume=True`` every setting comes from ``out/config.json``
-    except ``epochs``, which may be raised to train longer. The returned model is on the CPU.
+    (epochs, batch_size, optimizer, lr, seed, patience, engine, precision); None means the
+    default (``data`` "digits", ``model`` "dense", ``val_fraction`` 0.1). ``image_shape``
+    (C, H, W) folds the rows of a data file into images (conv models). ``device`` is where to
+    train ("auto": CUDA when available, else the CPU); it is not stored, so a run resumes on
+    any device. With ``resume=True`` the run continues from ``out``: epochs, lr, patience and
+    the data's location may change, anything else given must equal the run's
+    (:mod:`aekit.apps.resume`). The returned model is on the CPU, with the best weights.
+
+    Raises
+    ------
+    ConfigError, DataError, ModelFileError
+        A bad setting, bad data, or a run that cannot be continued; nothing is written.
+    RunLockedError
+        Another process is writing ``out``.
+    FileSystemError
+        An operating-system error (permissions, a full disk), naming the path.
     """
+    out = _check_out(out)
+    train_options = {k: v for k, v in train_options.items() if v is not None}
+    with RunLock(out):
+        if resume:
+            from .resume import prepare_resume
+
+            job = prepare_resume(
+                out,
+                data=data,
+                data_dir=data_dir,
+                model=model,
+                limit=limit,
+                scale=scale,
+                val_fraction=val_fraction,
+                image_shape=image_shape,
+                model_options=model_options,
+                train_options=train_options,
+            )
+            check_device(device if job.config.engine == "torch" else "cpu", job.config.precision)
+            return _fit_run(job.net, job.config, out, job.ds, None, progress, device, job.split)
+        if holds_run(out):
+            raise ConfigError(
+                f"{out} already holds a run; pass --resume to continue it or pick another --out"
+            )
+        return _new_run(
+            out, data, model, data_dir, limit, scale, val_fraction, image_shape,
+            model_options, train_options, progress, device,
+        )  # fmt: skip
+
+
+def _check_out(out) -> Path:
+    if out is None or str(out).strip() == "":
+        raise ConfigError("--out must name the run's folder, e.g. runs/my-run")
     out = Path(out)
-    if resume:
-        return _resume(out, data_dir, progress, train_options.get("epochs"), device)
-    if (out / ckpt.CHECKPOINT_FILE).exists() or (out / ckpt.MODEL_FILE).exists():
-        raise ConfigError(f"{out} already holds a run; pass --resume to continue it or pick --out")
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file, not a folder; pick another --out")
+    return out
+
+
+def _new_run(out, data, model, data_dir, limit, scale, val_fraction, image_shape,
+             model_options, train_options, progress, device) -> RunResult:  # fmt: skip
+    data = DEFAULTS["data"] if data is None else data
+    model = model or DEFAULTS["model"]
+    val_fraction = DEFAULTS["val_fraction"] if val_fraction is None else val_fraction
     config = TrainConfig(**train_options)
     if config.engine == "torch":
         check_device(device, config.precision)  # before anything is written
-    ds = load_dataset(data, data_dir=data_dir, split="train", limit=limit)
-    X_train, X_val, scaler = _split_and_scale(ds, val_fraction, config.seed, scale)
+    ds = load_dataset(data, data_dir=data_dir, split="train", limit=limit, image_shape=image_shape)
+    split = split_and_scale(ds, val_fraction, config.seed, scale)
     options = dict(model_options or {})
     options["output_activation"] = resolve_output_activation(
-        model, options.get("output_activation"), X_train
+        model, options.get("output_activation"), split[0]
     )
     if options.get("image_shape") is None and ds.image_shape is not None:
         options["image_shape"] = tuple(ds.image_shape)  # conv models and the ssim loss fold rows
     torch.manual_seed(config.seed)
     net = build_model(model, ds.X.shape[1], **options)
-    net.scaler = scaler
-    source = data if isinstance(data, str | os.PathLike) else "<array>"
-    extra = {
-        "data": {
-            "source": str(source),
-            "data_dir": None if data_dir is None else str(data_dir),
-            "limit": limit,
-            "val_fraction": val_fraction,
-            "image_shape": list(ds.image_shape) if ds.image_shape else None,
-            "n_train": int(len(X_train)),
-            "n_val": 0 if X_val is None else int(len(X_val)),
-        },
-        "training": asdict(config),
-    }
+    net.scaler = split[2]
     if config.engine == "numpy":  # refuse what the engine cannot train before writing anything
         from ..backends.numpy import check_representable
 
         check_representable(net)
-    ckpt.save(net, out, extra)  # config.json and initial weights, before the first epoch
-    return _fit_run(net, False, config, out, X_train, X_val, ds, progress, device)
+    extra = {"data": data_record(data, data_dir, limit, val_fraction, ds, split), "training": {}}
+    extra["training"] = asdict(config)
+    return _fit_run(net, config, out, ds, extra, progress, device, split)
 
 
-def _split_and_scale(ds: Dataset, val_fraction: float, seed: int, scale: str | None):
+def data_record(data, data_dir, limit, val_fraction, ds: Dataset, split) -> dict[str, Any]:
+    """How to find the run's data again: absolute paths, and a fingerprint of the values."""
+    if isinstance(data, str | os.PathLike):
+        named = str(data).lower().replace("_", "-") in ("digits", "mnist", "fashion-mnist")
+        source = str(data) if named else str(Path(data).resolve())
+    else:
+        source = "<array>"
+    return {
+        "source": source,
+        "data_dir": None if data_dir is None else str(Path(data_dir).resolve()),
+        "limit": limit,
+        "val_fraction": val_fraction,
+        "image_shape": list(ds.image_shape) if ds.image_shape else None,
+        "n_train": int(len(split[0])),
+        "n_val": 0 if split[1] is None else int(len(split[1])),
+        "sha256": fingerprint(ds.X),
+    }
+
+
+def fingerprint(X: np.ndarray) -> str:
+    """sha256 of the raw values and their shape: the same data, or not."""
+    h = hashlib.sha256(str(X.shape).encode())
+    h.update(np.ascontiguousarray(X, dtype=np.float32).data)
+    return h.hexdigest()
+
+
+def split_and_scale(ds: Dataset, val_fraction: float, seed: int, scale: str | None):
+    """(X_train, X_val or None, scaler): the seeded split, the scaler fitted on the train part."""
     X_train, X_val = train_val_split(ds.X, val_fraction, seed)
     scaler = Scaler.fit(X_train, scale or default_scaler_kind(ds), max_value=ds.max_value)
     X_val = None if X_val is None else scaler.transform(X_val)
     return scaler.transform(X_train), X_val, scaler
-
-
-def _resume(out: Path, data_dir, progress: bool, epochs: int | None, device) -> RunResult:
-    cfg = ckpt.read_config(out)
-    if not (out / ckpt.CHECKPOINT_FILE).is_file():
-        raise ModelFileError(f"{out} has no {ckpt.CHECKPOINT_FILE} to resume from")
-    try:
-        d, training = cfg["data"], dict(cfg["training"])
-    except KeyError as e:
-        raise ModelFileError(f"{out}/config.json lacks {e}; it was not written by train") from None
-    if d["source"] == "<array>":
-        raise ConfigError("a run trained on an in-memory array cannot be resumed from the CLI")
-    if epochs is not None:
-        training["epochs"] = epochs
-    config = TrainConfig(**training)
-    if config.engine == "torch":
-        check_device(device, config.precision)
-    ds = load_dataset(d["source"], data_dir=data_dir or d["data_dir"], limit=d["limit"])
-    net = ckpt.build_from_record(cfg["model"])
-    net.scaler = Scaler.from_dict(cfg["scaler"])
-    X_train, X_val = train_val_split(ds.X, d["val_fraction"], config.seed)
-    X_train = net.scaler.transform(X_train)
-    X_val = None if X_val is None else net.scaler.transform(X_val)
-    if epochs is not None:
-        cfg["training"] = asdict(config)
-        ckpt.write_json(out / ckpt.CONFIG_FILE, cfg)
-    return _fit_run(net, True, config, out, X_train, X_val, ds, progress, device)
 
 
 class _RestoreCheckpoint(Callback):
@@ -153,14 +197,23 @@ class _RestoreCheckpoint(Callback):
         self.path = path
 
     def on_fit_start(self, loop) -> None:
-        loop.state = ckpt.load_checkpoint(self.path, loop.model, loop.optimizer)
+        from ..io import checkpoint as ckpt
+
+        loop.state = ckpt.load_checkpoint(self.path, loop.model, loop.optimizer, lr=loop.config.lr)
 
 
-def _fit_run(net, resume: bool, config, out: Path, X_train, X_val, ds, progress, device):
-    """Fit with the run directory's writer; the model comes back with its best weights."""
-    writer = RunWriter(out)
+def _fit_run(net, config, out: Path, ds, extra, progress, device, split) -> RunResult:
+    """Fit with the run directory's writer; the model comes back with its best weights.
+
+    ``extra`` is config.json's content for a new run (written when training starts), None
+    when resuming (the checkpoint is restored first).
+    """
+    from ..io import checkpoint as ckpt
+
+    X_train, X_val, _ = split
+    writer = RunWriter(out, config=extra)
     callbacks: list[Callback] = [writer]
-    if resume:
+    if extra is None:
         callbacks.insert(0, _RestoreCheckpoint(out / ckpt.CHECKPOINT_FILE))
     state = TrainState()
     try:

@@ -390,6 +390,9 @@ class NumpyStrategy:
         # the plain model's loss is its reconstruction term, as the torch engine records it
         return {"loss": self.total, "recon": self.total}
 
+    def weights_finite(self) -> bool:
+        return all(np.isfinite(p).all() for p in self.sm.params.values())
+
     def evaluate(self, X: np.ndarray) -> float:
         return evaluate_numpy(self.sm, X, self.kind)
 

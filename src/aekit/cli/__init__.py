@@ -10,10 +10,10 @@ from __future__ import annotations
 import sys
 
 from .. import __version__
-from ..errors import AekitError, TrainingDivergedError
+from ..errors import AekitError, DiskFullError, TrainingDivergedError
 from . import encode, train
 from . import eval as eval_
-from ._common import Parser
+from ._common import Parser, set_threads
 
 
 def build_parser() -> Parser:
@@ -34,12 +34,18 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as e:  # --help, --version, or a usage error already printed
         return int(e.code or 0)
     try:
+        if hasattr(args, "threads"):
+            set_threads(args.threads)
         return args.func(args)
-    except TrainingDivergedError as e:
+    except (TrainingDivergedError, DiskFullError) as e:
         print(f"aekit: error: {e}", file=sys.stderr)
         return 1
     except AekitError as e:
         print(f"aekit: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # one not already named by aekit (FileSystemError is an AekitError)
+        where = f" {e.filename}" if getattr(e, "filename", None) else ""
+        print(f"aekit: error: cannot use{where}: {e.strerror or e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("aekit: interrupted; resume with --resume", file=sys.stderr)

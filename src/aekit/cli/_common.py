@@ -27,12 +27,12 @@ def sizes_arg(text: str) -> tuple[int, ...]:
         ) from None
 
 
-def data_args(p: argparse.ArgumentParser, default: str | None = "digits") -> None:
+def data_args(p: argparse.ArgumentParser, default: str | None = None, shown=None) -> None:
     p.add_argument(
         "--data",
         default=default,
         help="digits (built in), mnist, fashion-mnist, or a .npy/.npz/.csv/.parquet file"
-        + (" (default: %(default)s)" if default else " (default: the run's training data)"),
+        + (f" (default: {shown or default})" if shown or default else " (default: the run's own)"),
     )
     p.add_argument("--data-dir", help="folder holding mnist/ and fashion-mnist/ (or AEKIT_DATA)")
     p.add_argument("--limit", type=int, help="use only the first N samples")
@@ -48,12 +48,40 @@ def split_arg(p: argparse.ArgumentParser) -> None:
 
 
 def device_arg(p: argparse.ArgumentParser) -> None:
+    """--device and --threads: where to compute, and with how many CPU threads."""
     p.add_argument(
         "--device",
         default="auto",
         metavar="auto|cpu|cuda|cuda:N|mps",
         help="where to compute (default: auto, CUDA when available, else the CPU)",
     )
+    p.add_argument(
+        "--threads",
+        type=int,
+        metavar="N",
+        help="CPU threads for PyTorch (default: the cores not already busy, at least 1)",
+    )
+
+
+def set_threads(requested: int | None) -> int:
+    """Apply --threads; by default the idle cores (threads fighting over busy cores spin)."""
+    import os
+
+    import torch
+
+    from ..errors import ConfigError
+
+    if requested is not None and requested < 1:
+        raise ConfigError(f"--threads must be at least 1, got {requested}")
+    cores = os.cpu_count() or 1
+    if requested is None:
+        try:
+            busy = round(os.getloadavg()[0])
+        except OSError:  # not available on this platform
+            busy = 0
+        requested = max(1, min(torch.get_num_threads(), cores - busy))
+    torch.set_num_threads(requested)
+    return requested
 
 
 def job_kwargs(args) -> dict:

@@ -30,12 +30,18 @@ def add_parser(sub) -> None:
         epilog=TRAIN_EXAMPLE + presets(MODELS),
         formatter_class=FORMATTER,
     )
-    data_args(t)
+    data_args(t, default=None, shown="digits")
+    t.add_argument(
+        "--image-shape",
+        type=sizes_arg,
+        metavar="C,H,W",
+        help="fold each row of a data file into a C x H x W image (conv models); .npy files "
+        "of shape (N, H, W) or (N, C, H, W) are images already",
+    )
     t.add_argument(
         "--model",
-        default="dense",
         choices=sorted(MODELS),
-        help="preset; the flags below combine its parts (default: %(default)s)",
+        help="preset; the flags below combine its parts (default: dense)",
     )
     t.add_argument("--latent-dim", type=int, help="code size (default: the model's, 16)")
     t.add_argument("--hidden", type=sizes_arg, help="encoder hidden sizes, e.g. 512,256 ('' none)")
@@ -55,29 +61,26 @@ def add_parser(sub) -> None:
     )
     t.add_argument("--loss", choices=LOSSES, help="reconstruction loss (ssim: images)")
     family_args(t)
-    t.add_argument("--optimizer", choices=OPTIMIZERS, default="adam")
+    t.add_argument("--optimizer", choices=OPTIMIZERS, help="(default: adam)")
     t.add_argument(
         "--engine",
         choices=("torch", "numpy"),
-        default="torch",
         help="torch (default), or numpy: the seed's matrix engine (aekit.scratch), for dense "
         "models whose hidden and code layers share one activation",
     )
-    t.add_argument("--lr", type=float, default=1e-3, help="learning rate (default: %(default)s)")
-    t.add_argument("--batch-size", type=int, default=128)
+    t.add_argument("--lr", type=float, help="learning rate (default: 0.001)")
+    t.add_argument("--batch-size", type=int, help="(default: 128)")
     t.add_argument("--epochs", type=int, default=None, help="(default: 20)")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=int, help="(default: 0)")
     t.add_argument(
         "--val-fraction",
         type=float,
-        default=0.1,
-        help="share of the data held out for validation (default: %(default)s)",
+        help="share of the data held out for validation (default: 0.1)",
     )
     t.add_argument(
         "--patience",
         type=int,
-        default=0,
-        help="stop after this many epochs without validation improvement (0: off)",
+        help="stop after this many epochs without validation improvement (default 0: off)",
     )
     t.add_argument(
         "--scale",
@@ -85,7 +88,12 @@ def add_parser(sub) -> None:
         help="data scaling (default: image for images, minmax for tables)",
     )
     t.add_argument("--out", help="run directory (default: runs/<data>-<model>-<time>)")
-    t.add_argument("--resume", action="store_true", help="continue the run in --out")
+    t.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out; --epochs, --lr, --patience and the data's location "
+        "may change, other flags must match the run",
+    )
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     device_arg(t)
     t.add_argument(
@@ -140,7 +148,8 @@ def run(args) -> int:
     if args.resume and not args.out:
         raise ConfigError("--resume needs --out RUN, the run directory to continue")
     if args.out is None:
-        args.out = f"runs/{Path(str(args.data)).stem}-{args.model}-{time.strftime('%Y%m%d-%H%M%S')}"
+        stem = Path(str(args.data or "digits")).stem
+        args.out = f"runs/{stem}-{args.model or 'dense'}-{time.strftime('%Y%m%d-%H%M%S')}"
     model_options = {
         "latent_dim": args.latent_dim,
         "hidden": args.hidden,
@@ -150,21 +159,21 @@ def run(args) -> int:
         "loss": args.loss,
         "output_activation": args.output_activation,
         "channels": args.channels,
+        **_family_options(args),
     }
-    if not args.resume:
-        model_options.update(_family_options(args))
+    if args.engine == "numpy" and args.latent_activation is None and not args.resume:
+        # the NumPy engine applies one activation to the hidden and code layers
+        model_options["latent_activation"] = args.activation or "relu"
     train_options = {
-        "epochs": args.epochs,
+        "epochs": 20 if args.epochs is None and not args.resume else args.epochs,
         "batch_size": args.batch_size,
         "optimizer": args.optimizer,
         "lr": args.lr,
         "seed": args.seed,
         "patience": args.patience,
         "engine": args.engine,
-        "precision": args.precision or "fp32",
+        "precision": args.precision,
     }
-    if not args.resume and args.epochs is None:
-        train_options["epochs"] = 20
     result = train(
         args.data,
         out=args.out,
@@ -173,16 +182,22 @@ def run(args) -> int:
         limit=args.limit,
         scale=args.scale,
         val_fraction=args.val_fraction,
+        image_shape=args.image_shape or None,
         resume=args.resume,
         progress=not args.quiet,
         device=args.device,
         model_options=model_options,
-        **(train_options if not args.resume else {"epochs": args.epochs}),
+        **train_options,
     )
-    last = result.state.history[-1] if result.state.history else {}
+    state = result.state
+    last = state.history[-1] if state.history else {}
     summary = ", ".join(f"{k} {v:.5g}" for k, v in last.items() if k.endswith("loss"))
-    print(f"trained {result.state.epoch} epochs ({summary}); best epoch {result.state.best_epoch}")
+    print(f"trained {state.epoch} epochs ({summary}); best epoch {state.best_epoch}")
     print(f"run written to {result.out}")
+    print(
+        f"next: aekit eval {result.out}   (reconstruction metrics on held-out data)\n"
+        f"      aekit encode {result.out} --out codes.npy   (the codes of your data)"
+    )
     return 0
 
 
@@ -190,7 +205,7 @@ def _family_options(args) -> dict:
     from .options import family_options
 
     return family_options(
-        args.model,
+        args.model or "dense",
         latent=args.latent,
         sparse_kl=args.sparse_kl,
         sparse_weight=args.sparse_weight,

@@ -164,6 +164,7 @@ def load_dataset(
     data_dir: str | os.PathLike | None = None,
     split: str = "train",
     limit: int | None = None,
+    image_shape: tuple[int, int, int] | None = None,
 ) -> Dataset:
     """Load a built-in data set, a data file or an in-memory array.
 
@@ -179,6 +180,10 @@ def load_dataset(
         Which part of MNIST / Fashion-MNIST to load; ignored by the other sources.
     limit : int, optional
         Keep only the first ``limit`` samples.
+    image_shape : (C, H, W), optional
+        Fold each row of a file or array into an image (for convolutional models). Arrays of
+        shape (N, H, W) or (N, C, H, W) are images already: they are flattened to rows and
+        carry their shape. Images stored as uint8 are scaled by 255, images in [0, 1] by 1.
 
     Returns
     -------
@@ -201,9 +206,9 @@ def load_dataset(
         raise DataError(f"unknown split {split!r}; use 'train' or 'test'")
     limit = _check_limit(limit)
     if isinstance(source, (str, os.PathLike)):
-        ds = _load_named(source, data_dir, split, limit)
+        ds = _load_named(source, data_dir, split, limit, image_shape)
     else:
-        ds = Dataset(validate_array(source), name="array")
+        ds = _dataset("array", source, None, "data", image_shape)
     if limit is not None and limit < ds.n_samples:
         labels = None if ds.labels is None else ds.labels[:limit]
         ds = Dataset(ds.X[:limit].copy(), ds.name, ds.image_shape, labels, ds.max_value)
@@ -222,7 +227,9 @@ def _check_limit(limit: Any) -> int | None:
     return int(limit)
 
 
-def _load_named(source: str | os.PathLike, data_dir: Any, split: str, limit: int | None) -> Dataset:
+def _load_named(
+    source: str | os.PathLike, data_dir: Any, split: str, limit: int | None, image_shape=None
+) -> Dataset:
     key = os.fspath(source)
     if isinstance(key, str) and key.lower().replace("_", "-") in BUILTIN:
         key = key.lower().replace("_", "-")
@@ -242,8 +249,42 @@ def _load_named(source: str | os.PathLike, data_dir: Any, split: str, limit: int
         raise DataError(f"{path} is a folder; pass a data file ending {', '.join(SUFFIXES)}")
     X, labels = _READERS[suffix](path)
     what = f"data file '{path.name}'"
-    name = path.name[: -len(suffix)]
-    return Dataset(validate_array(X, what=what), name, labels=_as_labels(labels, what))
+    return _dataset(path.name[: -len(suffix)], X, labels, what, image_shape)
+
+
+def _dataset(name: str, X: Any, labels: Any, what: str, image_shape) -> Dataset:
+    """A Dataset from rows, or from images (N, H, W) / (N, C, H, W) flattened to rows."""
+    arr = np.asarray(X) if isinstance(X, np.ndarray) else X
+    shape = None
+    if isinstance(arr, np.ndarray) and arr.ndim in (3, 4) and arr.dtype.kind in "biuf":
+        shape = (1, *arr.shape[1:]) if arr.ndim == 3 else tuple(arr.shape[1:])
+        if image_shape is not None and tuple(image_shape) != shape:
+            raise DataError(
+                f"{what} holds images of shape {list(shape)}, not the image_shape "
+                f"{list(image_shape)} given; drop the image shape or fix it"
+            )
+        arr = arr.reshape(len(arr), -1)
+    elif image_shape is not None:
+        shape = _image_shape(image_shape)
+    if shape is None:
+        return Dataset(validate_array(arr, what=what), name, labels=_as_labels(labels, what))
+    raw = np.asarray(arr)
+    rows = validate_array(raw, what=what)
+    if raw.dtype == np.uint8:
+        max_value: float | None = 255.0
+    else:
+        max_value = 1.0 if rows.min() >= 0 and rows.max() <= 1 else None
+    return Dataset(rows, name, shape, _as_labels(labels, what), max_value)
+
+
+def _image_shape(value: Any) -> tuple[int, int, int]:
+    try:
+        shape = tuple(int(v) for v in value)
+    except (TypeError, ValueError):
+        shape = ()
+    if len(shape) != 3 or min(shape) <= 0:
+        raise DataError(f"image_shape must be three positive sizes (C, H, W), got {value!r}")
+    return shape  # type: ignore[return-value]
 
 
 def _suffix(path: Path) -> str | None:

@@ -17,7 +17,8 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as save_bytes
 
 from ..errors import ConfigError, ModelFileError
 from ..nn.registry import model_spec
@@ -29,8 +30,11 @@ CHECKPOINT_FILE = "checkpoint.safetensors"
 
 
 def save_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor], meta=None) -> None:
+    """Write a safetensors file atomically (serialised in memory, written by Python's file
+    I/O, so that a full disk or a permission error is an OSError with its errno)."""
     tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
-    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
+    data = save_bytes(tensors, metadata=meta)
+    atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
 
 
 def _check_safetensors(path: Path) -> None:
@@ -101,11 +105,8 @@ def upgrade_state_dict(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tens
     return out
 
 
-def save(model, path: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:
-    """Write ``model.safetensors`` and ``config.json`` into the folder ``path``.
-
-    ``extra`` entries (training settings, data description) are stored in config.json too.
-    """
+def write_config(model, path: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:
+    """Write ``config.json`` (aekit version, model record, scaler, ``extra``) into ``path``."""
     from .. import __version__
 
     path = Path(path)
@@ -113,9 +114,17 @@ def save(model, path: str | os.PathLike, extra: dict[str, Any] | None = None) ->
     if model.scaler is not None:
         config["scaler"] = model.scaler.to_dict()
     config.update(extra or {})
-    save_tensors(path / MODEL_FILE, model.state_dict())
     write_json(path / CONFIG_FILE, config)
     return path
+
+
+def save(model, path: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:
+    """Write ``model.safetensors`` and ``config.json`` into the folder ``path``.
+
+    ``extra`` entries (training settings, data description) are stored in config.json too.
+    """
+    save_tensors(Path(path) / MODEL_FILE, model.state_dict())
+    return write_config(model, path, extra)
 
 
 def read_config(path: str | os.PathLike) -> dict[str, Any]:
@@ -141,6 +150,11 @@ def load(path: str | os.PathLike):
     if not path.exists():
         raise ModelFileError(f"no such run or model file: {path}")
     weights = path / MODEL_FILE if path.is_dir() else path
+    if path.is_dir() and not weights.exists() and (path / CHECKPOINT_FILE).exists():
+        raise ModelFileError(
+            f"{path} has not finished its first epoch: there are no trained weights to use; "
+            f"continue it with: aekit train --resume --out {path}"
+        )
     _check_safetensors(weights)
     config = read_config(path)
     if "model" not in config:
@@ -197,8 +211,10 @@ def _model_device(model) -> torch.device:
 _DEVICE_FLAGS = ("capturable", "fused", "foreach")
 
 
-def load_checkpoint(path, model, optimizer):
+def load_checkpoint(path, model, optimizer, lr: float | None = None):
     """Restore model, optimiser and RNG from :func:`save_checkpoint`; return the TrainState.
+
+    ``lr`` replaces the saved learning rate (a resumed run may change it).
 
     The model and the optimiser stay on the device they are on: a checkpoint written on a GPU
     resumes on a CPU and the other way round. The CUDA generator is restored when the file has
@@ -226,6 +242,8 @@ def load_checkpoint(path, model, optimizer):
         here = [{k: g[k] for k in _DEVICE_FLAGS if k in g} for g in current]
         for group, flags in zip(groups, here, strict=False):
             group.update(flags)
+            if lr is not None:
+                group["lr"] = lr
         optimizer.load_state_dict({"state": opt_state, "param_groups": groups})
         torch.set_rng_state(tensors["rng.torch"])
         device = _model_device(model)

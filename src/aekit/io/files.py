@@ -5,6 +5,7 @@ A process killed at any instant leaves either the old file or the new one, never
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -13,17 +14,27 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, FileSystemError, file_error
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
 def atomic_write(path: str | os.PathLike, write) -> None:
-    """Call ``write(tmp_path)`` then rename tmp over ``path`` (after fsync)."""
+    """Call ``write(tmp_path)`` then rename tmp over ``path`` (after fsync).
+
+    Raises
+    ------
+    FileSystemError
+        (or :class:`~aekit.errors.DiskFullError`) naming the path and the cause, for any
+        operating-system error; the previous file at ``path`` is left as it was.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        make_folder(path.parent)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise file_error(e, path) from None
     os.close(fd)
     try:
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; a run folder is for people to read
@@ -31,9 +42,26 @@ def atomic_write(path: str | os.PathLike, write) -> None:
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise file_error(e, path) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def make_folder(path: str | os.PathLike) -> Path:
+    """mkdir -p, with one clear error when a file is in the way or permissions refuse."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise FileSystemError(
+            errno.EEXIST, f"cannot make the folder {path}: a file of that name is in the way"
+        )
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise file_error(e, path, "make the folder") from None
+    return path
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:

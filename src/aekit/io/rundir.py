@@ -1,4 +1,4 @@
-"""The run directory: what training writes, as a callback of the loop.
+"""The run directory: what training writes, as a callback of the loop, under a lock.
 
     runs/<name>/
       model.safetensors        best weights (lowest validation loss, else training loss)
@@ -6,41 +6,118 @@
       metrics.jsonl            one JSON object per epoch
       checkpoint.safetensors   weights + optimiser + RNG state of the last epoch, for --resume
       loss.png, reconstructions.png
+      .lock                    held (flock) by the one process writing the run
 
-Every file is written atomically (:mod:`aekit.io.files`).
+A run is resumable from the moment training starts: :class:`RunWriter` writes config.json and
+an epoch-0 checkpoint before the first step, so a run killed, interrupted or out of disk in its
+first epoch continues with ``--resume``; ``model.safetensors`` appears once an epoch has
+finished, so a run that never trained is never scored. Every file is written atomically.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any
 
 import torch
 
+from ..errors import RunLockedError, file_error
 from ..training.callbacks import Callback
 from . import checkpoint as ckpt
-from .files import write_jsonl
+from .files import make_folder, write_jsonl
 
 METRICS_FILE = "metrics.jsonl"
+LOCK_FILE = ".lock"
+
+
+class RunLock:
+    """An exclusive lock on a run directory for one writing process (``with RunLock(out):``).
+
+    It is an ``flock`` on ``out/.lock``, which the kernel drops when the process dies, so the
+    lock of a killed run never blocks the next one. A folder this lock created is removed again
+    when nothing else was written into it.
+    """
+
+    def __init__(self, out: str | os.PathLike) -> None:
+        self.out = Path(out)
+        self.fd: int | None = None
+        self.created = False
+
+    def __enter__(self) -> RunLock:
+        import fcntl
+
+        self.created = not self.out.exists()
+        make_folder(self.out)
+        path = self.out / LOCK_FILE
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            self._cleanup()
+            raise file_error(e, path, "lock") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise RunLockedError(
+                f"{self.out} is being written by another aekit process (pid {holder}); wait "
+                "for it to finish, or pick another --out"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self.fd = fd
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # closing drops the flock
+            self.fd = None
+        self._cleanup()
+
+    def _cleanup(self) -> None:
+        """Remove a folder this lock made when nothing but the lock file went into it."""
+        if not self.created:
+            return
+        try:
+            if {p.name for p in self.out.iterdir()} <= {LOCK_FILE}:
+                (self.out / LOCK_FILE).unlink(missing_ok=True)
+                self.out.rmdir()
+        except OSError:
+            pass
 
 
 class RunWriter(Callback):
-    """After each epoch: the best weights (when improved), the checkpoint, the metrics."""
+    """Writes the run: at the start config.json (a new run) and the epoch-0 checkpoint; after
+    each epoch the best weights (when improved), the checkpoint and the metrics."""
 
-    def __init__(self, out: str | Path) -> None:
+    def __init__(self, out: str | Path, config: dict[str, Any] | None = None) -> None:
         self.out = Path(out)
+        self.config = config  # config.json's extra entries for a new run; None when resuming
         self.history: list[dict] = []  # the run's epochs so far, for the figures
 
     def on_fit_start(self, loop) -> None:
         self.history = loop.state.history
+        if self.config is not None:
+            ckpt.write_config(loop.model, self.out, self.config)
+        if loop.state.epoch == 0:  # resumable from the very first step
+            self._checkpoint(loop)
 
     def on_epoch_end(self, loop, record, improved) -> None:
         if improved:
             ckpt.save_tensors(self.out / ckpt.MODEL_FILE, loop.model.state_dict())
-        ckpt.save_checkpoint(
-            self.out / ckpt.CHECKPOINT_FILE, loop.model, loop.optimizer, loop.state
-        )
+        self._checkpoint(loop)
         write_jsonl(self.out / METRICS_FILE, loop.state.history)
         self.history = loop.state.history
+
+    def _checkpoint(self, loop) -> None:
+        path = self.out / ckpt.CHECKPOINT_FILE
+        ckpt.save_checkpoint(path, loop.model, loop.optimizer, loop.state)
+
+
+def holds_run(out: Path) -> bool:
+    """True when ``out`` holds (part of) a run that --resume could continue or replace."""
+    return (out / ckpt.CHECKPOINT_FILE).exists() or (out / ckpt.MODEL_FILE).exists()
 
 
 def write_figures(out: Path, history, model, X_show, image_shape) -> None:
@@ -50,12 +127,15 @@ def write_figures(out: Path, history, model, X_show, image_shape) -> None:
     figures.save_figure(figures.loss_curve(history), out / "loss.png")
     if image_shape is not None and bool(torch.isfinite(next(model.parameters())).all()):
         X_show = X_show[:10]
-        fig = figures.reconstructions(X_show, model.reconstruct_numpy(X_show), image_shape)
+        fig = figures.reconstructions(X_show, model.reconstruct_scaled(X_show), image_shape)
         figures.save_figure(fig, out / "reconstructions.png")
 
 
-def load_best(out: Path, model) -> None:
-    """Put the run's best weights (model.safetensors) into ``model`` and set eval mode."""
+def load_best(out: Path, model) -> bool:
+    """Put the run's best weights into ``model`` (eval mode); False before the first epoch."""
+    model.eval()
+    if not (out / ckpt.MODEL_FILE).is_file():
+        return False
     best, _ = ckpt.read_tensors(out / ckpt.MODEL_FILE)
     model.load_state_dict(ckpt.upgrade_state_dict(best))
-    model.eval()
+    return True

@@ -139,14 +139,46 @@ class Autoencoder(nn.Module):
             self.train(was_training)
         return torch.cat(outs).cpu().numpy()
 
-    def encode_numpy(self, X: np.ndarray) -> np.ndarray:
+    # on already-scaled data (what the model computes on)
+    def encode_scaled(self, X: np.ndarray) -> np.ndarray:
         """Codes Z for already-scaled data X (N, D_in) -> (N, D_latent)."""
         return self._batched(self.encode, X, self.config.input_dim)
 
-    def decode_numpy(self, Z: np.ndarray) -> np.ndarray:
+    def decode_scaled(self, Z: np.ndarray) -> np.ndarray:
         """Reconstructions in the scaled space from codes (N, D_latent) -> (N, D_in)."""
         return self._batched(self.decode, Z, self.config.latent_dim)
 
-    def reconstruct_numpy(self, X: np.ndarray) -> np.ndarray:
-        """X_hat for already-scaled data X."""
+    def reconstruct_scaled(self, X: np.ndarray) -> np.ndarray:
+        """X_hat in the scaled space for already-scaled data X."""
         return self._batched(self.reconstruct, X, self.config.input_dim)
+
+    # on data in their own units: the stored scaler (if any) applied and undone
+    def encode_numpy(self, X: np.ndarray) -> np.ndarray:
+        """Codes Z of raw data X (N, D_in): the model's scaler is applied first.
+
+        A model without a scaler (one built in Python) takes X as it is, as
+        :meth:`encode_scaled` does; a model loaded from a run scales X as training did.
+        """
+        return self.encode_scaled(self._scale(X))
+
+    def decode_numpy(self, Z: np.ndarray) -> np.ndarray:
+        """Decodings of codes Z in the data's own units (the scaler undone)."""
+        return self._unscale(self.decode_scaled(Z))
+
+    def reconstruct_numpy(self, X: np.ndarray) -> np.ndarray:
+        """X_hat of raw data X, in the data's own units."""
+        return self._unscale(self.reconstruct_scaled(self._scale(X)))
+
+    def _scale(self, X):
+        if self.scaler is None:
+            return X
+        X = X.detach().cpu().numpy() if torch.is_tensor(X) else np.asarray(X)
+        if X.ndim != 2 or X.shape[1] != self.config.input_dim:
+            raise DataError(
+                f"data has shape {X.shape} but the model expects (n, {self.config.input_dim}); "
+                "use data of the width the model was trained on"
+            )
+        return self.scaler.transform(X)
+
+    def _unscale(self, X: np.ndarray) -> np.ndarray:
+        return X if self.scaler is None else self.scaler.inverse_transform(X)

@@ -141,7 +141,7 @@ class AutoencoderTransformer(
         """Codes Z (n_samples, latent_dim), computed in X's float dtype."""
         check_is_fitted(self)
         X = _writable(validate_data(self, X, reset=False, dtype=[np.float64, np.float32]))
-        return self._net(X.dtype).encode_numpy(X)
+        return self._net(X.dtype).encode_scaled(X)
 
     def inverse_transform(self, X):
         """Decode codes (n_samples, latent_dim) back to (n_samples, n_features_in_)."""
@@ -152,11 +152,11 @@ class AutoencoderTransformer(
                 f"inverse_transform expects codes of width latent_dim={self._n_features_out}, "
                 f"got {Z.shape[1]} columns"
             )
-        return self._net(Z.dtype).decode_numpy(Z)
+        return self._net(Z.dtype).decode_scaled(Z)
 
     def score(self, X, y=None) -> float:
         """Negative mean squared reconstruction error per element (higher is better)."""
         check_is_fitted(self)
         X = _writable(validate_data(self, X, reset=False, dtype=[np.float64, np.float32]))
-        X_hat = self._net(X.dtype).reconstruct_numpy(X)
+        X_hat = self._net(X.dtype).reconstruct_scaled(X)
         return -float(np.mean((X_hat.astype(np.float64) - X) ** 2))

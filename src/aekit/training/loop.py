@@ -88,15 +88,16 @@ class Loop:
         seconds = time.perf_counter() - t0
         train_loss = sums["loss"] / n
         if not math.isfinite(train_loss):
-            raise TrainingDivergedError(
-                f"the training loss became {train_loss} in epoch {epoch + 1}; training stopped "
-                f"and the last good state (epoch {epoch}) was kept; try a smaller learning rate"
-            )
+            _diverged(f"the training loss became {train_loss}", epoch)
+        if not strategy.weights_finite():  # the last step can overflow after its loss was read
+            _diverged("the weights became non-finite", epoch)
         record = {"epoch": epoch + 1, "train_loss": train_loss}
         record.update({f"train_{k}": v / n for k, v in sums.items() if k != "loss"})
         monitored = train_loss
         if X_val is not None:
             monitored = record["val_loss"] = strategy.evaluate(X_val)
+            if not math.isfinite(monitored):
+                _diverged(f"the validation loss became {monitored}", epoch)
         record["seconds"] = seconds
         record["samples_per_s"] = n / seconds if seconds > 0 else float("inf")
         improved = monitored < st.best_loss - config.min_delta
@@ -110,6 +111,13 @@ class Loop:
             st.stopped_early = True
         for cb in self.callbacks:
             cb.on_epoch_end(self, record, improved)
+
+
+def _diverged(what: str, epoch: int) -> None:
+    raise TrainingDivergedError(
+        f"{what} in epoch {epoch + 1}; training stopped and the last good state (epoch "
+        f"{epoch}) was kept; try a smaller learning rate"
+    )
 
 
 class _EpochEndFunction(Callback):

@@ -202,6 +202,11 @@ class TorchStrategy:
         values = self.total.double().cpu().tolist()
         return dict(zip(self.keys or [], values, strict=True))
 
+    def weights_finite(self) -> bool:
+        """Whether every parameter is finite (one host sync)."""
+        flags = [torch.isfinite(p).all() for p in self.model.parameters()]
+        return bool(torch.stack(flags).all()) if flags else True
+
     def evaluate(self, X: torch.Tensor) -> float:
         """The mean loss over X in eval mode (validation)."""
         with self.autocast():

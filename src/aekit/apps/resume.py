@@ -1,0 +1,133 @@
+"""Continuing a run: which settings ``--resume`` may change, and finding the run's data again.
+
+A resumed run must continue the same training, so settings that shape the model or the maths
+of the steps (the model and its parts, batch size, optimiser, seed, engine, precision, scaling,
+the validation split) may be given only with the values the run already has; a different one
+is refused with one line. ``epochs``, ``lr``, ``patience`` and ``min_delta`` may change (the
+new values are stored in config.json). The data may move: a new ``data`` path or ``data_dir``
+is accepted when the values are the ones the run was trained on (their sha256 fingerprint);
+different data are refused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from ..data import Dataset, Scaler, load_dataset, train_val_split
+from ..errors import ConfigError, DataError, ModelFileError
+from ..io import checkpoint as ckpt
+from ..training import TrainConfig
+
+CHANGEABLE = ("epochs", "lr", "patience", "min_delta")
+
+
+@dataclass
+class ResumeJob:
+    net: Any
+    config: TrainConfig
+    ds: Dataset
+    split: tuple
+
+
+def prepare_resume(out: Path, *, data, data_dir, model, limit, scale, val_fraction,
+                   image_shape, model_options, train_options) -> ResumeJob:  # fmt: skip
+    """Check the request against the run in ``out`` and rebuild model, config and data."""
+    cfg = ckpt.read_config(out)
+    if not (out / ckpt.CHECKPOINT_FILE).is_file():
+        raise ModelFileError(
+            f"{out} has no {ckpt.CHECKPOINT_FILE} to resume from; train it anew without --resume"
+        )
+    try:
+        stored_data, training, record = dict(cfg["data"]), dict(cfg["training"]), cfg["model"]
+    except KeyError as e:
+        raise ModelFileError(f"{out}/config.json lacks {e}; it was not written by train") from None
+    conflicts = []
+    if model is not None and model != record["name"]:
+        conflicts.append(f"model (the run has {record['name']}, not {model})")
+    conflicts += _model_conflicts(record["config"], model_options or {})
+    for key, value in train_options.items():
+        if key not in CHANGEABLE and key in training and value != training[key]:
+            conflicts.append(f"{key} (the run has {training[key]!r}, not {value!r})")
+    for key, value in (("limit", limit), ("val_fraction", val_fraction)):
+        if value is not None and value != stored_data.get(key):
+            conflicts.append(f"{key} (the run has {stored_data.get(key)!r}, not {value!r})")
+    stored_shape = stored_data.get("image_shape")
+    if image_shape is not None and stored_shape and list(image_shape) != stored_shape:
+        conflicts.append(f"image_shape (the run has {stored_shape}, not {list(image_shape)})")
+    scaler = Scaler.from_dict(cfg["scaler"])
+    if scale is not None and scale != scaler.kind:
+        conflicts.append(f"scale (the run has {scaler.kind}, not {scale})")
+    if conflicts:
+        raise ConfigError(
+            "--resume continues the same training and cannot change "
+            + "; ".join(conflicts)
+            + "; drop those flags, or start a new run with another --out"
+        )
+    training.update({k: v for k, v in train_options.items() if k in CHANGEABLE})
+    config = TrainConfig(**training)
+    ds = _find_data(stored_data, data, data_dir, out)
+    net = ckpt.build_from_record(record)
+    net.scaler = scaler
+    X_train, X_val = train_val_split(ds.X, stored_data["val_fraction"], config.seed)
+    split = (scaler.transform(X_train), None if X_val is None else scaler.transform(X_val), scaler)
+    if training != cfg["training"] or stored_data != cfg["data"]:
+        cfg["training"], cfg["data"] = asdict(config), stored_data
+        ckpt.write_json(out / ckpt.CONFIG_FILE, cfg)
+    return ResumeJob(net, config, ds, split)
+
+
+def _model_conflicts(stored: dict[str, Any], given: dict[str, Any]) -> list[str]:
+    out = []
+    for key, value in given.items():
+        if value is None or (key == "output_activation" and value == "auto"):
+            continue
+        have = stored.get(key)
+        same = _norm(have) == _norm(value)
+        if not same:
+            out.append(f"{key} (the run has {have!r}, not {value!r})")
+    return out
+
+
+def _norm(value):
+    return list(value) if isinstance(value, tuple | list) else value
+
+
+def _find_data(stored: dict[str, Any], data, data_dir, out: Path) -> Dataset:
+    """Load the run's data (from a new place when given) and check it is the same data."""
+    source = stored["source"] if data is None else data
+    if isinstance(source, str) and source == "<array>":
+        raise ConfigError(
+            "this run was trained on an in-memory array: pass the same array (data=) to resume"
+        )
+    folder = data_dir if data_dir is not None else stored.get("data_dir")
+    shape = stored.get("image_shape")
+    named = isinstance(source, str) and source.lower() in ("digits", "mnist", "fashion-mnist")
+    try:
+        ds = load_dataset(
+            source,
+            data_dir=folder,
+            split="train",
+            limit=stored.get("limit"),
+            image_shape=None if named or shape is None else tuple(shape),
+        )
+    except DataError as e:
+        raise DataError(
+            f"{e} (resuming {out}: if the data moved, pass --data and --data-dir to say where)"
+        ) from None
+    from .train import fingerprint
+
+    expected = stored.get("sha256")
+    if expected is not None and fingerprint(ds.X) != expected:
+        raise DataError(
+            f"the data at {source} are not the data {out} was trained on (their sha256 "
+            "differs); resume with the original data, or start a new run with another --out"
+        )
+    if data is not None and not isinstance(data, str | Path):
+        stored["source"] = "<array>"
+    elif data is not None:
+        stored["source"] = source if named else str(Path(source).resolve())
+    if data_dir is not None:
+        stored["data_dir"] = str(Path(data_dir).resolve())
+    return ds
