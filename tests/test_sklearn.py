@@ -161,7 +161,8 @@ def test_random_state_makes_fits_repeatable(digits):
         ({"learning_rate_init": -1.0}, "learning_rate_init must be a positive number"),
         ({"max_iter": 2.5}, "max_iter must be a positive int"),
         ({"loss": "huber"}, "loss must be one of mse, mae, bce"),
-        ({"validation_fraction": 1.0}, r"validation_fraction must be in \(0, 1\)"),
+        ({"validation_fraction": 1.0}, r"validation_fraction must be in \[0, 1\)"),
+        ({"validation_fraction": 0.0, "early_stopping": True}, "give it > 0"),
         ({"n_iter_no_change": 0}, "n_iter_no_change must be a positive int"),
         ({"early_stopping": "yes"}, "early_stopping must be True or False"),
     ],
@@ -256,3 +257,9 @@ def test_conv_without_image_shape_explains_itself(digits):
         AutoencoderTransformer(model="conv", max_iter=1).fit(digits[:50])
     with pytest.raises(ValueError, match="image_shape"):
         AutoencoderTransformer(model="conv", image_shape=(1, 8, 9), max_iter=1).fit(digits[:50])
+
+
+def test_validation_fraction_zero_without_early_stopping_is_accepted(digits):
+    """As MLPRegressor: the fraction only matters when early_stopping holds data out."""
+    est = AutoencoderTransformer(latent_dim=2, max_iter=2, validation_fraction=0.0, random_state=0)
+    assert est.fit_transform(digits).shape == (len(digits), 2)

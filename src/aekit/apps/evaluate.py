@@ -6,6 +6,7 @@ What ``aekit eval / encode / reconstruct`` call. Each takes the run directory, t
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -20,21 +21,34 @@ from ..training.strategy import resolve_device
 
 __all__ = ["encode", "evaluate", "load_run_data", "reconstruct", "write_array"]
 
+SPLIT_SETS = ("mnist", "fashion-mnist")  # the sources with a train and a test split
+
 
 def load_run_data(run, data=None, *, data_dir=None, split="test", limit=None, device="auto"):
-    """(model on ``device``, scaled X, dataset) for a saved run; ``data`` defaults to its own."""
+    """(model on ``device``, scaled X, dataset, what was scored) for a saved run.
+
+    ``data`` defaults to the run's own; "what was scored" is ``{"data": source, "split":
+    "train"/"test" for MNIST and Fashion-MNIST, else "all"}``.
+    """
     model = ckpt.load(run).to(resolve_device(device))
+    shape = None
     if data is None:
         d = ckpt.read_config(run).get("data", {})
         data, data_dir = d.get("source", "digits"), data_dir or d.get("data_dir")
-    ds = load_dataset(data, data_dir=data_dir, split=split, limit=limit)
+        if data not in SPLIT_SETS and data != "digits" and d.get("image_shape"):
+            shape = tuple(d["image_shape"])  # a file of images folded as in training
+    ds = load_dataset(data, data_dir=data_dir, split=split, limit=limit, image_shape=shape)
     if ds.X.shape[1] != model.input_dim:
         raise DataError(
             f"data has {ds.X.shape[1]} features but the model expects {model.input_dim}; "
             "use data of the width the model was trained on"
         )
     X = model.scaler.transform(ds.X) if model.scaler is not None else ds.X
-    return model, X, ds
+    scored = {
+        "data": str(data) if isinstance(data, str | os.PathLike) else "<array>",
+        "split": split if ds.name in SPLIT_SETS else "all",
+    }
+    return model, X, ds, scored
 
 
 def evaluate(
@@ -49,16 +63,19 @@ def evaluate(
 ) -> dict[str, Any]:
     """Reconstruction MSE, MAE, BCE (data in [0, 1]) and PSNR in the model's scaled space.
 
+    The result names what was scored: ``data`` (the source), ``split`` ("train"/"test" for
+    MNIST and Fashion-MNIST, "all" for sources without splits) and ``n_samples``.
+
     ``noise`` (e.g. "gaussian:0.5:clip") corrupts the data with ``noise_seed`` first and scores
     the reconstruction of the corrupted data against the clean data; the corrupted input's own
     scores come back as ``noisy_*``. ``nll_samples`` = K adds ``nll``, the importance-sampled
     negative log-likelihood in nats (models with a Gaussian latent), of the data binarised
     once with ``noise_seed`` when ``binarize`` (for Bernoulli models of [0, 1] data).
     """
-    model, X, _ = load_run_data(run, data, **kwargs)
+    model, X, _, scored = load_run_data(run, data, **kwargs)
     kind = model.scaler.kind if model.scaler is not None else "none"
     data_range = 1.0 if kind in ("image", "minmax") else float(X.max() - X.min()) or 1.0
-    out: dict[str, Any] = {"n_samples": len(X)}
+    out: dict[str, Any] = {**scored, "n_samples": len(X)}
     X_in = X
     if noise is not None:
         from ..data.noise import corrupt
@@ -80,12 +97,12 @@ def evaluate(
 
 def encode(run, data=None, **kwargs) -> np.ndarray:
     """Codes Z (N, D_latent) of the data under a saved run's model."""
-    model, X, _ = load_run_data(run, data, **kwargs)
+    model, X, _, _ = load_run_data(run, data, **kwargs)
     return model.encode_scaled(X)
 
 
 def reconstruct(run, data=None, **kwargs) -> np.ndarray:
     """Reconstructions in the data's original units (the scaler inverted)."""
-    model, X, _ = load_run_data(run, data, **kwargs)
+    model, X, _, _ = load_run_data(run, data, **kwargs)
     X_hat = model.reconstruct_scaled(X)
     return model.scaler.inverse_transform(X_hat) if model.scaler is not None else X_hat

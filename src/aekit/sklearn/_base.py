@@ -121,8 +121,10 @@ class AutoencoderEstimator(BaseEstimator):
         if not isinstance(self.verbose, numbers.Integral):
             raise ConfigError(f"verbose must be a bool or an int, got {self.verbose!r}")
         vf = self.validation_fraction
-        if not _is_real(vf) or not 0 < vf < 1:
-            raise ConfigError(f"validation_fraction must be in (0, 1), got {vf!r}")
+        if not _is_real(vf) or not 0 <= vf < 1:
+            raise ConfigError(f"validation_fraction must be in [0, 1), got {vf!r}")
+        if self.early_stopping and vf == 0:
+            raise ConfigError("early_stopping holds out validation_fraction of X: give it > 0")
         _check_int("n_iter_no_change", self.n_iter_no_change, 1)
         if not isinstance(self.device, str | torch.device):
             raise ConfigError(
