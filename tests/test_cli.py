@@ -140,6 +140,7 @@ def test_missing_file_and_unknown_dataset(tmp_path, capsys):
 
 def test_mnist_without_data_dir_says_where_to_point(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("AEKIT_DATA", raising=False)
+    monkeypatch.setenv("AEKIT_OFFLINE", "1")  # offline, a missing data set says where to point
     assert main(["train", "--data", "mnist", "--out", str(tmp_path / "r")]) == 2
     line = _error_line(capsys)
     assert "--data-dir" in line and "AEKIT_DATA" in line

@@ -97,6 +97,7 @@ def test_idx_parsed_from_written_files(tmp_path):
 
 def test_idx_errors(tmp_path, monkeypatch):
     monkeypatch.delenv("AEKIT_DATA", raising=False)
+    monkeypatch.setenv("AEKIT_OFFLINE", "1")  # missing files are reported, not downloaded
     with pytest.raises(DataError, match="AEKIT_DATA"):
         load_dataset("mnist")
     with pytest.raises(DataError, match=r"no mnist folder at .*--data-dir"):

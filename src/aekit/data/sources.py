@@ -175,7 +175,9 @@ def load_dataset(
         ``.csv`` (or ``.csv.gz``), ``.parquet``; or a 2-D numeric array.
     data_dir : str or path, optional
         The folder holding ``mnist/`` and ``fashion-mnist/`` with the IDX ``.gz`` files.
-        Defaults to the environment variable ``AEKIT_DATA``.
+        Defaults to the environment variable ``AEKIT_DATA``, else the cache ``~/.cache/aekit``.
+        Files of the split that are missing from it are downloaded into it and checked by md5
+        (:mod:`aekit.data.download`: mirror ``AEKIT_MIRROR``; ``AEKIT_OFFLINE=1`` turns it off).
     split : {"train", "test"}
         Which part of MNIST / Fashion-MNIST to load; ignored by the other sources.
     limit : int, optional
@@ -194,7 +196,8 @@ def load_dataset(
     Raises
     ------
     DataError
-        Unknown name or suffix, missing or malformed file, non-finite values, bad split or limit.
+        Unknown name or suffix, missing or malformed file, non-finite values, bad split or limit;
+        a download that failed or whose md5 differs.
 
     Examples
     --------
@@ -316,10 +319,11 @@ def _load_digits() -> Dataset:
 
 
 def _load_idx_set(name: str, data_dir: Any, split: str, limit: int | None) -> Dataset:
-    folder = _idx_folder(name, data_dir)
     prefix = _IDX_PREFIX[split]
-    images = _read_idx(_idx_file(folder, f"{prefix}-images-idx3-ubyte"), _IDX_IMAGES)
-    labels = _read_idx(_idx_file(folder, f"{prefix}-labels-idx1-ubyte"), _IDX_LABELS)
+    stems = (f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte")
+    folder = _idx_folder(name, data_dir, split, stems)
+    images = _read_idx(_idx_file(folder, stems[0]), _IDX_IMAGES)
+    labels = _read_idx(_idx_file(folder, stems[1]), _IDX_LABELS)
     if len(images) != len(labels):
         raise DataError(
             f"{folder} holds {len(images)} {split} images but {len(labels)} labels; "
@@ -331,18 +335,43 @@ def _load_idx_set(name: str, data_dir: Any, split: str, limit: int | None) -> Da
     return Dataset(X, name, shape, labels[:n].astype(np.int64), 255.0)
 
 
-def _idx_folder(name: str, data_dir: Any) -> Path:
+def _idx_folder(name: str, data_dir: Any, split: str, stems: tuple[str, ...]) -> Path:
+    """``<data_dir or $AEKIT_DATA or the cache>/<name>``, downloading the split's missing files.
+
+    As torchvision's ``download=True``: a folder that holds the files is used as it is; files
+    missing from the folder given are downloaded into it. ``AEKIT_OFFLINE=1`` turns this off.
+    """
+    from aekit.data import download
+
     base = data_dir if data_dir is not None else os.environ.get("AEKIT_DATA")
+    if download.offline():
+        return _offline_folder(name, base, stems)
+    root = Path(base).expanduser() if base is not None and str(base) != "" else download.cache_dir()
+    folder = root / name
+    if any(not _has_idx(folder, stem) for stem in stems):
+        download.fetch_idx(name, root, split=split)
+    return folder
+
+
+def _offline_folder(name: str, base: Any, stems: tuple[str, ...]) -> Path:
+    """The folder of local files only: no download, and a clear line when they are absent."""
     hint = (
         "pass --data-dir DIR (data_dir=) or set AEKIT_DATA to the folder that holds "
-        f"{name}/ with its IDX .gz files (e.g. the shared data folder)"
+        f"{name}/ with its IDX .gz files (e.g. the shared data folder); downloads are off "
+        "(AEKIT_OFFLINE)"
     )
     if base is None or str(base) == "":
         raise DataError(f"{name!r} is read from <data dir>/{name}/ but no data dir is set; {hint}")
     folder = Path(base).expanduser() / name
     if not folder.is_dir():
         raise DataError(f"no {name} folder at {folder}; {hint}")
+    for stem in stems:
+        _idx_file(folder, stem)
     return folder
+
+
+def _has_idx(folder: Path, stem: str) -> bool:
+    return (folder / f"{stem}.gz").is_file() or (folder / stem).is_file()
 
 
 def _idx_file(folder: Path, stem: str) -> Path:
