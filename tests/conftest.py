@@ -45,3 +45,15 @@ def digits01() -> np.ndarray:
     from sklearn.datasets import load_digits
 
     return (load_digits().data[:200] / 16.0).astype(np.float32)
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """The fault-injection suite's counts (tests/test_faults.py), when it ran."""
+    import sys
+
+    faults = sys.modules.get("test_faults")
+    counts = getattr(faults, "COUNTS", None)
+    if counts:
+        terminalreporter.section("fault injection")
+        for what, n in sorted(counts.items()):
+            terminalreporter.write_line(f"{n:6d}  {what}")

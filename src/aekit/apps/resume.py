@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from ..data import Dataset, Scaler, load_dataset, train_val_split
 from ..errors import ConfigError, DataError, ModelFileError
 from ..io import checkpoint as ckpt
@@ -29,16 +31,17 @@ class ResumeJob:
     config: TrainConfig
     ds: Dataset
     split: tuple
+    restore: bool  # False: the run never reached its first checkpoint and starts over
 
 
 def prepare_resume(out: Path, *, data, data_dir, model, limit, scale, val_fraction,
                    image_shape, model_options, train_options) -> ResumeJob:  # fmt: skip
     """Check the request against the run in ``out`` and rebuild model, config and data."""
     cfg = ckpt.read_config(out)
-    if not (out / ckpt.CHECKPOINT_FILE).is_file():
-        raise ModelFileError(
-            f"{out} has no {ckpt.CHECKPOINT_FILE} to resume from; train it anew without --resume"
-        )
+    # no checkpoint: stopped before training began; the stored settings start it over
+    restore = (out / ckpt.CHECKPOINT_FILE).is_file()
+    if not restore and (out / ckpt.MODEL_FILE).exists():
+        raise ModelFileError(f"{out} has no {ckpt.CHECKPOINT_FILE} to resume from")
     try:
         stored_data, training, record = dict(cfg["data"]), dict(cfg["training"]), cfg["model"]
     except KeyError as e:
@@ -68,6 +71,7 @@ def prepare_resume(out: Path, *, data, data_dir, model, limit, scale, val_fracti
     training.update({k: v for k, v in train_options.items() if k in CHANGEABLE})
     config = TrainConfig(**training)
     ds = _find_data(stored_data, data, data_dir, out)
+    torch.manual_seed(config.seed)  # the initial weights of a run started over, as train made them
     net = ckpt.build_from_record(record)
     net.scaler = scaler
     X_train, X_val = train_val_split(ds.X, stored_data["val_fraction"], config.seed)
@@ -75,7 +79,7 @@ def prepare_resume(out: Path, *, data, data_dir, model, limit, scale, val_fracti
     if training != cfg["training"] or stored_data != cfg["data"]:
         cfg["training"], cfg["data"] = asdict(config), stored_data
         ckpt.write_json(out / ckpt.CONFIG_FILE, cfg)
-    return ResumeJob(net, config, ds, split)
+    return ResumeJob(net, config, ds, split, restore)
 
 
 def _model_conflicts(stored: dict[str, Any], given: dict[str, Any]) -> list[str]:

@@ -108,7 +108,9 @@ def train(
                 train_options=train_options,
             )
             check_device(device if job.config.engine == "torch" else "cpu", job.config.precision)
-            return _fit_run(job.net, job.config, out, job.ds, None, progress, device, job.split)
+            return _fit_run(
+                job.net, job.config, out, job.ds, job.split, progress, device, restore=job.restore
+            )
         if holds_run(out):
             raise ConfigError(
                 f"{out} already holds a run; pass --resume to continue it or pick another --out"
@@ -153,7 +155,7 @@ def _new_run(out, data, model, data_dir, limit, scale, val_fraction, image_shape
         check_representable(net)
     extra = {"data": data_record(data, data_dir, limit, val_fraction, ds, split), "training": {}}
     extra["training"] = asdict(config)
-    return _fit_run(net, config, out, ds, extra, progress, device, split)
+    return _fit_run(net, config, out, ds, split, progress, device, config_json=extra)
 
 
 def data_record(data, data_dir, limit, val_fraction, ds: Dataset, split) -> dict[str, Any]:
@@ -202,18 +204,19 @@ class _RestoreCheckpoint(Callback):
         loop.state = ckpt.load_checkpoint(self.path, loop.model, loop.optimizer, lr=loop.config.lr)
 
 
-def _fit_run(net, config, out: Path, ds, extra, progress, device, split) -> RunResult:
+def _fit_run(net, config, out: Path, ds, split, progress, device, *, config_json=None,
+             restore: bool = False) -> RunResult:  # fmt: skip
     """Fit with the run directory's writer; the model comes back with its best weights.
 
-    ``extra`` is config.json's content for a new run (written when training starts), None
-    when resuming (the checkpoint is restored first).
+    ``config_json`` is config.json's content for a new run (written when training starts);
+    ``restore`` loads the checkpoint first (resuming).
     """
     from ..io import checkpoint as ckpt
 
     X_train, X_val, _ = split
-    writer = RunWriter(out, config=extra)
+    writer = RunWriter(out, config=config_json)
     callbacks: list[Callback] = [writer]
-    if extra is None:
+    if restore:
         callbacks.insert(0, _RestoreCheckpoint(out / ckpt.CHECKPOINT_FILE))
     state = TrainState()
     try:

@@ -7,7 +7,9 @@ configs here and nowhere else.
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 
 from .. import __version__
 from ..errors import AekitError, DiskFullError, TrainingDivergedError
@@ -26,13 +28,33 @@ def build_parser() -> Parser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so that the command stops as on Ctrl-C."""
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; returns the exit code (0 ok, 1 diverged, 2 bad input)."""
+    """Run the CLI; returns the exit code (0 ok, 1 diverged or disk full, 2 bad input,
+    130 interrupted by Ctrl-C, 143 by SIGTERM)."""
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:  # --help, --version, or a usage error already printed
         return int(e.code or 0)
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        return _run(args)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run(args) -> int:
     try:
         if hasattr(args, "threads"):
             set_threads(args.threads)
@@ -47,6 +69,11 @@ def main(argv: list[str] | None = None) -> int:
         where = f" {e.filename}" if getattr(e, "filename", None) else ""
         print(f"aekit: error: cannot use{where}: {e.strerror or e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("aekit: interrupted; resume with --resume", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        what = "terminated" if isinstance(e, Terminated) else "interrupted"
+        if args.command == "train":
+            hint = f"; the run keeps its last finished epoch: aekit train --resume --out {args.out}"
+        else:
+            hint = ""
+        print(f"aekit: {what}{hint}", file=sys.stderr)
+        return 143 if isinstance(e, Terminated) else 130

@@ -26,31 +26,76 @@ LIKELIHOODS = {"bce": "bernoulli", "mse": "gaussian", "mae": "laplace"}
 _LOG_2PI = math.log(2 * math.pi)
 
 
-def mse(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Seed 000's L = 1/(2N) ||X - X_hat||_F^2 for a batch of N rows."""
-    return F.mse_loss(x_hat, x, reduction="sum") * (0.5 / x.shape[0])
+REDUCTIONS = ("mean", "none")
 
 
-def mae(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+def _reduce(per_sample: torch.Tensor, reduction: str) -> torch.Tensor:
+    """Mean over the batch ("mean") or one value per sample ("none", shape (N,))."""
+    if reduction == "none":
+        return per_sample
+    if reduction == "mean":
+        return per_sample.mean()
+    raise ConfigError(f"unknown reduction {reduction!r}; use one of {', '.join(REDUCTIONS)}")
+
+
+def elementwise_loss(
+    name: str, x_hat: torch.Tensor, logits: torch.Tensor, x: torch.Tensor
+) -> torch.Tensor:
+    """The loss of each element, (N, D): what the per-sample losses sum over the features.
+
+    mse: 0.5 (x - x_hat)^2; mae: |x - x_hat|; bce: the binary cross-entropy from the logits.
+    ssim has no per-element form and gets the squared error (an anomaly score's explanation).
+    """
+    if name in ("mse", "ssim"):
+        return 0.5 * (x_hat - x).pow(2)
+    if name == "mae":
+        return (x_hat - x).abs()
+    if name == "bce":
+        return F.binary_cross_entropy_with_logits(logits, x, reduction="none")
+    raise ConfigError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}")
+
+
+def mse(x_hat: torch.Tensor, x: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Seed 000's L = 1/(2N) ||X - X_hat||_F^2 for a batch of N rows.
+
+    ``reduction="none"`` gives each sample's 0.5 ||x_i - x_hat_i||^2, shape (N,).
+    """
+    if reduction == "mean":
+        return F.mse_loss(x_hat, x, reduction="sum") * (0.5 / x.shape[0])
+    return _reduce(0.5 * (x_hat - x).pow(2).sum(-1), reduction)
+
+
+def mae(x_hat: torch.Tensor, x: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
     """1/N sum_i ||x_i - x_hat_i||_1: absolute error summed over features, mean over samples."""
-    return F.l1_loss(x_hat, x, reduction="sum") / x.shape[0]
+    if reduction == "mean":
+        return F.l1_loss(x_hat, x, reduction="sum") / x.shape[0]
+    return _reduce((x_hat - x).abs().sum(-1), reduction)
 
 
-def bce_with_logits(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+def bce_with_logits(logits: torch.Tensor, x: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
     """-1/N sum_ij [x log s(a) + (1-x) log(1-s(a))] from the logits a, without overflow.
 
     Computing from the logits rather than from s(a) avoids log(0) when the sigmoid saturates.
+    ``reduction="none"`` gives each sample's sum over the features, shape (N,).
     """
-    return F.binary_cross_entropy_with_logits(logits, x, reduction="sum") / x.shape[0]
+    if reduction == "mean":
+        return F.binary_cross_entropy_with_logits(logits, x, reduction="sum") / x.shape[0]
+    per_sample = F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(-1)
+    return _reduce(per_sample, reduction)
 
 
 def ssim_loss(
-    x_hat: torch.Tensor, x: torch.Tensor, image_shape: tuple[int, int, int], data_range=1.0
+    x_hat: torch.Tensor,
+    x: torch.Tensor,
+    image_shape: tuple[int, int, int],
+    data_range=1.0,
+    reduction: str = "mean",
 ) -> torch.Tensor:
     """1/N sum_i (1 - SSIM(x_hat_i, x_i)) for flat images (N, C*H*W) of shape ``image_shape``.
 
     SSIM is torchmetrics' (Gaussian window, sigma 1.5, k1 = 0.01, k2 = 0.03); the window is
-    11 pixels wide, or the largest odd width that fits smaller images.
+    11 pixels wide, or the largest odd width that fits smaller images. ``reduction="none"``
+    gives 1 - SSIM per image, shape (N,).
     """
     from torchmetrics.functional.image import structural_similarity_index_measure as ssim
 
@@ -65,7 +110,7 @@ def ssim_loss(
         reduction="none",
         data_range=data_range,
     )
-    return (1 - per_image).mean()
+    return _reduce(1 - per_image, reduction)
 
 
 def reconstruction_loss(
@@ -74,18 +119,22 @@ def reconstruction_loss(
     logits: torch.Tensor,
     x: torch.Tensor,
     image_shape: tuple[int, int, int] | None = None,
+    reduction: str = "mean",
 ) -> torch.Tensor:
-    """Dispatch on the loss name; ``logits`` is the output layer's pre-activation."""
+    """Dispatch on the loss name; ``logits`` is the output layer's pre-activation.
+
+    ``reduction="none"`` gives one loss per sample (N,): an anomaly score.
+    """
     if name == "mse":
-        return mse(x_hat, x)
+        return mse(x_hat, x, reduction)
     if name == "mae":
-        return mae(x_hat, x)
+        return mae(x_hat, x, reduction)
     if name == "bce":
-        return bce_with_logits(logits, x)
+        return bce_with_logits(logits, x, reduction)
     if name == "ssim":
         if image_shape is None:
             raise ConfigError("loss 'ssim' needs images: give the model an image_shape")
-        return ssim_loss(x_hat, x, image_shape)
+        return ssim_loss(x_hat, x, image_shape, reduction=reduction)
     raise ConfigError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}")
 
 

@@ -9,6 +9,7 @@ killed at any instant leaves either the old file or the new one, never half of o
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import asdict
@@ -29,10 +30,28 @@ CONFIG_FILE = "config.json"
 CHECKPOINT_FILE = "checkpoint.safetensors"
 
 
+CHECKSUM_KEY = "aekit.sha256"
+
+
+def tensors_digest(tensors: dict[str, torch.Tensor]) -> str:
+    """sha256 over every tensor's name, dtype, shape and bytes, in name order."""
+    h = hashlib.sha256()
+    for key in sorted(tensors):
+        t = tensors[key].detach().contiguous().cpu()
+        h.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
 def save_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor], meta=None) -> None:
-    """Write a safetensors file atomically (serialised in memory, written by Python's file
-    I/O, so that a full disk or a permission error is an OSError with its errno)."""
+    """Write a safetensors file atomically, with a checksum of its tensors in the metadata.
+
+    It is serialised in memory and written by Python's file I/O, so that a full disk or a
+    permission error is an OSError with its errno; :func:`read_tensors` verifies the checksum,
+    so a file damaged on disk is refused rather than loaded as other weights.
+    """
     tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    meta = {**(meta or {}), CHECKSUM_KEY: tensors_digest(tensors)}
     data = save_bytes(tensors, metadata=meta)
     atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
 
@@ -70,9 +89,15 @@ def read_tensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict
 
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
-        return load_file(str(path)), meta
+        tensors = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as e:
         raise ModelFileError(f"{path} is corrupt or unreadable: {e}") from None
+    expected = meta.pop(CHECKSUM_KEY, None)  # files written before 0.2 have none
+    if expected is not None and tensors_digest(tensors) != expected:
+        raise ModelFileError(
+            f"{path} is corrupt: its tensors do not match the checksum written with them"
+        )
+    return tensors, meta
 
 
 def model_record(model) -> dict[str, Any]:

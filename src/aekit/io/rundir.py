@@ -102,6 +102,8 @@ class RunWriter(Callback):
             ckpt.write_config(loop.model, self.out, self.config)
         if loop.state.epoch == 0:  # resumable from the very first step
             self._checkpoint(loop)
+        elif loop.state.history:  # resumed: the checkpoint's history is the truth (a failed
+            write_jsonl(self.out / METRICS_FILE, loop.state.history)  # write may have lagged)
 
     def on_epoch_end(self, loop, record, improved) -> None:
         if improved:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .outlier import AutoencoderOutlierDetector
 from .transformer import AutoencoderTransformer
 
-__all__ = ["AutoencoderTransformer"]
+__all__ = ["AutoencoderOutlierDetector", "AutoencoderTransformer"]

@@ -31,59 +31,85 @@ _ACTIVATION_ALIASES = {"logistic": "sigmoid"}
 class AutoencoderEstimator(BaseEstimator):
     """Base class: the model and training parameters of :class:`AutoencoderTransformer`."""
 
+    _auto_sizes = False  # True: latent_dim and hidden_layer_sizes may be "auto"
+
     def _fit_model(self, X: np.ndarray) -> torch.nn.Module:
         """Train ``model_`` on float32 X and set the fitted attributes; returns the model."""
         self._check_params()
-        device = resolve_device(self.device)
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-        X_train, X_val = X, None
-        if self.early_stopping:
-            X_train, X_val = train_val_split(X, self.validation_fraction, seed)
-        batch_size = min(200, len(X_train)) if self.batch_size == "auto" else self.batch_size
-        config = TrainConfig(
-            epochs=int(self.max_iter),
+        net, state, has_val = self._train_net(X, seed)
+        self.model_ = net
+        self.loss_curve_ = [r["train_loss"] for r in state.history]
+        self.validation_scores_ = None
+        self.best_validation_loss_ = None
+        if has_val:
+            self.validation_scores_ = [r["val_loss"] for r in state.history]
+            self.best_validation_loss_ = float(state.best_loss)
+        self.n_iter_ = state.epoch
+        return net
+
+    def _build_net(self, X: np.ndarray, latent_dim: int, hidden) -> torch.nn.Module:
+        """The untrained model of the parameters for X's width (seed torch's RNG first)."""
+        if isinstance(hidden, numbers.Integral):
+            hidden = (hidden,)
+        return build_model(
+            self.model,
+            X.shape[1],
+            latent_dim=int(latent_dim),
+            hidden=None if hidden is None else tuple(int(h) for h in hidden),
+            activation=_ACTIVATION_ALIASES.get(self.activation, self.activation),
+            loss=self.loss,
+            image_shape=self.image_shape,
+            output_activation=resolve_output_activation(self.model, "auto", X),
+        )
+
+    def _train_config(self, n: int, seed: int, epochs: int | None = None) -> TrainConfig:
+        """The loop's settings for n training rows."""
+        batch_size = min(200, n) if self.batch_size == "auto" else self.batch_size
+        return TrainConfig(
+            epochs=int(self.max_iter if epochs is None else epochs),
             batch_size=int(batch_size),
             optimizer=self.solver,
             lr=float(self.learning_rate_init),
             seed=seed,
             patience=int(self.n_iter_no_change) if self.early_stopping else 0,
         )
-        hidden = self.hidden_layer_sizes
-        if isinstance(hidden, numbers.Integral):
-            hidden = (hidden,)
+
+    def _train_net(self, X: np.ndarray, seed: int, latent_dim=None, hidden=None, fit_fn=None):
+        """Build and train one model on X with ``seed``: (model in eval mode, state, has_val).
+
+        ``latent_dim`` / ``hidden`` override the parameters; ``fit_fn(net, X_train, X_val,
+        config, callbacks, device)`` replaces the plain call of the loop (a detector's
+        trimmed fit goes through it).
+        """
+        device = resolve_device(self.device)
+        X_train, X_val = X, None
+        if self.early_stopping:
+            X_train, X_val = train_val_split(X, self.validation_fraction, seed)
+        config = self._train_config(len(X_train), seed)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            net = build_model(
-                self.model,
-                X.shape[1],
-                latent_dim=int(self.latent_dim),
-                hidden=None if hidden is None else tuple(int(h) for h in hidden),
-                activation=_ACTIVATION_ALIASES.get(self.activation, self.activation),
-                loss=self.loss,
-                image_shape=self.image_shape,
-                output_activation=resolve_output_activation(self.model, "auto", X),
+            net = self._build_net(
+                X,
+                self.latent_dim if latent_dim is None else latent_dim,
+                self.hidden_layer_sizes if hidden is None else hidden,
             )
             best = BestWeights(only_with_validation=True)
-            state = fit(
-                net,
-                X_train,
-                X_val,
-                config,
-                callbacks=[best],
-                progress=bool(self.verbose),
-                device=device,
-            )
+            if fit_fn is None:
+                state = fit(
+                    net,
+                    X_train,
+                    X_val,
+                    config,
+                    callbacks=[best],
+                    progress=bool(self.verbose),
+                    device=device,
+                )
+            else:
+                state = fit_fn(net, X_train, X_val, config, [best], device)
         best.restore(net)
         net.eval()
-        self.model_ = net
-        self.loss_curve_ = [r["train_loss"] for r in state.history]
-        self.validation_scores_ = None
-        self.best_validation_loss_ = None
-        if X_val is not None:
-            self.validation_scores_ = [r["val_loss"] for r in state.history]
-            self.best_validation_loss_ = float(state.best_loss)
-        self.n_iter_ = state.epoch
-        return net
+        return net, state, X_val is not None
 
     def _net(self, dtype) -> torch.nn.Module:
         """``model_`` in ``dtype``: itself for float32, a converted copy otherwise."""
@@ -98,8 +124,10 @@ class AutoencoderEstimator(BaseEstimator):
             raise ConfigError(
                 f"model must be one of {', '.join(sorted(MODELS))}, got {self.model!r}"
             )
-        _check_int("latent_dim", self.latent_dim, 1)
-        _check_hidden(self.hidden_layer_sizes)
+        if not (self._auto_sizes and _is_auto(self.latent_dim)):
+            _check_int("latent_dim", self.latent_dim, 1, "or 'auto'" if self._auto_sizes else "")
+        if not (self._auto_sizes and _is_auto(self.hidden_layer_sizes)):
+            _check_hidden(self.hidden_layer_sizes)
         activations = sorted({*ACTIVATIONS, *_ACTIVATION_ALIASES})
         if self.activation is not None and self.activation not in activations:
             raise ConfigError(
@@ -135,6 +163,10 @@ class AutoencoderEstimator(BaseEstimator):
 def _writable(X: np.ndarray) -> np.ndarray:
     """X, copied only if read-only (joblib memmaps): torch warns on non-writable arrays."""
     return np.require(X, requirements="W")
+
+
+def _is_auto(value) -> bool:
+    return isinstance(value, str) and value == "auto"
 
 
 def _is_real(value) -> bool:

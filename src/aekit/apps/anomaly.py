@@ -1,0 +1,231 @@
+"""Anomaly scoring with autoencoders: the robust recipe, thresholds, metrics, detector files.
+
+The recipe (measured on the 16 ADBench sets of issue 10, see benchmarks/anomaly.py): each
+column is standardised on the training data; an ensemble of small autoencoders is trained,
+each on its own random subsample of rows (``max_samples``), for a short schedule (the early
+"inlier memorisation" phase, where normal rows are fitted first); halfway through, each member
+stops fitting the ``trim`` share of its rows that it reconstructs worst (a truncated loss, so
+contaminating anomalies are not learned). A row's score is its reconstruction loss under each
+member, standardised by that member's mean and standard deviation on the training data, and
+averaged over the members. :class:`aekit.sklearn.AutoencoderOutlierDetector` is the estimator
+around these functions.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import DataError, ModelFileError
+from ..functional.losses import elementwise_loss
+from ..io import checkpoint as ckpt
+from ..io.files import write_json
+from ..training import fit
+
+SCALES = ("auto", "standard", "none")
+DETECTOR_KEY = "detector"  # the config.json entry that marks a detector run
+_EPS = 1e-12
+
+
+def resolve_scale(scale: str, model: str, loss: str | None, image_shape) -> str:
+    """'auto': standardise unless the model needs inputs in [0, 1] (bce, ssim, images)."""
+    if scale != "auto":
+        return scale
+    from ..nn.registry import model_spec
+
+    loss = loss or model_spec(model).defaults.get("loss", "mse")
+    return "none" if loss in ("bce", "ssim") or image_shape is not None else "standard"
+
+
+def auto_sizes(model: str, d: int, latent_dim, hidden) -> tuple[int, Any]:
+    """The recipe's sizes for "auto": latent max(1, d // 4), one hidden layer of
+    max(2 latent, d // 2), for the dense presets with hidden layers; other presets (conv,
+    linear, contractive) keep their own sizes. Returns (latent_dim, hidden or None)."""
+    from dataclasses import fields
+
+    from ..nn.registry import model_spec
+
+    spec = model_spec(model)
+    defaults = {f.name: f.default for f in fields(spec.cls.config_class)}
+    recipe = "channels" not in defaults and spec.defaults.get("hidden") != ()
+    if latent_dim == "auto":
+        latent_dim = max(1, d // 4) if recipe else defaults["latent_dim"]
+    if hidden == "auto":
+        hidden = (max(2 * int(latent_dim), d // 2),) if recipe else None
+    return int(latent_dim), hidden
+
+
+def fit_scaling(X: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """(offset, scale) with X_scaled = (X - offset) * scale; constant columns get scale 1."""
+    d = X.shape[1]
+    if kind == "none":
+        return np.zeros(d), np.ones(d)
+    mean = X.mean(axis=0, dtype=np.float64)
+    std = X.astype(np.float64).std(axis=0)
+    return mean, np.where(std > _EPS, 1.0 / np.where(std > _EPS, std, 1.0), 1.0)
+
+
+def subsample(n: int, max_samples: int | float, rng: np.random.Generator) -> np.ndarray:
+    """Sorted row indices of one member: ``max_samples`` rows (a share when a float < 1)."""
+    k = int(np.ceil(max_samples * n)) if isinstance(max_samples, float) else int(max_samples)
+    k = max(1, min(n, k))
+    return np.arange(n) if k == n else np.sort(rng.choice(n, k, replace=False))
+
+
+def trimmed_fit(net, X, X_val, config, callbacks, device, trim: float):
+    """Train through the one loop; halfway, drop the ``trim`` share of worst-fitted rows.
+
+    The first half of ``config.epochs`` fits every row; the second fits only the rows whose
+    reconstruction loss is at most the (1 - trim) quantile: a truncated loss. Returns the
+    second phase's :class:`~aekit.training.TrainState` (the whole one when trim is 0).
+    """
+    first = config.epochs // 2 if trim > 0 else config.epochs
+    if first == 0 or len(X) < 2:
+        return fit(net, X, X_val, config, callbacks=callbacks, device=device)
+    config_1 = type(config)(**{**vars(config), "epochs": first})
+    fit(net, X, X_val, config_1, callbacks=callbacks, device=device)
+    losses = per_sample_loss(net, X)
+    keep = X[losses <= np.quantile(losses, 1.0 - trim)]
+    config_2 = type(config)(**{**vars(config), "epochs": config.epochs - first})
+    config_2.seed = config.seed + 1
+    return fit(net, keep, X_val, config_2, callbacks=callbacks, device=device)
+
+
+@torch.no_grad()
+def elementwise_errors(net, X: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+    """Each element's reconstruction loss (N, D) under ``net``'s own loss, in X's dtype.
+
+    Deterministic: the code is the encoder's (a Gaussian latent's posterior mean), no noise.
+    """
+    p = next(net.parameters())
+    was_training = net.training
+    net.eval()
+    out = []
+    try:
+        for i in range(0, len(X), batch_size):
+            x = torch.as_tensor(X[i : i + batch_size]).to(device=p.device, dtype=p.dtype)
+            logits = net.decode_logits(net.encode(x))
+            out.append(elementwise_loss(net.config.loss, net.output(logits), logits, x).cpu())
+    finally:
+        net.train(was_training)
+    return torch.cat(out).numpy() if out else np.zeros((0, X.shape[1]), X.dtype)
+
+
+def per_sample_loss(net, X) -> np.ndarray:
+    """The reconstruction loss of each row (N,): its elementwise losses summed."""
+    X = X.cpu().numpy() if torch.is_tensor(X) else X
+    return elementwise_errors(net, X).astype(np.float64).sum(axis=1)
+
+
+def member_stats(net, X: np.ndarray) -> tuple[float, float]:
+    """(mean, standard deviation) of a member's per-row losses on the training data."""
+    losses = per_sample_loss(net, X)
+    return float(losses.mean()), float(max(losses.std(), _EPS))
+
+
+def feature_errors(nets, stats, X: np.ndarray) -> np.ndarray:
+    """(N, D) per-feature errors, each member's divided by its training sd, averaged.
+
+    Row sums equal the anomaly score up to a constant: -score_samples(X) = sum_j F_ij - c.
+    """
+    total = np.zeros(X.shape, dtype=np.float64)
+    for net, (_, sd) in zip(nets, stats, strict=True):
+        total += elementwise_errors(net, X).astype(np.float64) / sd
+    return total / len(nets)
+
+
+def anomaly_scores(nets, stats, X: np.ndarray) -> np.ndarray:
+    """Mean over members of the standardised per-row loss (N,); higher = more abnormal."""
+    shift = np.mean([mu / sd for mu, sd in stats])
+    scores = feature_errors(nets, stats, X).sum(axis=1) - shift
+    return np.nan_to_num(scores, nan=np.finfo(np.float64).max, posinf=np.finfo(np.float64).max)
+
+
+def contamination_offset(scores: np.ndarray, contamination: float) -> float:
+    """The ``contamination`` quantile of score_samples on the training data (IsolationForest)."""
+    return float(np.percentile(scores, 100.0 * contamination))
+
+
+def fpr_offset(scores: np.ndarray, fpr: float) -> tuple[float, float]:
+    """(offset, achieved rate): at most a share ``fpr`` of ``scores`` falls below offset.
+
+    ``scores`` are score_samples of normal rows (lower = more abnormal); a row is flagged when
+    its score is strictly below the offset. The achieved rate is the share flagged.
+    """
+    ordered = np.sort(scores)
+    k = int(np.floor(fpr * len(ordered)))
+    offset = float(ordered[min(k, len(ordered) - 1)])
+    if k >= len(ordered):
+        offset = float(np.nextafter(ordered[-1], np.inf))
+    return offset, float(np.mean(scores < offset))
+
+
+def check_labels(labels: Any, n: int) -> np.ndarray:
+    """0/1 labels (1 = anomaly) of length n with both classes, else a one-line DataError."""
+    y = np.asarray(labels).ravel()
+    if y.shape[0] != n:
+        raise DataError(f"labels have {y.shape[0]} entries but the data has {n} rows")
+    if not np.issubdtype(y.dtype, np.number) or not np.all(np.isin(y, (0, 1))):
+        raise DataError("labels must be 0 (normal) or 1 (anomaly), one per row")
+    if len(np.unique(y)) < 2:
+        raise DataError("labels hold a single class; ROC-AUC needs normal and anomalous rows")
+    return y.astype(int)
+
+
+def read_labels(path: str | os.PathLike, n: int) -> np.ndarray:
+    """Labels from a .npy, .csv/.txt (one column, header allowed) or .npz (key ``y``) file."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"no labels file at {path}")
+    try:
+        if path.suffix == ".npy":
+            y = np.load(path, allow_pickle=False)
+        elif path.suffix == ".npz":
+            with np.load(path, allow_pickle=False) as f:
+                if "y" not in f:
+                    raise DataError(f"{path} has no array 'y' (the labels)")
+                y = f["y"]
+        else:
+            lines = [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
+            if lines and not lines[0].replace(".", "", 1).lstrip("-").isdigit():
+                lines = lines[1:]  # a header
+            y = np.array([float(v) for v in lines])
+    except (ValueError, OSError) as e:
+        raise DataError(f"cannot read labels from {path}: {e}") from None
+    return check_labels(y, n)
+
+
+def roc_pr_auc(labels: np.ndarray, anomaly: np.ndarray) -> dict[str, float]:
+    """ROC-AUC and PR-AUC (average precision) of anomaly scores, higher = more abnormal."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    return {
+        "roc_auc": float(roc_auc_score(labels, anomaly)),
+        "pr_auc": float(average_precision_score(labels, anomaly)),
+    }
+
+
+def save_detector(path: str | os.PathLike, nets, settings: dict[str, Any]) -> Path:
+    """A folder: config.json (the detector's settings) and member-<i>/ per model."""
+    from .. import __version__
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    for i, net in enumerate(nets):
+        ckpt.save(net, path / f"member-{i}")
+    write_json(path / ckpt.CONFIG_FILE, {"aekit_version": __version__, DETECTOR_KEY: settings})
+    return path
+
+
+def load_detector(path: str | os.PathLike) -> tuple[list, dict[str, Any]]:
+    """(member models, settings) written by :func:`save_detector`; never unpickles."""
+    config = ckpt.read_config(path)
+    settings = config.get(DETECTOR_KEY)
+    if not isinstance(settings, dict) or "n_members" not in settings:
+        raise ModelFileError(f"{path} is not an anomaly detector run (no '{DETECTOR_KEY}' entry)")
+    nets = [ckpt.load(Path(path) / f"member-{i}") for i in range(int(settings["n_members"]))]
+    return nets, settings

@@ -1,0 +1,267 @@
+"""An ensemble of autoencoders as a scikit-learn outlier detector (the IsolationForest contract).
+
+The scoring recipe lives in :mod:`aekit.apps.anomaly`; this module maps parameters to it.
+"""
+
+from __future__ import annotations
+
+import copy
+import numbers
+import os
+from pathlib import Path
+
+import numpy as np
+from sklearn.base import OutlierMixin
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ..apps import anomaly
+from ..errors import ConfigError
+from ._base import AutoencoderEstimator, _is_real, _writable
+
+_SETTINGS = ("offset_", "n_features_in_", "scale_offset_", "scale_", "member_stats_")
+
+
+class AutoencoderOutlierDetector(OutlierMixin, AutoencoderEstimator):
+    """Flag rows an ensemble of autoencoders reconstructs badly; lower scores = more abnormal.
+
+    Each of ``n_estimators`` models trains on its own ``max_samples`` rows for ``max_iter``
+    epochs and, halfway, stops fitting its worst-reconstructed ``trim`` share (see
+    :mod:`aekit.apps.anomaly`). Scores are deterministic and finite, computed in float64.
+
+    Parameters
+    ----------
+    contamination : "auto" or float in (0, 0.5], default="auto"
+        Sets ``offset_``: the share of training rows flagged; "auto" flags rows whose mean
+        standardised reconstruction loss exceeds 3 (three training standard deviations).
+    n_estimators : int, default=10
+        Number of autoencoders in the ensemble.
+    max_samples : int or float, default=256
+        Rows per member: a count, or a share of the rows when a float in (0, 1].
+    trim : float in [0, 0.5), default=0.2
+        Share of worst-reconstructed rows each member stops fitting halfway (0: none).
+    scale : {"auto", "standard", "none"}, default="auto"
+        Standardise each column on the training data; "auto" does so unless the model needs
+        inputs in [0, 1] ("bce" or "ssim" loss, an ``image_shape``).
+    model, activation, solver, learning_rate_init, loss, image_shape, early_stopping,
+    validation_fraction, n_iter_no_change, random_state, verbose, device
+        As in :class:`aekit.sklearn.AutoencoderTransformer`.
+    latent_dim : int or "auto", default="auto"
+        "auto" is max(1, n_features // 4).
+    hidden_layer_sizes : int, tuple of int, None or "auto", default="auto"
+        "auto" is one hidden layer of max(2 * latent_dim, n_features // 2) units.
+    batch_size : int or "auto", default=64
+    max_iter : int, default=50
+        Epochs per member (few: the early phase of training scores best on contaminated data).
+
+    Attributes
+    ----------
+    models_ : list of aekit.nn.Autoencoder
+        The trained members (float32), on ``device``.
+    offset_ : float
+        decision_function = score_samples - offset_.
+    member_stats_ : list of (float, float)
+        Each member's mean and standard deviation of the per-row loss on the training data.
+    calibration_ : dict or None
+        After :meth:`calibrate`: the target and achieved false-positive rates.
+    n_features_in_, feature_names_in_ : as in scikit-learn.
+    """
+
+    _auto_sizes = True
+
+    def __init__(
+        self,
+        contamination="auto",
+        n_estimators: int = 10,
+        max_samples=256,
+        trim: float = 0.2,
+        scale: str = "auto",
+        model: str = "dense",
+        latent_dim="auto",
+        hidden_layer_sizes="auto",
+        activation: str | None = None,
+        solver: str = "adam",
+        learning_rate_init: float = 1e-3,
+        batch_size=64,
+        max_iter: int = 50,
+        loss: str | None = None,
+        image_shape: tuple[int, int, int] | None = None,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        n_iter_no_change: int = 10,
+        random_state=None,
+        verbose: bool = False,
+        device: str = "auto",
+    ):
+        self.contamination = contamination
+        self.n_estimators = n_estimators
+        self.max_samples = max_samples
+        self.trim = trim
+        self.scale = scale
+        self.model = model
+        self.latent_dim = latent_dim
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.learning_rate_init = learning_rate_init
+        self.batch_size = batch_size
+        self.max_iter = max_iter
+        self.loss = loss
+        self.image_shape = image_shape
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.random_state = random_state
+        self.verbose = verbose
+        self.device = device
+
+    def fit(self, X, y=None):
+        """Train the ensemble on X (n_samples, n_features), anomalies allowed; y is ignored.
+
+        Raises
+        ------
+        ConfigError
+            A parameter is invalid (a ValueError).
+        DataError
+            X is empty, non-finite or too small for ``early_stopping``.
+        """
+        X = _writable(validate_data(self, X, dtype=np.float64))
+        self._check_params()
+        self._check_detector_params()
+        rng = check_random_state(self.random_state)
+        seeds = rng.randint(np.iinfo(np.int32).max, size=int(self.n_estimators))
+        d = X.shape[1]
+        latent, hidden = anomaly.auto_sizes(self.model, d, self.latent_dim, self.hidden_layer_sizes)
+        kind = anomaly.resolve_scale(self.scale, self.model, self.loss, self.image_shape)
+        self.scale_offset_, self.scale_ = anomaly.fit_scaling(X, kind)
+        Xs = self._scaled(X)
+        Xs32 = Xs.astype(np.float32)
+        sub_rng = np.random.default_rng(int(seeds[0]))
+
+        def trimmed(net, X_train, X_val, config, callbacks, device):
+            return anomaly.trimmed_fit(net, X_train, X_val, config, callbacks, device, self.trim)
+
+        nets, self.n_iter_ = [], 0
+        for seed in seeds:
+            rows = anomaly.subsample(len(X), self.max_samples, sub_rng)
+            net, state, _ = self._train_net(Xs32[rows], int(seed), latent, hidden, trimmed)
+            nets.append(net)
+            self.n_iter_ = max(self.n_iter_, state.epoch)
+        self._set_models(nets)
+        self.member_stats_ = [anomaly.member_stats(n, Xs) for n in self._nets()]
+        self.calibration_ = None
+        scores = self.score_samples(X)
+        if self.contamination == "auto":
+            self.offset_ = -3.0
+        else:
+            self.offset_ = anomaly.contamination_offset(scores, float(self.contamination))
+        return self
+
+    def score_samples(self, X) -> np.ndarray:
+        """Normality of each row (n_samples,): lower = more abnormal (minus the anomaly score)."""
+        check_is_fitted(self)
+        X = _writable(validate_data(self, X, reset=False, dtype=np.float64))
+        return -anomaly.anomaly_scores(self._nets(), self.member_stats_, self._scaled(X))
+
+    def decision_function(self, X) -> np.ndarray:
+        """score_samples(X) - offset_: negative for outliers."""
+        return self.score_samples(X) - self.offset_
+
+    def predict(self, X) -> np.ndarray:
+        """+1 for inliers, -1 for outliers."""
+        return np.where(self.decision_function(X) < 0, -1, 1)
+
+    def feature_errors(self, X) -> np.ndarray:
+        """Which columns make a row abnormal: (n_samples, n_features) reconstruction errors.
+
+        Each member's per-element loss divided by its training standard deviation, averaged
+        over the members; each row sums to -score_samples(X) plus a constant.
+        """
+        check_is_fitted(self)
+        X = _writable(validate_data(self, X, reset=False, dtype=np.float64))
+        return anomaly.feature_errors(self._nets(), self.member_stats_, self._scaled(X))
+
+    def calibrate(self, X_normal, fpr: float = 0.01):
+        """Set ``offset_`` so that a share ``fpr`` of held-out normal rows is flagged.
+
+        The achieved rate (at most ``fpr``; ties and few rows make it smaller) is stored in
+        ``calibration_`` = {"fpr", "achieved_fpr", "n_samples"}. Returns self.
+        """
+        check_is_fitted(self)
+        if not _is_real(fpr) or not 0 < fpr < 1:
+            raise ConfigError(f"fpr must be in (0, 1), got {fpr!r}")
+        scores = self.score_samples(X_normal)
+        self.offset_, achieved = anomaly.fpr_offset(scores, float(fpr))
+        self.calibration_ = {"fpr": float(fpr), "achieved_fpr": achieved, "n_samples": len(scores)}
+        return self
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the detector to a folder: safetensors weights and JSON settings, no pickle."""
+        check_is_fitted(self)
+        settings = {
+            "params": self.get_params(),
+            "n_members": len(self.models_),
+            "offset_": self.offset_,
+            "n_features_in_": int(self.n_features_in_),
+            "scale_offset_": self.scale_offset_.tolist(),
+            "scale_": self.scale_.tolist(),
+            "member_stats_": [list(s) for s in self.member_stats_],
+            "calibration_": self.calibration_,
+        }
+        if hasattr(self, "feature_names_in_"):
+            settings["feature_names_in_"] = [str(c) for c in self.feature_names_in_]
+        return anomaly.save_detector(path, [n.cpu() for n in self.models_], settings)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: str = "cpu") -> AutoencoderOutlierDetector:
+        """Rebuild a detector written by :meth:`save` (on ``device``)."""
+        nets, s = anomaly.load_detector(path)
+        params = {**s["params"], "device": device}
+        if params.get("image_shape") is not None:
+            params["image_shape"] = tuple(params["image_shape"])
+        if isinstance(params.get("hidden_layer_sizes"), list):
+            params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
+        det = cls(**params)
+        from ..training import resolve_device
+
+        det._set_models([n.to(resolve_device(device)) for n in nets])
+        det.offset_ = float(s["offset_"])
+        det.n_features_in_ = int(s["n_features_in_"])
+        det.scale_offset_ = np.asarray(s["scale_offset_"], dtype=np.float64)
+        det.scale_ = np.asarray(s["scale_"], dtype=np.float64)
+        det.member_stats_ = [tuple(m) for m in s["member_stats_"]]
+        det.calibration_ = s.get("calibration_")
+        if "feature_names_in_" in s:
+            det.feature_names_in_ = np.asarray(s["feature_names_in_"], dtype=object)
+        return det
+
+    # ---- helpers ------------------------------------------------------------------------
+
+    def _scaled(self, X: np.ndarray) -> np.ndarray:
+        return (X - self.scale_offset_) * self.scale_
+
+    def _nets(self) -> list:
+        """The members in float64, so that scores do not depend on how rows are batched."""
+        return self._models64
+
+    def _set_models(self, nets: list) -> None:
+        self.models_ = nets
+        self._models64 = [copy.deepcopy(n).double() for n in nets]
+
+    def _check_detector_params(self) -> None:
+        c = self.contamination
+        if not (isinstance(c, str) and c == "auto") and not (_is_real(c) and 0 < c <= 0.5):
+            raise ConfigError(f"contamination must be 'auto' or in (0, 0.5], got {c!r}")
+        n = self.n_estimators
+        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
+            raise ConfigError(f"n_estimators must be a positive int, got {n!r}")
+        m = self.max_samples
+        ok_int = isinstance(m, numbers.Integral) and not isinstance(m, bool) and m >= 1
+        if not ok_int and not (_is_real(m) and isinstance(m, float) and 0 < m <= 1):
+            raise ConfigError(f"max_samples must be a positive int or a float in (0, 1], got {m!r}")
+        t = self.trim
+        if not _is_real(t) or not 0 <= t < 0.5:
+            raise ConfigError(f"trim must be in [0, 0.5), got {t!r}")
+        if self.scale not in anomaly.SCALES:
+            choices = ", ".join(anomaly.SCALES)
+            raise ConfigError(f"scale must be one of {choices}, got {self.scale!r}")

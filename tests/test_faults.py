@@ -1,0 +1,338 @@
+"""The fault-injection suite: runs killed at random moments, interrupted, starved of disk or
+permissions at every file write, raced by a second writer, fed corrupt files and fuzzed input.
+
+Marked ``faults`` (``pytest -m faults`` runs it alone); it is part of the default suite and of
+CI. Its counts are printed at the end of the session (see ``tests/conftest.py``).
+"""
+
+from __future__ import annotations
+
+import collections
+import errno
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from safetensors.torch import load_file
+
+from aekit.cli import main
+from aekit.data import load_dataset
+from aekit.errors import DataError
+from aekit.io import checkpoint as ckpt
+from aekit.io import files
+
+pytestmark = pytest.mark.faults
+COUNTS: collections.Counter = collections.Counter()  # printed at the end of the session
+
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+ENV = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
+BASE = ["--hidden", "32", "--latent-dim", "4", "--limit", "400", "--quiet", "--threads", "1"]
+KILL_ARGS = ["train", *BASE, "--epochs", "4", "--batch-size", "4"]
+WRITE_ARGS = ["train", *BASE, "--epochs", "2", "--batch-size", "64"]
+
+
+def _clean(args: list[str], out: Path) -> Path:
+    assert main([*args, "--out", str(out)]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def clean_runs(tmp_path_factory):
+    base = tmp_path_factory.mktemp("clean")
+    return {"kill": _clean(KILL_ARGS, base / "kill"), "write": _clean(WRITE_ARGS, base / "write")}
+
+
+def _same_run(a: Path, b: Path) -> None:
+    for name in (ckpt.MODEL_FILE, ckpt.CHECKPOINT_FILE):
+        ta, tb = load_file(a / name), load_file(b / name)
+        assert ta.keys() == tb.keys() and all(torch.equal(ta[k], tb[k]) for k in ta), name
+    la = [json.loads(x)["train_loss"] for x in (a / "metrics.jsonl").read_text().splitlines()]
+    lb = [json.loads(x)["train_loss"] for x in (b / "metrics.jsonl").read_text().splitlines()]
+    assert la == lb
+
+
+def _continue(out: Path, args: list[str]) -> None:
+    """What the messages tell a user: resume a run that has a config, else train anew."""
+    if (out / ckpt.CONFIG_FILE).exists():
+        assert main(["train", "--resume", "--out", str(out), "--quiet", "--threads", "1"]) == 0
+    else:
+        assert main([*args, "--out", str(out)]) == 0
+
+
+def _epochs_done(out: Path) -> int:
+    metrics = out / "metrics.jsonl"
+    return len(metrics.read_text().splitlines()) if metrics.exists() else 0
+
+
+@pytest.mark.parametrize("trial", range(8))
+def test_sigkill_at_a_random_moment_resumes_bit_identical(trial, tmp_path, clean_runs):
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aekit", *KILL_ARGS, "--out", str(out)],
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    # trials 0 and 1 kill while the run starts (before its first checkpoint), the others at a
+    # random moment of its training or just after it
+    marker = out / (".lock" if trial < 2 else ckpt.CHECKPOINT_FILE)
+    deadline = time.monotonic() + 120
+    while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.001)
+    time.sleep(random.Random(trial).uniform(0.0, 0.2 if trial < 2 else 0.35))
+    finished = proc.poll() is not None
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = _epochs_done(out)
+    where = "after the end" if finished else f"in epoch {done + 1}" if done < 4 else "at the end"
+    if not (out / ckpt.CHECKPOINT_FILE).exists() and not finished:
+        where = "before the first checkpoint"
+    COUNTS[f"SIGKILL {where}"] += 1
+    _continue(out, KILL_ARGS)
+    _same_run(clean_runs["kill"], out)
+    COUNTS["SIGKILL: resumed bit-identical"] += 1
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_sigint_and_sigterm_stop_cleanly_and_say_how_to_resume(sig, code, tmp_path, clean_runs):
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aekit", *KILL_ARGS, "--out", str(out)],
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while _epochs_done(out) < 1 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.002)
+    assert proc.poll() is None, "training finished before the signal"
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == code
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and f"aekit train --resume --out {out}" in lines[0], lines
+    assert not (out / ".lock").exists() or _lock_is_free(out)
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+    _continue(out, KILL_ARGS)
+    _same_run(clean_runs["kill"], out)
+    COUNTS[f"{signal.Signals(sig).name}: clean stop, resumed bit-identical"] += 1
+
+
+def _lock_is_free(out: Path) -> bool:
+    import fcntl
+
+    fd = os.open(out / ".lock", os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def _valid_files(out: Path) -> None:
+    """Every file of the run is whole: JSON parses, safetensors verify, no temporary debris."""
+    if not out.exists():  # failed before anything was kept: the folder was cleaned up
+        COUNTS["failed write: nothing kept, folder removed"] += 1
+        return
+    assert not [p.name for p in out.iterdir() if p.name.endswith(".tmp")]
+    for p in out.iterdir():
+        if p.suffix == ".json":
+            json.loads(p.read_text())
+        elif p.suffix == ".jsonl":
+            [json.loads(line) for line in p.read_text().splitlines()]
+        elif p.suffix == ".safetensors":
+            ckpt.read_tensors(p)
+
+
+@pytest.mark.parametrize("code, exit_code", [(errno.ENOSPC, 1), (errno.EACCES, 2)])
+def test_a_failure_at_every_file_write_keeps_the_run_whole(
+    code, exit_code, tmp_path, clean_runs, monkeypatch, capsys
+):
+    real = os.replace
+    calls = {"n": 0, "fail_at": -1}
+
+    def replace(src, dst):
+        calls["n"] += 1
+        if calls["n"] == calls["fail_at"]:
+            raise OSError(code, os.strerror(code))
+        return real(src, dst)
+
+    monkeypatch.setattr(files.os, "replace", replace)
+    _clean(WRITE_ARGS, tmp_path / "count")
+    writes = calls["n"]
+    assert writes >= 8  # config, checkpoints, weights, metrics, figures
+    for k in range(1, writes + 1):
+        out = tmp_path / f"run{k}"
+        calls.update(n=0, fail_at=k)
+        capsys.readouterr()
+        assert main([*WRITE_ARGS, "--out", str(out)]) == exit_code
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and os.strerror(code) in err[0], err
+        _valid_files(out)
+        calls["fail_at"] = -1
+        _continue(out, WRITE_ARGS)
+        _same_run(clean_runs["write"], out)
+        COUNTS[f"{errno.errorcode[code]} injected at a write, run whole and resumed"] += 1
+
+
+def test_two_writers_on_one_run(tmp_path, clean_runs):
+    out = tmp_path / "run"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "aekit", *KILL_ARGS, "--out", str(out)],
+            env=ENV,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    results = [(p.wait(timeout=120), p.stderr.read()) for p in procs]
+    codes = sorted(code for code, _ in results)
+    assert codes == [0, 2], results
+    loser = next(err for code, err in results if code == 2)
+    assert "being written by another" in loser or "already holds a run" in loser
+    _same_run(clean_runs["kill"], out)
+    COUNTS["two writers: one refused, the run intact"] += 1
+
+
+CORRUPTIONS = {
+    "truncated to 0 bytes": lambda b: b[:0],
+    "truncated to 8 bytes": lambda b: b[:8],
+    "truncated to half": lambda b: b[: len(b) // 2],
+    "the last bytes cut": lambda b: b[:-2],  # config.json ends "}\n": one byte would be the newline
+    "a byte flipped in the middle": lambda b: _flip(b, len(b) // 2),
+    "a byte flipped near the end": lambda b: _flip(b, len(b) - 3),
+    "a byte flipped in the header": lambda b: _flip(b, 12),
+}
+
+
+def _flip(b: bytes, i: int) -> bytes:
+    return b[:i] + bytes([b[i] ^ 0xFF]) + b[i + 1 :]
+
+
+@pytest.mark.parametrize("name", [ckpt.MODEL_FILE, ckpt.CHECKPOINT_FILE, ckpt.CONFIG_FILE])
+def test_truncated_or_corrupted_files_are_refused_in_one_line(name, tmp_path, clean_runs, capsys):
+    source = clean_runs["write"]
+    for what, damage in CORRUPTIONS.items():
+        out = tmp_path / what.replace(" ", "-")
+        shutil.copytree(source, out)
+        path = out / name
+        damaged = damage(path.read_bytes())
+        if name == ckpt.CONFIG_FILE and what.startswith("a byte"):  # flipping may keep JSON valid
+            i = len(damaged) // 2 if "middle" in what else 12 if "header" in what else -3
+            damaged = damaged[:i] + b"\x00" + damaged[i + 1 :] if i >= 0 else damaged[:i] + b"\x00"
+        path.write_bytes(damaged)
+        argv = ["train", "--resume", "--out", str(out), "--epochs", "3", "--quiet"]
+        if name != ckpt.CHECKPOINT_FILE:
+            argv = ["eval", str(out)]
+        capsys.readouterr()
+        assert main(argv) == 2, (name, what)
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("aekit: error:"), (name, what, err)
+        COUNTS[f"corrupt {name} refused"] += 1
+
+
+SUFFIXES = [".npy", ".npz", ".csv", ".csv.gz", ".parquet"]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(content=st.binary(max_size=600), suffix=st.sampled_from(SUFFIXES))
+def test_fuzzed_data_files_load_or_raise_one_data_error(content, suffix):
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"x{suffix}"
+        path.write_bytes(content)
+        try:
+            ds = load_dataset(path)
+        except DataError as e:
+            assert str(e) and "\n" not in str(e)
+            COUNTS["fuzzed data files refused with one DataError"] += 1
+            return
+        assert ds.X.dtype == np.float32 and ds.X.ndim == 2 and np.isfinite(ds.X).all()
+        COUNTS["fuzzed data files that loaded"] += 1
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    text=st.text(alphabet="0123456789.,-+eE naNinf\n\t;\"'", max_size=200),
+    header=st.booleans(),
+)
+def test_fuzzed_csv_text_loads_or_raises_one_data_error(text, header):
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "x.csv"
+        path.write_text(("a,b\n" if header else "") + text)
+        try:
+            ds = load_dataset(path)
+        except DataError:
+            COUNTS["fuzzed CSV texts refused with one DataError"] += 1
+            return
+        assert np.isfinite(ds.X).all()
+        COUNTS["fuzzed CSV texts that loaded"] += 1
+
+
+FLAGS = {
+    "--epochs": ["0", "1", "-1", "x", "2.5"],
+    "--limit": ["30", "0", "-3", "abc"],
+    "--hidden": ["8", "", "0", "8,-1", "a,b"],
+    "--latent-dim": ["2", "0", "-1", "q"],
+    "--lr": ["0.01", "0", "-1", "nan", "inf"],
+    "--batch-size": ["8", "0", "-2"],
+    "--model": ["dense", "vae", "conv", "nope"],
+    "--noise": ["gaussian:0.1", "mask:2", "bogus", "gaussian:x"],
+    "--val-fraction": ["0.2", "1.5", "-0.1", "0"],
+    "--scale": ["minmax", "standard", "bad"],
+    "--data": ["digits", "nope.xyz", "missing.npy"],
+    "--device": ["cpu", "auto", "gpu", "cuda:7"],
+    "--threads": ["1", "0", "-4"],
+    "--precision": ["fp32", "bf16", "fp8"],
+}
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    picked=st.dictionaries(st.sampled_from(sorted(FLAGS)), st.integers(0, 4), max_size=5),
+    command=st.sampled_from(["train", "eval", "encode", "reconstruct"]),
+)
+def test_fuzzed_command_lines_never_raise_and_write_nothing_on_error(picked, command):
+    import contextlib
+    import io
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "run"
+        argv = [command]
+        if command != "train":
+            argv.append(str(Path(tmp) / "no-such-run"))
+        for flag, i in picked.items():
+            values = FLAGS[flag]
+            argv += [flag, values[i % len(values)]]
+        if command == "train":
+            argv += ["--out", str(out), "--quiet", "--limit", "30", "--epochs", "1"][
+                0 if "--limit" not in picked else 0 :
+            ]
+        else:
+            argv += ["--out", str(Path(tmp) / "z.npy")] if command != "eval" else []
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            code = main(argv)
+        assert code in (0, 1, 2), (argv, code)
+        if code == 2:
+            lines = err.getvalue().strip().splitlines()
+            assert lines and all(line.startswith(("aekit: error", "usage:")) for line in lines)
+            assert "Traceback" not in err.getvalue()
+            assert not out.exists() and not (Path(tmp) / "z.npy").exists(), argv
+        COUNTS[f"fuzzed command lines, exit {code}"] += 1
