@@ -139,6 +139,7 @@ def test_a_gpu_checkpoint_resumes_on_the_cpu(digits01, tmp_path):
         g["capturable"] = True
     meta["param_groups"] = json.dumps(groups)
     tensors["rng.cuda"] = torch.zeros(16, dtype=torch.uint8)
+    meta[ckpt.CHECKSUM_KEY] = ckpt.tensors_digest(tensors)  # as written with those tensors
     save_file(tensors, path, metadata=meta)
 
     resumed = small(seed=9)
