@@ -121,10 +121,16 @@ def per_sample_loss(net, X) -> np.ndarray:
     return elementwise_errors(net, X).astype(np.float64).sum(axis=1)
 
 
-def member_stats(net, X: np.ndarray) -> tuple[float, float]:
-    """(mean, standard deviation) of a member's per-row losses on the training data."""
-    losses = per_sample_loss(net, X)
-    return float(losses.mean()), float(max(losses.std(), _EPS))
+def member_stats(nets, X: np.ndarray) -> tuple[list[tuple[float, float]], np.ndarray]:
+    """Each member's (mean, sd) of its per-row losses on the training data X, and the
+    anomaly scores of X (what :func:`anomaly_scores` gives, from the same pass)."""
+    stats, total = [], np.zeros(len(X))
+    for net in nets:
+        losses = per_sample_loss(net, X)
+        mu, sd = float(losses.mean()), float(max(losses.std(), _EPS))
+        stats.append((mu, sd))
+        total += (losses - mu) / sd
+    return stats, _finite(total / len(nets))
 
 
 def feature_errors(nets, stats, X: np.ndarray) -> np.ndarray:
@@ -141,8 +147,13 @@ def feature_errors(nets, stats, X: np.ndarray) -> np.ndarray:
 def anomaly_scores(nets, stats, X: np.ndarray) -> np.ndarray:
     """Mean over members of the standardised per-row loss (N,); higher = more abnormal."""
     shift = np.mean([mu / sd for mu, sd in stats])
-    scores = feature_errors(nets, stats, X).sum(axis=1) - shift
-    return np.nan_to_num(scores, nan=np.finfo(np.float64).max, posinf=np.finfo(np.float64).max)
+    return _finite(feature_errors(nets, stats, X).sum(axis=1) - shift)
+
+
+def _finite(scores: np.ndarray) -> np.ndarray:
+    """Overflowing rows (inf, or NaN from inf - inf) score as the largest float: most abnormal."""
+    big = np.finfo(np.float64).max
+    return np.nan_to_num(scores, nan=big, posinf=big, neginf=-big)
 
 
 def contamination_offset(scores: np.ndarray, contamination: float) -> float:
@@ -194,8 +205,10 @@ def read_labels(path: str | os.PathLike, n: int) -> np.ndarray:
             if lines and not lines[0].replace(".", "", 1).lstrip("-").isdigit():
                 lines = lines[1:]  # a header
             y = np.array([float(v) for v in lines])
-    except (ValueError, OSError) as e:
-        raise DataError(f"cannot read labels from {path}: {e}") from None
+    except (ValueError, OSError):
+        raise DataError(
+            f"cannot read labels from {path}: expected one 0/1 value per row (a single column)"
+        ) from None
     return check_labels(y, n)
 
 

@@ -21,6 +21,7 @@ from ..data import Dataset, Scaler, load_dataset, train_val_split
 from ..errors import ConfigError, DataError, ModelFileError
 from ..io import checkpoint as ckpt
 from ..training import TrainConfig
+from ..training.distributed import is_writer
 
 CHANGEABLE = ("epochs", "lr", "patience", "min_delta")
 
@@ -76,7 +77,7 @@ def prepare_resume(out: Path, *, data, data_dir, model, limit, scale, val_fracti
     net.scaler = scaler
     X_train, X_val = train_val_split(ds.X, stored_data["val_fraction"], config.seed)
     split = (scaler.transform(X_train), None if X_val is None else scaler.transform(X_val), scaler)
-    if training != cfg["training"] or stored_data != cfg["data"]:
+    if (training != cfg["training"] or stored_data != cfg["data"]) and is_writer():
         cfg["training"], cfg["data"] = asdict(config), stored_data
         ckpt.write_json(out / ckpt.CONFIG_FILE, cfg)
     return ResumeJob(net, config, ds, split, restore)

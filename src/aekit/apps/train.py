@@ -9,6 +9,7 @@ settings it may change.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from dataclasses import asdict, dataclass
@@ -23,6 +24,7 @@ from ..errors import ConfigError
 from ..io.rundir import RunLock, RunWriter, holds_run, load_best, write_figures
 from ..nn import build_model, model_spec
 from ..training import Callback, TrainConfig, TrainState, fit
+from ..training.distributed import is_writer
 from ..training.strategy import check_device
 
 DEFAULTS = {"data": "digits", "model": "dense", "val_fraction": 0.1}
@@ -91,7 +93,8 @@ def train(
     """
     out = _check_out(out)
     train_options = {k: v for k, v in train_options.items() if v is not None}
-    with RunLock(out):
+    # under torchrun every rank trains and only rank 0 writes (and holds the lock)
+    with RunLock(out) if is_writer() else contextlib.nullcontext():
         if resume:
             from .resume import prepare_resume
 
@@ -214,8 +217,9 @@ def _fit_run(net, config, out: Path, ds, split, progress, device, *, config_json
     from ..io import checkpoint as ckpt
 
     X_train, X_val, _ = split
+    writes = is_writer()
     writer = RunWriter(out, config=config_json)
-    callbacks: list[Callback] = [writer]
+    callbacks: list[Callback] = [writer] if writes else []
     if restore:
         callbacks.insert(0, _RestoreCheckpoint(out / ckpt.CHECKPOINT_FILE))
     state = TrainState()
@@ -231,8 +235,9 @@ def _fit_run(net, config, out: Path, ds, split, progress, device, *, config_json
         )
     finally:
         net.cpu()
-        if writer.history:  # also when training stopped on an error: the epochs before it
+        if writes and writer.history:  # also when training stopped on an error
             X_show = X_val if X_val is not None else X_train
             write_figures(out, writer.history, net, X_show, ds.image_shape)
-    load_best(out, net)  # the run's model is its best epoch
+    if writes:
+        load_best(out, net)  # the run's model is its best epoch
     return RunResult(net, out, state)

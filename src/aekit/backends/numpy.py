@@ -359,7 +359,7 @@ class NumpyStrategy:
     def epoch_data(self, X: np.ndarray, order: torch.Tensor | None):
         return X, None if order is None else order.numpy()
 
-    def begin_epoch(self) -> None:
+    def begin_epoch(self, epoch: int) -> None:
         if not self.synced:  # a callback may have restored a checkpoint into the model
             self.sm = to_scratch(self.model)
             self.synced = True

@@ -1,4 +1,4 @@
-"""The ``aekit`` command: train, eval, encode, reconstruct (one module per command).
+"""The ``aekit`` command: train, eval, encode, reconstruct, fit-detector, score, detect.
 
 ``main(argv) -> int`` never raises for a user's mistake: it prints one line
 ``aekit: error: ...`` to stderr and returns 2 (1 when training diverged). Flags become
@@ -13,7 +13,7 @@ import threading
 
 from .. import __version__
 from ..errors import AekitError, DiskFullError, TrainingDivergedError
-from . import encode, train
+from . import encode, report, score, train
 from . import eval as eval_
 from ._common import Parser, set_threads
 
@@ -25,6 +25,8 @@ def build_parser() -> Parser:
     train.add_parser(sub)
     eval_.add_parser(sub)
     encode.add_parsers(sub)
+    report.add_parser(sub)
+    score.add_parsers(sub)
     return parser
 
 

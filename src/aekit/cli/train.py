@@ -95,6 +95,9 @@ def add_parser(sub) -> None:
         "may change, other flags must match the run",
     )
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument(
+        "--report", action="store_true", help="write RUN/report.html at the end (aekit report)"
+    )
     device_arg(t)
     t.add_argument(
         "--precision",
@@ -190,10 +193,18 @@ def run(args) -> int:
         **train_options,
     )
     state = result.state
+    from ..training.distributed import is_writer
+
+    if not is_writer():  # under torchrun, rank 0 reports
+        return 0
     last = state.history[-1] if state.history else {}
     summary = ", ".join(f"{k} {v:.5g}" for k, v in last.items() if k.endswith("loss"))
     print(f"trained {state.epoch} epochs ({summary}); best epoch {state.best_epoch}")
     print(f"run written to {result.out}")
+    if args.report:
+        from ..views.report import build_report
+
+        print(f"report written to {build_report(result.out)}")
     print(
         f"next: aekit eval {result.out}   (reconstruction metrics on held-out data)\n"
         f"      aekit encode {result.out} --out codes.npy   (the codes of your data)"

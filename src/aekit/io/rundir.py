@@ -20,8 +20,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from ..errors import RunLockedError, file_error
 from ..training.callbacks import Callback
 from . import checkpoint as ckpt
@@ -126,11 +124,7 @@ def write_figures(out: Path, history, model, X_show, image_shape) -> None:
     """loss.png, and reconstructions.png for image data (when the weights are finite)."""
     from ..views import figures
 
-    figures.save_figure(figures.loss_curve(history), out / "loss.png")
-    if image_shape is not None and bool(torch.isfinite(next(model.parameters())).all()):
-        X_show = X_show[:10]
-        fig = figures.reconstructions(X_show, model.reconstruct_scaled(X_show), image_shape)
-        figures.save_figure(fig, out / "reconstructions.png")
+    figures.write_run_figures(out, history, model, X_show, image_shape)
 
 
 def load_best(out: Path, model) -> bool:

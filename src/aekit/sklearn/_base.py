@@ -52,6 +52,8 @@ class AutoencoderEstimator(BaseEstimator):
         """The untrained model of the parameters for X's width (seed torch's RNG first)."""
         if isinstance(hidden, numbers.Integral):
             hidden = (hidden,)
+        if _is_auto(hidden):  # a detector's "auto" on a preset that keeps its own sizes
+            hidden = None
         return build_model(
             self.model,
             X.shape[1],

@@ -148,9 +148,9 @@ class AutoencoderOutlierDetector(OutlierMixin, AutoencoderEstimator):
             nets.append(net)
             self.n_iter_ = max(self.n_iter_, state.epoch)
         self._set_models(nets)
-        self.member_stats_ = [anomaly.member_stats(n, Xs) for n in self._nets()]
+        self.member_stats_, anomalous = anomaly.member_stats(self._nets(), Xs)
         self.calibration_ = None
-        scores = self.score_samples(X)
+        scores = -anomalous
         if self.contamination == "auto":
             self.offset_ = -3.0
         else:

@@ -21,6 +21,7 @@ import torch
 from ..errors import ConfigError, TrainingDivergedError
 from .callbacks import Callback, PartSchedules, Progress
 from .config import TrainConfig, TrainState
+from .distributed import is_writer
 from .strategy import TorchStrategy
 
 EpochEndFunction = Callable[[torch.nn.Module, object, TrainState, bool], None]
@@ -79,7 +80,7 @@ class Loop:
         self.model.train()
         t0 = time.perf_counter()
         Xs = strategy.epoch_data(X, epoch_permutation(n, config.seed, epoch) if bs < n else None)
-        strategy.begin_epoch()
+        strategy.begin_epoch(epoch)
         for start in range(0, n, bs):
             strategy.step(Xs, start, min(bs, n - start))
             for cb in self.batch_callbacks:
@@ -180,18 +181,24 @@ def fit(
     cbs = [PartSchedules(), *callbacks]
     if on_epoch_end is not None:
         cbs.append(_EpochEndFunction(on_epoch_end))
-    if progress:
+    if progress and is_writer():  # one progress bar, from rank 0
         cbs.append(Progress())
     return Loop(model, config, strategy, cbs).run(X, X_val, optimizer, state)
 
 
 def _strategy(config: TrainConfig, device, precision, cuda_graphs: bool, augment):
+    from .distributed import DistributedStrategy, launched
+
     if config.engine == "numpy":
         from ..backends.numpy import NumpyStrategy
 
+        if launched():
+            raise ConfigError("the NumPy engine runs in one process; use --engine torch")
         if device is not None and str(device) not in ("cpu", "auto"):
             raise ConfigError(f"the NumPy engine runs on the CPU, not on {device!r}")
         if augment is not None or (precision or "fp32") != "fp32":
             raise ConfigError("the NumPy engine takes no augment and computes in fp32/fp64")
         return NumpyStrategy()
+    if launched():  # inside torchrun: DistributedDataParallel, one device per process
+        return DistributedStrategy(device, precision or config.precision, augment)
     return TorchStrategy(device, precision or config.precision, cuda_graphs, augment)

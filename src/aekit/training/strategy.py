@@ -124,6 +124,7 @@ class TorchStrategy:
         if optimizer is None:
             optimizer = make_optimizer(config.optimizer, model.parameters(), config.lr)
         self.optimizer = optimizer
+        self.forward_module = model  # what the step calls: the model, or its DDP wrapper
         self.graphs: dict[int, _CapturedStep | None] = {}
         self.seen: dict[int, int] = {}
         self.keys: list[str] | None = None
@@ -174,7 +175,7 @@ class TorchStrategy:
             return X
         return X[order.to(self.device, non_blocking=True)]
 
-    def begin_epoch(self) -> None:
+    def begin_epoch(self, epoch: int) -> None:
         if self.total is not None:
             self.total.zero_()
 
@@ -222,13 +223,16 @@ class TorchStrategy:
         """Forward, backward and the optimiser step; returns the stacked terms times N."""
         x = self.augment(xb) if self.augment is not None else xb
         with self.autocast():
-            record = self.model(x)
+            record = self.forward_module(x)
         if self.keys is None:  # "loss" first, then the other scalar terms, fixed from now on
             self.keys = ["loss"] + [k for k, v in record.items() if v.ndim == 0 and k != "loss"]
             self.total = torch.zeros(len(self.keys), dtype=torch.float64, device=self.device)
-        record["loss"].backward()
+        self._loss_for_backward(record).backward()
         self.optimizer.step()
         return torch.stack([record[k].detach().double() for k in self.keys]) * len(xb)
+
+    def _loss_for_backward(self, record: dict) -> torch.Tensor:
+        return record["loss"]
 
     def _eager_step(self, xb: torch.Tensor) -> None:
         self.optimizer.zero_grad(set_to_none=True)

@@ -1,0 +1,235 @@
+"""AutoencoderOutlierDetector, the scoring recipe (aekit.apps.anomaly) and the score CLI."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from aekit.apps import anomaly
+from aekit.cli import main
+from aekit.errors import ConfigError, DataError
+from aekit.functional import losses
+from aekit.sklearn import AutoencoderOutlierDetector
+
+FAST = dict(n_estimators=3, max_iter=6, random_state=0, device="cpu")
+
+
+def _check_function(check):
+    while isinstance(check, functools.partial):
+        check = check.func
+    return check
+
+
+@parametrize_with_checks(
+    [
+        AutoencoderOutlierDetector(n_estimators=2, max_iter=4, random_state=0),
+        AutoencoderOutlierDetector(model="vae", loss="mse", n_estimators=2, max_iter=4),
+    ]
+)
+def test_sklearn_estimator_checks(estimator, check, monkeypatch):
+    if _check_function(check).__name__ == "check_array_api_input":
+        monkeypatch.setenv("SCIPY_ARRAY_API", "1")  # NumPy inputs only; see test_sklearn.py
+    check(estimator)
+
+
+@pytest.fixture(scope="module")
+def planted() -> tuple[np.ndarray, np.ndarray]:
+    """600 rows near a 2-d plane in 8-d space, the first 12 pushed off it in column 5."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(600, 2)) @ rng.normal(size=(2, 8)) + 0.05 * rng.normal(size=(600, 8))
+    X[:12, 5] += 4.0
+    y = np.zeros(600, dtype=int)
+    y[:12] = 1
+    return X, y
+
+
+@pytest.fixture(scope="module")
+def fitted(planted) -> AutoencoderOutlierDetector:
+    return AutoencoderOutlierDetector(random_state=0, device="cpu").fit(planted[0])
+
+
+def test_planted_outliers_rank_first_and_feature_errors_name_the_column(planted, fitted):
+    X, y = planted
+    scores = fitted.score_samples(X)
+    assert set(np.argsort(scores)[:12]) == set(np.flatnonzero(y))
+    F = fitted.feature_errors(X)
+    assert F.shape == X.shape
+    assert np.all(np.argmax(F[:12], axis=1) == 5)
+    # each row of feature_errors sums to the anomaly score up to one constant
+    assert np.ptp(F.sum(axis=1) + scores) < 1e-9
+    assert np.array_equal(fitted.predict(X), np.where(fitted.decision_function(X) < 0, -1, 1))
+
+
+def test_scores_are_deterministic(planted, fitted):
+    X = planted[0]
+    assert np.array_equal(fitted.score_samples(X), fitted.score_samples(X))
+    again = AutoencoderOutlierDetector(random_state=0, device="cpu").fit(X)
+    assert np.array_equal(again.score_samples(X), fitted.score_samples(X))
+    vae = AutoencoderOutlierDetector(model="vae", loss="mse", **FAST).fit(X)
+    assert np.array_equal(vae.score_samples(X), vae.score_samples(X))
+
+
+def test_contamination_sets_the_share_flagged_on_training_data(planted):
+    X = planted[0]
+    for share in (0.05, 0.2):
+        det = AutoencoderOutlierDetector(contamination=share, **FAST).fit(X)
+        assert abs(np.mean(det.predict(X) == -1) - share) <= 1.0 / len(X)
+
+
+def test_fpr_calibration_reaches_its_rate_within_binomial_noise(fitted):
+    rng = np.random.default_rng(1)
+    A = rng.normal(size=(2, 8))
+
+    def normal(n):  # fresh normal rows from the planted data's distribution
+        return rng.normal(size=(n, 2)) @ A + 0.05 * rng.normal(size=(n, 8))
+
+    fpr, n_cal, n_test = 0.05, 4000, 8000
+    det = AutoencoderOutlierDetector(**FAST).fit(normal(600))
+    det.calibrate(normal(n_cal), fpr=fpr)
+    assert det.calibration_["fpr"] == fpr and det.calibration_["n_samples"] == n_cal
+    assert det.calibration_["achieved_fpr"] <= fpr
+    assert det.calibration_["achieved_fpr"] >= fpr - 1.0 / n_cal
+    rate = np.mean(det.predict(normal(n_test)) == -1)
+    sigma = np.sqrt(fpr * (1 - fpr) * (1 / n_cal + 1 / n_test))
+    assert abs(rate - fpr) < 4 * sigma
+
+
+def test_scores_are_finite_on_awkward_data():
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(20, 4))
+    X[:, 1] = 3.0  # a constant column
+    det = AutoencoderOutlierDetector(batch_size=64, **FAST).fit(X)  # n < batch size
+    assert np.all(np.isfinite(det.score_samples(X)))
+    assert np.all(np.isfinite(det.score_samples(X[:1] * 1e6)))  # one row, far away
+    one = AutoencoderOutlierDetector(**FAST).fit(X[:1])  # a single training row
+    assert np.all(np.isfinite(one.score_samples(X)))
+
+
+def test_conv_preset_with_image_shape(digits01):
+    det = AutoencoderOutlierDetector(model="conv", image_shape=(1, 8, 8), **FAST).fit(digits01)
+    scores = det.score_samples(digits01[:50])
+    assert scores.shape == (50,) and np.all(np.isfinite(scores))
+
+
+def test_save_load_round_trip_without_pickle(tmp_path, planted, fitted):
+    X = planted[0]
+    fitted.calibrate(X[12:], fpr=0.02)
+    fitted.save(tmp_path / "det")
+    files = {p.suffix for p in (tmp_path / "det").rglob("*") if p.is_file()}
+    assert files == {".json", ".safetensors"}
+    loaded = AutoencoderOutlierDetector.load(tmp_path / "det")
+    assert np.array_equal(loaded.score_samples(X), fitted.score_samples(X))
+    assert loaded.offset_ == fitted.offset_ and loaded.calibration_ == fitted.calibration_
+    assert loaded.get_params() == {**fitted.get_params(), "device": "cpu"}
+
+
+def test_bad_input_raises_value_errors(planted, fitted):
+    X = planted[0]
+    bad = X.copy()
+    bad[3, 2] = np.nan
+    for call in (
+        lambda: AutoencoderOutlierDetector(**FAST).fit(bad),
+        lambda: fitted.score_samples(bad),
+        lambda: fitted.score_samples(X[:, :5]),
+        lambda: AutoencoderOutlierDetector(**FAST).fit(np.zeros((0, 3))),
+    ):
+        with pytest.raises(ValueError):
+            call()
+    with pytest.raises(ConfigError, match="contamination"):
+        AutoencoderOutlierDetector(contamination=0.7, **FAST).fit(X)
+    with pytest.raises(ConfigError, match="fpr"):
+        fitted.calibrate(X, fpr=1.5)
+    with pytest.raises(DataError, match="entries"):
+        anomaly.check_labels(np.zeros(5), 6)
+    with pytest.raises(DataError, match="single class"):
+        anomaly.check_labels(np.zeros(6), 6)
+
+
+@pytest.mark.parametrize("name", ["mse", "mae", "bce"])
+def test_per_sample_losses_average_to_the_training_loss(name):
+    g = torch.Generator().manual_seed(0)
+    x, logits = torch.rand(7, 5, generator=g), torch.randn(7, 5, generator=g)
+    x_hat = torch.sigmoid(logits)
+    per = losses.reconstruction_loss(name, x_hat, logits, x, reduction="none")
+    assert per.shape == (7,)
+    mean = losses.reconstruction_loss(name, x_hat, logits, x)
+    torch.testing.assert_close(per.mean(), mean)
+    torch.testing.assert_close(losses.elementwise_loss(name, x_hat, logits, x).sum(-1), per)
+
+
+def _write(path: Path, X: np.ndarray) -> str:
+    np.savetxt(path, X, delimiter=",")
+    return str(path)
+
+
+def test_cli_fit_score_detect(tmp_path, planted, capsys):
+    X, y = planted
+    data, labels = _write(tmp_path / "x.csv", X), tmp_path / "y.csv"
+    np.savetxt(labels, y, fmt="%d")
+    run = str(tmp_path / "det")
+    assert (
+        main(["fit-detector", "--data", data, "--out", run, "--epochs", "6", "--device", "cpu"])
+        == 0
+    )
+    out = str(tmp_path / "s.csv")
+    argv = ["score", run, "--data", data, "--out", out, "--labels", str(labels)]
+    assert main([*argv, "--figure", str(tmp_path / "s.png")]) == 0
+    assert "ROC-AUC" in capsys.readouterr().out and (tmp_path / "s.png").is_file()
+    with open(out) as f:
+        assert f.readline().strip() == "anomaly_score_higher_is_abnormal"
+    scores = np.loadtxt(out, skiprows=1)
+    det = AutoencoderOutlierDetector.load(run)
+    np.testing.assert_allclose(scores, -det.score_samples(X), rtol=1e-8)
+    flags = str(tmp_path / "d.csv")
+    normal = _write(tmp_path / "n.csv", X[12:])
+    argv = ["detect", run, "--data", data, "--out", flags, "--fpr", "0.1", "--normal", normal]
+    assert main(argv) == 0
+    table = np.loadtxt(flags, delimiter=",", skiprows=1)
+    assert table.shape == (600, 2) and set(np.unique(table[:, 0])) <= {0, 1}
+    assert 0.05 < table[:, 0].mean() < 0.15
+
+
+def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, planted, capsys):
+    X, _ = planted
+    data = _write(tmp_path / "x.csv", X)
+    run = str(tmp_path / "det")
+    assert (
+        main(["fit-detector", "--data", data, "--out", run, "--epochs", "2", "--n-estimators", "1"])
+        == 0
+    )
+    nan = X[:20].copy()
+    nan[2, 2] = np.nan
+    one_class = tmp_path / "one.csv"
+    np.savetxt(one_class, np.zeros(600), fmt="%d")
+    short = tmp_path / "short.csv"
+    np.savetxt(short, np.ones(10), fmt="%d")
+    (tmp_path / "empty.csv").write_text("")
+    out = str(tmp_path / "s.csv")
+    cases = [
+        ["score", run, "--data", _write(tmp_path / "nan.csv", nan), "--out", out],
+        ["score", run, "--data", _write(tmp_path / "w.csv", X[:, :3]), "--out", out],
+        ["score", run, "--data", str(tmp_path / "empty.csv"), "--out", out],
+        ["score", run, "--data", data, "--out", out, "--labels", str(short)],
+        ["detect", run, "--data", data, "--out", out, "--labels", str(one_class)],
+        ["fit-detector", "--data", _write(tmp_path / "nan2.csv", nan), "--out", run],
+    ]
+    capsys.readouterr()
+    for argv in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("aekit: error: ") and err.count("\n") == 1, err
+
+
+def test_adbench_set_is_detected(data_dir):
+    path = data_dir / "adbench" / "43_WDBC.npz"
+    if not path.is_file():
+        pytest.skip("ADBench sets not found under the shared data folder")
+    with np.load(path) as f:
+        X, y = f["X"], f["y"]
+    det = AutoencoderOutlierDetector(random_state=0, device="cpu").fit(X)
+    assert anomaly.roc_pr_auc(y, -det.score_samples(X))["roc_auc"] > 0.85
