@@ -72,7 +72,7 @@ def test_two_processes_reach_the_single_process_weights_and_resume(tmp_path):
     a, b = _weights(tmp_path / "ddp"), _weights(tmp_path / "one")
     assert a.keys() == b.keys()
     for k in a:
-        torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6, msg=lambda m: f"{k}: {m}")
+        torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6, msg=lambda m, k=k: f"{k}: {m}")
     assert sorted(p.name for p in (tmp_path / "ddp").iterdir() if p.name.endswith(".tmp")) == []
 
 
