@@ -95,7 +95,7 @@ class ConvAutoencoder(Autoencoder):
         self._init_latent(widths[-2])
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        h = x.reshape(len(x), *self.config.image_shape)  # (N, C*H*W) -> (N, C, H, W)
+        h = x.reshape(-1, *self.config.image_shape)  # (N, C*H*W) -> (N, C, H, W)
         for conv in self.encoder[: self.n_conv]:
             h = self.act(conv(h))  # (N, c, h, w) -> (N, c', h/2, w/2)
         h = h.flatten(1)
@@ -108,7 +108,7 @@ class ConvAutoencoder(Autoencoder):
         h = z
         for layer in self.decoder[:n_dense]:
             h = self.act(layer(h))
-        h = h.reshape(len(z), *self.config.feature_shape)
+        h = h.reshape(-1, *self.config.feature_shape)
         for k, deconv in enumerate(self.decoder[n_dense:]):
             h = deconv(h)  # (N, c, h, w) -> (N, c', 2h, 2w)
             if k < self.n_conv - 1:
