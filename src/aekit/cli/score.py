@@ -35,7 +35,7 @@ def add_parsers(sub) -> None:
     data_args(f, default=None)
     f.add_argument("--out", required=True, help="folder to write the detector to")
     f.add_argument("--contamination", default="auto", help="'auto' or a share in (0, 0.5]")
-    f.add_argument("--n-estimators", type=int, default=10, help="autoencoders (default: 10)")
+    f.add_argument("--n-estimators", type=int, default=5, help="autoencoders (default: 5)")
     f.add_argument("--max-samples", type=int, default=256, help="rows per member (default: 256)")
     f.add_argument("--trim", type=float, default=0.2, help="share of rows trimmed (default: 0.2)")
     f.add_argument("--epochs", type=int, default=50, help="epochs per member (default: 50)")

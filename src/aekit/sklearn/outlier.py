@@ -34,7 +34,7 @@ class AutoencoderOutlierDetector(OutlierMixin, AutoencoderEstimator):
     contamination : "auto" or float in (0, 0.5], default="auto"
         Sets ``offset_``: the share of training rows flagged; "auto" flags rows whose mean
         standardised reconstruction loss exceeds 3 (three training standard deviations).
-    n_estimators : int, default=10
+    n_estimators : int, default=5
         Number of autoencoders in the ensemble.
     max_samples : int or float, default=256
         Rows per member: a count, or a share of the rows when a float in (0, 1].
@@ -72,7 +72,7 @@ class AutoencoderOutlierDetector(OutlierMixin, AutoencoderEstimator):
     def __init__(
         self,
         contamination="auto",
-        n_estimators: int = 10,
+        n_estimators: int = 5,
         max_samples=256,
         trim: float = 0.2,
         scale: str = "auto",
