@@ -229,9 +229,12 @@ def reconstructions(ctx: RunContext) -> Section:
         return Section("Reconstructions", png(fig, cap), "recon")
     go = _go()
     fig = go.Figure()
-    for i in range(min(4, len(X))):
-        fig.add_trace(go.Scatter(y=X[i], name=f"row {i}: input", mode="lines+markers"))
-        fig.add_trace(go.Scatter(y=X_hat[i], name=f"row {i}: reconstruction", line_dash="dot"))
+    colors = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")
+    for i, color in zip(range(min(4, len(X))), colors, strict=False):
+        line = dict(color=color)
+        fig.add_trace(go.Scatter(y=X[i], name=f"row {i}: input", mode="lines+markers", line=line))
+        line = dict(color=color, dash="dot")
+        fig.add_trace(go.Scatter(y=X_hat[i], name=f"row {i}: reconstruction", line=line))
     fig.update_layout(title="Inputs and reconstructions", xaxis_title="feature")
     fig.update_yaxes(title_text="value (scaled units)")
     cap = "Click a legend entry to hide it." + _noise_note(ctx, noisy)
