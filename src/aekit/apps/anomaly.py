@@ -180,7 +180,8 @@ def check_labels(labels: Any, n: int) -> np.ndarray:
     y = np.asarray(labels).ravel()
     if y.shape[0] != n:
         raise DataError(f"labels have {y.shape[0]} entries but the data has {n} rows")
-    if not np.issubdtype(y.dtype, np.number) or not np.all(np.isin(y, (0, 1))):
+    numeric = y.dtype == bool or np.issubdtype(y.dtype, np.number)
+    if not numeric or not np.all(np.isin(y, (0, 1))):
         raise DataError("labels must be 0 (normal) or 1 (anomaly), one per row")
     if len(np.unique(y)) < 2:
         raise DataError("labels hold a single class; ROC-AUC needs normal and anomalous rows")
