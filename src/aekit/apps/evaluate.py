@@ -106,3 +106,38 @@ def reconstruct(run, data=None, **kwargs) -> np.ndarray:
     model, X, _, _ = load_run_data(run, data, **kwargs)
     X_hat = model.reconstruct_scaled(X)
     return model.scaler.inverse_transform(X_hat) if model.scaler is not None else X_hat
+
+
+def stream_to_file(run, data, out, what: str = "encode", device="auto") -> tuple[int, int]:
+    """Codes or reconstructions of a streamed .npy (or folder of shards), written block by
+    block to the .npy ``out`` (atomically), in bounded memory; returns the output's shape.
+
+    Reconstructions are in the data's own units, as :func:`reconstruct`'s.
+    """
+    from pathlib import Path
+
+    from ..data.stream import StreamedArray
+    from ..errors import ConfigError
+    from ..io.files import atomic_write
+
+    if Path(out).suffix != ".npy":
+        raise ConfigError(f"cannot stream into {Path(out).name}: streamed output is a .npy file")
+    model = ckpt.load(run).to(resolve_device(device))
+    arr = StreamedArray(data)
+    if arr.width != model.input_dim:
+        raise DataError(
+            f"data has {arr.width} features but the model expects {model.input_dim}; "
+            "use data of the width the model was trained on"
+        )
+    job = model.encode_numpy if what == "encode" else model.reconstruct_numpy
+    width = model.config.latent_dim if what == "encode" else model.input_dim
+    header = {"descr": "<f4", "fortran_order": False, "shape": (arr.n, width)}
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            np.lib.format.write_array_header_1_0(f, header)
+            for b in range(arr.n_blocks):
+                f.write(np.ascontiguousarray(job(arr.block(b)), dtype="<f4").tobytes())
+
+    atomic_write(out, write)
+    return arr.n, width

@@ -30,9 +30,14 @@ CHANGEABLE = ("epochs", "lr", "patience", "min_delta")
 class ResumeJob:
     net: Any
     config: TrainConfig
-    ds: Dataset
+    ds: Dataset | None  # None for streamed data
     split: tuple
     restore: bool  # False: the run never reached its first checkpoint and starts over
+    shape: tuple | None = None
+
+    @property
+    def image_shape(self):
+        return self.ds.image_shape if self.ds is not None else self.shape
 
 
 def prepare_resume(out: Path, *, data, data_dir, model, limit, scale, val_fraction,
@@ -71,16 +76,23 @@ def prepare_resume(out: Path, *, data, data_dir, model, limit, scale, val_fracti
         )
     training.update({k: v for k, v in train_options.items() if k in CHANGEABLE})
     config = TrainConfig(**training)
-    ds = _find_data(stored_data, data, data_dir, out)
+    if stored_data.get("stream"):
+        from .streamed import find_streamed
+
+        ds, split = None, find_streamed(stored_data, data, out, config.seed, scaler)
+    else:
+        ds = _find_data(stored_data, data, data_dir, out)
+        X_train, X_val = train_val_split(ds.X, stored_data["val_fraction"], config.seed)
+        X_val = None if X_val is None else scaler.transform(X_val)
+        split = (scaler.transform(X_train), X_val, scaler)
     torch.manual_seed(config.seed)  # the initial weights of a run started over, as train made them
     net = ckpt.build_from_record(record)
     net.scaler = scaler
-    X_train, X_val = train_val_split(ds.X, stored_data["val_fraction"], config.seed)
-    split = (scaler.transform(X_train), None if X_val is None else scaler.transform(X_val), scaler)
     if (training != cfg["training"] or stored_data != cfg["data"]) and is_writer():
         cfg["training"], cfg["data"] = asdict(config), stored_data
         ckpt.write_json(out / ckpt.CONFIG_FILE, cfg)
-    return ResumeJob(net, config, ds, split, restore)
+    shape = tuple(stored_shape) if stored_shape else None
+    return ResumeJob(net, config, ds, split, restore, shape)
 
 
 def _model_conflicts(stored: dict[str, Any], given: dict[str, Any]) -> list[str]:

@@ -64,6 +64,7 @@ def train(
     scale: str | None = None,
     val_fraction: float | None = None,
     image_shape: tuple[int, int, int] | None = None,
+    stream: bool | None = None,
     resume: bool = False,
     progress: bool = False,
     device: str | None = "auto",
@@ -76,7 +77,9 @@ def train(
     output_activation, tied, loss, ...); ``train_options`` are :class:`TrainConfig` fields
     (epochs, batch_size, optimizer, lr, seed, patience, engine, precision); None means the
     default (``data`` "digits", ``model`` "dense", ``val_fraction`` 0.1). ``image_shape``
-    (C, H, W) folds the rows of a data file into images (conv models). ``device`` is where to
+    (C, H, W) folds the rows of a data file into images (conv models). ``stream`` reads a
+    ``.npy`` file or a folder of ``.npy`` shards block by block instead of loading it (None:
+    when the data are a folder, or a file over 1 GiB). ``device`` is where to
     train ("auto": CUDA when available, else the CPU); it is not stored, so a run resumes on
     any device. With ``resume=True`` the run continues from ``out``: epochs, lr, patience and
     the data's location may change, anything else given must equal the run's
@@ -112,16 +115,36 @@ def train(
             )
             check_device(device if job.config.engine == "torch" else "cpu", job.config.precision)
             return _fit_run(
-                job.net, job.config, out, job.ds, job.split, progress, device, restore=job.restore
-            )
+                job.net, job.config, out, job.image_shape, job.split, progress, device,
+                restore=job.restore,
+            )  # fmt: skip
         if holds_run(out):
             raise ConfigError(
                 f"{out} already holds a run; pass --resume to continue it or pick another --out"
             )
+        if streams(data, stream):
+            from .streamed import new_streamed_run
+
+            return new_streamed_run(
+                out, data, model, scale, val_fraction, image_shape, model_options,
+                train_options, progress, device,
+            )  # fmt: skip
         return _new_run(
             out, data, model, data_dir, limit, scale, val_fraction, image_shape,
             model_options, train_options, progress, device,
         )  # fmt: skip
+
+
+STREAM_BYTES = 2**30
+
+
+def streams(data, stream: bool | None) -> bool:
+    """Whether ``data`` are read block by block: asked for, or a folder / a .npy over 1 GiB."""
+    if stream is False or not isinstance(data, str | os.PathLike):
+        return False
+    path = Path(data)
+    big = path.suffix == ".npy" and path.is_file() and path.stat().st_size > STREAM_BYTES
+    return bool(stream) or path.is_dir() or big
 
 
 def _check_out(out) -> Path:
@@ -158,7 +181,7 @@ def _new_run(out, data, model, data_dir, limit, scale, val_fraction, image_shape
         check_representable(net)
     extra = {"data": data_record(data, data_dir, limit, val_fraction, ds, split), "training": {}}
     extra["training"] = asdict(config)
-    return _fit_run(net, config, out, ds, split, progress, device, config_json=extra)
+    return _fit_run(net, config, out, ds.image_shape, split, progress, device, config_json=extra)
 
 
 def data_record(data, data_dir, limit, val_fraction, ds: Dataset, split) -> dict[str, Any]:
@@ -207,7 +230,7 @@ class _RestoreCheckpoint(Callback):
         loop.state = ckpt.load_checkpoint(self.path, loop.model, loop.optimizer, lr=loop.config.lr)
 
 
-def _fit_run(net, config, out: Path, ds, split, progress, device, *, config_json=None,
+def _fit_run(net, config, out: Path, image_shape, split, progress, device, *, config_json=None,
              restore: bool = False) -> RunResult:  # fmt: skip
     """Fit with the run directory's writer; the model comes back with its best weights.
 
@@ -237,7 +260,7 @@ def _fit_run(net, config, out: Path, ds, split, progress, device, *, config_json
         net.cpu()
         if writes and writer.history:  # also when training stopped on an error
             X_show = X_val if X_val is not None else X_train
-            write_figures(out, writer.history, net, X_show, ds.image_shape)
+            write_figures(out, writer.history, net, X_show, image_shape)
     if writes:
         load_best(out, net)  # the run's model is its best epoch
     return RunResult(net, out, state)

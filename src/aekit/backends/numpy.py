@@ -37,6 +37,7 @@ from ..nn.arch.dense import DenseAutoencoder, DenseConfig
 from ..nn.registry import model_spec
 from ..training.config import OPTIMIZERS, TrainConfig
 from ..training.optim import make_optimizer
+from ..training.strategy import epoch_permutation
 
 __all__ = [
     "NumpyOptimizer",
@@ -356,8 +357,8 @@ class NumpyStrategy:
     def session(self):
         return contextlib.nullcontext()
 
-    def epoch_data(self, X: np.ndarray, order: torch.Tensor | None):
-        return X, None if order is None else order.numpy()
+    def epoch_data(self, X: np.ndarray, seed: int, epoch: int, shuffle: bool):
+        return X, epoch_permutation(len(X), seed, epoch).numpy() if shuffle else None
 
     def begin_epoch(self, epoch: int) -> None:
         if not self.synced:  # a callback may have restored a checkpoint into the model

@@ -26,14 +26,26 @@ def add_parsers(sub) -> None:
         data_args(c, default=None)
         split_arg(c)
         c.add_argument("--out", required=True, help="output file, .npy or .csv")
+        c.add_argument(
+            "--stream",
+            action="store_true",
+            default=None,
+            help="read a .npy file (or a folder of .npy shards) block by block and write the "
+            ".npy output as it goes (default: for folders and files over 1 GiB)",
+        )
         device_arg(c)
         c.set_defaults(func=run)
 
 
 def run(args) -> int:
     from ..apps import evaluate
+    from ..apps.train import streams
     from ..io.files import write_array
 
+    if args.data is not None and streams(args.data, args.stream):
+        n, width = evaluate.stream_to_file(args.run, args.data, args.out, args.command, args.device)
+        print(f"wrote {n} x {width} to {args.out}")
+        return 0
     job = evaluate.encode if args.command == "encode" else evaluate.reconstruct
     if Path(args.out).suffix not in (".npy", ".csv"):
         raise ConfigError(f"cannot write {args.out}: use a .npy or .csv output file")

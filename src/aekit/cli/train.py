@@ -39,6 +39,13 @@ def add_parser(sub) -> None:
         "of shape (N, H, W) or (N, C, H, W) are images already",
     )
     t.add_argument(
+        "--stream",
+        action="store_true",
+        default=None,
+        help="read a .npy file (or a folder of .npy shards) block by block instead of loading "
+        "it (default: for folders and files over 1 GiB)",
+    )
+    t.add_argument(
         "--model",
         choices=sorted(MODELS),
         help="preset; the flags below combine its parts (default: dense)",
@@ -186,6 +193,7 @@ def run(args) -> int:
         scale=args.scale,
         val_fraction=args.val_fraction,
         image_shape=args.image_shape or None,
+        stream=args.stream,
         resume=args.resume,
         progress=not args.quiet,
         device=args.device,

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from .callbacks import BestWeights, Callback, Progress
 from .config import ENGINES, OPTIMIZERS, PRECISIONS, TrainConfig, TrainState
-from .loop import Loop, epoch_permutation, fit
+from .loop import Loop, fit
 from .optim import make_optimizer
-from .strategy import TorchStrategy, evaluate_loss, resolve_device
+from .strategy import TorchStrategy, epoch_permutation, evaluate_loss, resolve_device
 
 __all__ = [
     "ENGINES",

@@ -81,6 +81,10 @@ class DistributedStrategy(TorchStrategy):
         return optimizer
 
     def prepare(self, X) -> torch.Tensor:
+        from ..data.stream import BlockView
+
+        if isinstance(X, BlockView):
+            raise ConfigError("streamed data train in one process for now; drop torchrun")
         t = super().prepare(X)
         if len(t) < self.world:
             raise ConfigError(

@@ -27,12 +27,6 @@ from .strategy import TorchStrategy
 EpochEndFunction = Callable[[torch.nn.Module, object, TrainState, bool], None]
 
 
-def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
-    """The sample order of one epoch, a pure function of (seed, epoch) so resume repeats it."""
-    g = torch.Generator().manual_seed(int(seed) * 1_000_003 + int(epoch))
-    return torch.randperm(n, generator=g)
-
-
 class Loop:
     """One fit: the model, its optimiser, the strategy that runs the steps, the callbacks."""
 
@@ -79,8 +73,8 @@ class Loop:
             cb.on_epoch_start(self, epoch)
         self.model.train()
         t0 = time.perf_counter()
-        Xs = strategy.epoch_data(X, epoch_permutation(n, config.seed, epoch) if bs < n else None)
         strategy.begin_epoch(epoch)
+        Xs = strategy.epoch_data(X, config.seed, epoch, shuffle=bs < n)
         for start in range(0, n, bs):
             strategy.step(Xs, start, min(bs, n - start))
             for cb in self.batch_callbacks:

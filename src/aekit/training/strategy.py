@@ -22,6 +22,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from ..data.stream import BlockShuffle, BlockView
 from ..errors import ConfigError
 from .config import PRECISIONS
 from .optim import make_optimizer
@@ -57,6 +58,12 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     elif dev.type != "cpu":
         raise ConfigError(f"unsupported device {name!r}; use one of {', '.join(DEVICES)}")
     return dev
+
+
+def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
+    """The sample order of one epoch, a pure function of (seed, epoch) so resume repeats it."""
+    g = torch.Generator().manual_seed(int(seed) * 1_000_003 + int(epoch))
+    return torch.randperm(n, generator=g)
 
 
 @torch.no_grad()
@@ -132,7 +139,10 @@ class TorchStrategy:
         return self.optimizer
 
     def prepare(self, X) -> torch.Tensor:
-        """The data as one tensor of the model's dtype on the device (moved once)."""
+        """The data as one tensor of the model's dtype on the device (moved once); streamed
+        data (:class:`aekit.data.stream.BlockView`) stay on disk and move block by block."""
+        if isinstance(X, BlockView):
+            return X
         t = X if torch.is_tensor(X) else torch.as_tensor(np.ascontiguousarray(X))
         if t.device.type == "cpu" and self.device.type == "cuda":
             t = t.pin_memory() if t.dtype == self.dtype else t
@@ -169,11 +179,21 @@ class TorchStrategy:
 
     # ---- one epoch -----------------------------------------------------------------------
 
-    def epoch_data(self, X: torch.Tensor, order: torch.Tensor | None) -> torch.Tensor:
-        """X in the epoch's order (one gather per epoch; batches are then slices)."""
-        if order is None:
+    def epoch_data(self, X, seed: int, epoch: int, shuffle: bool):
+        """X in the epoch's seeded order (one gather per epoch; batches are then slices);
+        streamed data in blocks shuffled by (seed, epoch)."""
+        if isinstance(X, BlockView):
+            return BlockShuffle(X, seed, epoch, self._block_tensor)
+        if not shuffle:
             return X
+        order = epoch_permutation(len(X), seed, epoch)
         return X[order.to(self.device, non_blocking=True)]
+
+    def _block_tensor(self, rows: np.ndarray) -> torch.Tensor:
+        t = torch.from_numpy(rows)
+        if self.device.type == "cuda":
+            t = t.pin_memory()
+        return t.to(self.device, dtype=self.dtype, non_blocking=True)
 
     def begin_epoch(self, epoch: int) -> None:
         if self.total is not None:
@@ -208,10 +228,15 @@ class TorchStrategy:
         flags = [torch.isfinite(p).all() for p in self.model.parameters()]
         return bool(torch.stack(flags).all()) if flags else True
 
-    def evaluate(self, X: torch.Tensor) -> float:
-        """The mean loss over X in eval mode (validation)."""
+    def evaluate(self, X) -> float:
+        """The mean loss over X in eval mode (validation; streamed data block by block)."""
         with self.autocast():
-            return evaluate_loss(self.model, X)
+            if not isinstance(X, BlockView):
+                return evaluate_loss(self.model, X)
+            total = 0.0
+            for rows in X.iter_blocks():
+                total += evaluate_loss(self.model, self._block_tensor(rows)) * len(rows)
+            return total / len(X)
 
     def running_loss(self, samples: int) -> float:
         """The mean loss of the epoch so far (a host sync: for progress bars)."""
