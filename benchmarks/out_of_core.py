@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -26,20 +27,34 @@ import numpy as np
 from _common import REPO, mnist, save_result
 
 WIDTH = 784
-CHILD = """
-import json, resource, sys, time
+# the peak resident set of this process's own memory (VmHWM): ru_maxrss would carry the
+# parent's peak over fork and exec
+HWM = """
+def hwm():
+    with open("/proc/self/status") as f:
+        line = next(x for x in f if x.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024
+"""
+CHILD = (
+    HWM
+    + """
+import json, sys, time
 sys.argv = ["aekit"] + json.loads(sys.argv[1])
 from aekit.cli import main
 t0 = time.perf_counter()
 code = main(sys.argv[1:])
-print(json.dumps({"code": code, "seconds": time.perf_counter() - t0,
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+print(json.dumps({"code": code, "seconds": time.perf_counter() - t0, "peak_rss_mb": hwm()}))
 """
-IN_MEMORY = """
-import json, resource, sys, time
+)
+IN_MEMORY = (
+    HWM
+    + """
+import json, sys, time
 import numpy as np
+import torch
 import aekit
 run, path, rows = sys.argv[1], sys.argv[2], int(sys.argv[3])
+torch.set_num_threads(int(sys.argv[4]))
 X = np.load(path, mmap_mode="r")[:rows].copy()  # the slice, in memory before the clock starts
 model = aekit.load(run)
 model.encode_numpy(X[:1000])
@@ -47,8 +62,9 @@ t0 = time.perf_counter()
 Z = model.encode_numpy(X)
 seconds = time.perf_counter() - t0
 print(json.dumps({"rows": rows, "seconds": seconds, "rows_per_s": rows / seconds,
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "peak_rss_mb": hwm()}))
 """
+)
 
 
 def generate(path: Path, gigabytes: float, seed: int = 0) -> int:
@@ -79,8 +95,6 @@ def child(argv: list[str]) -> dict:
 
 
 def _env() -> dict:
-    import os
-
     return {**os.environ, "PYTHONPATH": str(REPO / "src")}
 
 
@@ -90,6 +104,7 @@ def main() -> None:
     parser.add_argument("--dir", help="where to write the data (default: a temporary folder)")
     parser.add_argument("--slice-rows", type=int, default=200_000, help="in-memory reference")
     parser.add_argument("--keep", action="store_true", help="keep the generated file")
+    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="for every phase")
     args = parser.parse_args()
     tmp = tempfile.TemporaryDirectory(dir=args.dir) if not args.keep else None
     folder = Path(tmp.name if tmp else (args.dir or tempfile.mkdtemp()))
@@ -98,13 +113,15 @@ def main() -> None:
     rows = generate(data, args.gigabytes)
     print(f"wrote {rows:,} x {WIDTH} float32 ({data.stat().st_size / 2**30:.2f} GiB) "
           f"in {time.perf_counter() - t0:.0f} s")  # fmt: skip
-    train = child(["train", "--data", str(data), "--stream", "--epochs", "1", "--batch-size",
-                   "256", "--val-fraction", "0.01", "--quiet", "--out", str(run)])  # fmt: skip
+    threads = ["--threads", str(args.threads)]
+    flags = ["--stream", "--epochs", "1", "--batch-size", "256", "--val-fraction", "0.01"]
+    train = child(["train", "--data", str(data), *flags, "--quiet", "--out", str(run), *threads])
     train["rows_per_s"] = rows / train["seconds"]
     print(
         f"train 1 epoch streamed: {train['seconds']:.0f} s, peak RSS {train['peak_rss_mb']:.0f} MB"
     )
-    encode = child(["encode", str(run), "--data", str(data), "--out", str(folder / "z.npy")])
+    z_out = str(folder / "z.npy")
+    encode = child(["encode", str(run), "--data", str(data), "--stream", "--out", z_out, *threads])
     encode["rows_per_s"] = rows / encode["seconds"]
     print(f"encode streamed: {encode['rows_per_s']:,.0f} rows/s, peak RSS "
           f"{encode['peak_rss_mb']:.0f} MB")  # fmt: skip
@@ -115,6 +132,7 @@ def main() -> None:
         str(run),
         str(data),
         str(min(rows, args.slice_rows)),
+        str(args.threads),
     ]
     ref = json.loads(subprocess.run(ref_cmd, capture_output=True, text=True, env=_env(),
                                     check=True).stdout.strip().splitlines()[-1])  # fmt: skip

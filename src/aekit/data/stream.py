@@ -1,7 +1,7 @@
 """Data larger than memory: a .npy file or a folder of .npy shards, read block by block.
 
 :class:`StreamedArray` never maps the whole file: each block is read with plain file I/O into a
-fresh array, so the process holds about one block (``block_bytes``, 64 MB by default) at a time
+fresh array, so the process holds about one block (``block_bytes``, 32 MB by default) at a time
 whatever the file's size (memory-mapped pages would count towards the resident set).
 Training walks the blocks in a seeded order and the rows of each block in a seeded order
 (:class:`BlockShuffle`): still a pure function of (seed, epoch), so a resumed run repeats it.
@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import DataError
 
-BLOCK_BYTES = 64 * 2**20
+BLOCK_BYTES = 32 * 2**20
 
 
 class _Shard:
@@ -103,7 +103,8 @@ class StreamedArray:
             a, b = max(lo, self.starts[i]), min(hi, self.starts[i + 1])
             if a < b:
                 parts.append(shard.read(int(a - self.starts[i]), int(b - self.starts[i])))
-        out = np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
+        out = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        out = np.ascontiguousarray(out, dtype=np.float32)
         if not np.isfinite(out).all():
             bad = lo + int(np.flatnonzero(~np.isfinite(out).all(axis=1))[0])
             raise DataError(f"{self.path} has a non-finite value (NaN/Inf) in row {bad} (0-based)")
@@ -176,10 +177,14 @@ def fit_scaler(view_or_data, kind: str):
     total = total_sq = np.zeros(data.width)
     count = 0
     for b in blocks:
-        rows = data.block(int(b)).astype(np.float64)
+        rows = data.block(int(b))
         lo = rows.min(0) if lo is None else np.minimum(lo, rows.min(0))
         hi = rows.max(0) if hi is None else np.maximum(hi, rows.max(0))
-        total, total_sq, count = total + rows.sum(0), total_sq + (rows**2).sum(0), count + len(rows)
+        for i in range(0, len(rows), 4096):  # float64 sums, a few MB at a time
+            part = rows[i : i + 4096].astype(np.float64)
+            total, total_sq = total + part.sum(0), total_sq + (part * part).sum(0)
+        count += len(rows)
+    lo, hi = lo.astype(np.float64), hi.astype(np.float64)
     if kind == "minmax":
         spread = hi - lo
         return Scaler("minmax", lo, np.where(spread > 0, 1 / np.where(spread > 0, spread, 1), 1.0))
