@@ -129,15 +129,31 @@ class Autoencoder(nn.Module):
         return t.to(dtype=p.dtype, device=p.device)
 
     @torch.no_grad()
-    def _batched(self, fn, X, width: int, batch_size: int = 4096) -> np.ndarray:
+    def _batched(self, fn, X, width: int, *, raw_in=False, raw_out=False, batch_size=4096):
+        """fn over X in batches, in eval mode; ``raw_in`` / ``raw_out``: the stored scaler is
+        applied to each input batch / undone on each output batch (batch by batch, so that a
+        large X is never copied whole)."""
+        p = next(self.parameters())
+        arr = X if torch.is_tensor(X) else np.asarray(X)
+        if arr.ndim != 2 or arr.shape[1] != width:
+            raise DataError(
+                f"data has shape {tuple(arr.shape)} but the model expects (n, {width}); "
+                "use data of the width the model was trained on"
+            )
+        scaler = self.scaler
         was_training = self.training
         self.eval()
+        outs = []
         try:
-            t = self._to_tensor(X, width)
-            outs = [fn(t[i : i + batch_size]) for i in range(0, len(t), batch_size)]
+            for i in range(0, len(arr), batch_size):
+                xb = arr[i : i + batch_size]
+                if raw_in and scaler is not None:
+                    xb = scaler.transform(xb.cpu().numpy() if torch.is_tensor(xb) else xb)
+                out = fn(torch.as_tensor(xb).to(dtype=p.dtype, device=p.device)).cpu().numpy()
+                outs.append(scaler.inverse_transform(out) if raw_out and scaler else out)
         finally:
             self.train(was_training)
-        return torch.cat(outs).cpu().numpy()
+        return np.concatenate(outs)
 
     # on already-scaled data (what the model computes on)
     def encode_scaled(self, X: np.ndarray) -> np.ndarray:
@@ -159,26 +175,12 @@ class Autoencoder(nn.Module):
         A model without a scaler (one built in Python) takes X as it is, as
         :meth:`encode_scaled` does; a model loaded from a run scales X as training did.
         """
-        return self.encode_scaled(self._scale(X))
+        return self._batched(self.encode, X, self.config.input_dim, raw_in=True)
 
     def decode_numpy(self, Z: np.ndarray) -> np.ndarray:
         """Decodings of codes Z in the data's own units (the scaler undone)."""
-        return self._unscale(self.decode_scaled(Z))
+        return self._batched(self.decode, Z, self.config.latent_dim, raw_out=True)
 
     def reconstruct_numpy(self, X: np.ndarray) -> np.ndarray:
         """X_hat of raw data X, in the data's own units."""
-        return self._unscale(self.reconstruct_scaled(self._scale(X)))
-
-    def _scale(self, X):
-        if self.scaler is None:
-            return X
-        X = X.detach().cpu().numpy() if torch.is_tensor(X) else np.asarray(X)
-        if X.ndim != 2 or X.shape[1] != self.config.input_dim:
-            raise DataError(
-                f"data has shape {X.shape} but the model expects (n, {self.config.input_dim}); "
-                "use data of the width the model was trained on"
-            )
-        return self.scaler.transform(X)
-
-    def _unscale(self, X: np.ndarray) -> np.ndarray:
-        return X if self.scaler is None else self.scaler.inverse_transform(X)
+        return self._batched(self.reconstruct, X, self.config.input_dim, raw_in=True, raw_out=True)
