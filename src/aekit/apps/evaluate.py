@@ -134,10 +134,17 @@ def stream_to_file(run, data, out, what: str = "encode", device="auto") -> tuple
     header = {"descr": "<f4", "fortran_order": False, "shape": (arr.n, width)}
 
     def write(tmp: str) -> None:
-        with open(tmp, "wb") as f:
+        from concurrent.futures import ThreadPoolExecutor
+
+        # the next block is read while this one is computed (file I/O releases the GIL)
+        with open(tmp, "wb") as f, ThreadPoolExecutor(1) as reader:
             np.lib.format.write_array_header_1_0(f, header)
+            pending = reader.submit(arr.block, 0)
             for b in range(arr.n_blocks):
-                f.write(np.ascontiguousarray(job(arr.block(b)), dtype="<f4").tobytes())
+                rows = pending.result()
+                if b + 1 < arr.n_blocks:
+                    pending = reader.submit(arr.block, b + 1)
+                f.write(np.ascontiguousarray(job(rows), dtype="<f4").tobytes())
 
     atomic_write(out, write)
     return arr.n, width
