@@ -27,12 +27,21 @@ def sizes_arg(text: str) -> tuple[int, ...]:
         ) from None
 
 
-def data_args(p: argparse.ArgumentParser, default: str | None = None, shown=None) -> None:
+def data_args(
+    p: argparse.ArgumentParser, default: str | None = None, shown=None, required: bool = False
+) -> None:
+    """--data, --data-dir, --limit; ``shown`` is the default the help names, ``required``: the
+    command has no default (it says so itself when --data is missing)."""
+    if required:
+        tail = " (required)"
+    else:
+        tail = (
+            f" (default: {shown or default})" if shown or default else " (default: the run's own)"
+        )
     p.add_argument(
         "--data",
         default=default,
-        help="digits (built in), mnist, fashion-mnist, or a .npy/.npz/.csv/.parquet file"
-        + (f" (default: {shown or default})" if shown or default else " (default: the run's own)"),
+        help="digits (built in), mnist, fashion-mnist, or a .npy/.npz/.csv/.parquet file" + tail,
     )
     p.add_argument("--data-dir", help="folder holding mnist/ and fashion-mnist/ (or AEKIT_DATA)")
     p.add_argument("--limit", type=int, help="use only the first N samples")

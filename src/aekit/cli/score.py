@@ -32,7 +32,7 @@ def add_parsers(sub) -> None:
         epilog=EXAMPLES["fit-detector"],
         formatter_class=FORMATTER,
     )
-    data_args(f, default=None)
+    data_args(f, required=True)
     f.add_argument("--out", required=True, help="folder to write the detector to")
     f.add_argument("--contamination", default="auto", help="'auto' or a share in (0, 0.5]")
     f.add_argument("--n-estimators", type=int, default=5, help="autoencoders (default: 5)")
@@ -51,7 +51,7 @@ def add_parsers(sub) -> None:
             formatter_class=FORMATTER,
         )
         c.add_argument("run", help="detector folder written by aekit fit-detector")
-        data_args(c, default=None)
+        data_args(c, required=True)
         split_arg(c)
         c.add_argument("--out", required=True, help="output .csv file, one row per input row")
         c.add_argument("--labels", help="0/1 labels (1 = anomaly): .npy, .csv or .npz (key y)")
