@@ -113,3 +113,16 @@ def test_shards_of_mixed_width_and_truncated_files_are_refused(tmp_path, capsys)
     with pytest.raises(DataError, match="truncated"):
         StreamedArray(tmp_path / "t.npy")
     assert not (tmp_path / "r").exists()
+
+
+def test_a_non_finite_value_is_refused_naming_its_row(tmp_path, small_blocks):
+    X = np.ones((100, 64), np.float32)
+    X[77, 5] = np.nan
+    np.save(tmp_path / "x.npy", X)
+    arr = StreamedArray(tmp_path / "x.npy")
+    with pytest.raises(DataError, match="row 77"):
+        [arr.block(b) for b in range(arr.n_blocks)]
+    X[77, 5] = 3e38  # large but finite: a float64 sum does not overflow
+    np.save(tmp_path / "x.npy", X)
+    arr = StreamedArray(tmp_path / "x.npy")
+    assert sum(len(arr.block(b)) for b in range(arr.n_blocks)) == 100

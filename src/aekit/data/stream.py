@@ -105,7 +105,9 @@ class StreamedArray:
                 parts.append(shard.read(int(a - self.starts[i]), int(b - self.starts[i])))
         out = parts[0] if len(parts) == 1 else np.concatenate(parts)
         out = np.ascontiguousarray(out, dtype=np.float32)
-        if not np.isfinite(out).all():
+        # one float64 reduction, no temporary: a NaN or Inf anywhere makes the sum non-finite
+        # (and finite float32 values cannot overflow a float64 sum)
+        if not np.isfinite(out.sum(dtype=np.float64)):
             bad = lo + int(np.flatnonzero(~np.isfinite(out).all(axis=1))[0])
             raise DataError(f"{self.path} has a non-finite value (NaN/Inf) in row {bad} (0-based)")
         return out
