@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +22,20 @@ def shared_data_dir() -> Path | None:
     """$AEKIT_DATA, else ../shared/data beside the checkout; None when absent."""
     path = Path(os.environ.get("AEKIT_DATA", Path(__file__).resolve().parents[2] / "shared/data"))
     return path if (path / "mnist").is_dir() else None
+
+
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+
+
+def spawn_aekit(argv: list[str], capture_stderr: bool = False) -> subprocess.Popen:
+    """``python -m aekit ARGV`` in a process of its own: this checkout's code, one thread."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "aekit", *argv],
+        env={**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE if capture_stderr else subprocess.DEVNULL,
+        text=True,
+    )
 
 
 CUDA = pytest.mark.skipif(

@@ -6,22 +6,19 @@ import json
 import os
 import pickle
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import CUDA
+from conftest import CUDA, spawn_aekit
 from safetensors.torch import load_file
 
 import aekit
 from aekit.cli import main
 from aekit.errors import ModelFileError
 
-SRC = str(Path(__file__).resolve().parents[1] / "src")
 QUICK = ["--limit", "300", "--epochs", "2", "--hidden", "32", "--latent-dim", "4", "--quiet"]
 
 
@@ -256,14 +253,8 @@ def test_sigkilled_run_resumes_to_the_uninterrupted_result(tmp_path, engine):
         "32",
         *engine,
     ]
-    env = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "aekit", *args, "--out", str(killed)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = spawn_aekit([*args, "--out", str(killed)])
     metrics = killed / "metrics.jsonl"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:

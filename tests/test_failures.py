@@ -8,14 +8,13 @@ import errno
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import spawn_aekit
 from safetensors.torch import load_file
 
 import aekit
@@ -24,7 +23,6 @@ from aekit.errors import DiskFullError, FileSystemError, RunLockedError
 from aekit.io import files
 from aekit.io.rundir import RunLock
 
-SRC = str(Path(__file__).resolve().parents[1] / "src")
 QUICK = ["--limit", "200", "--hidden", "16", "--latent-dim", "3", "--quiet", "--epochs", "2"]
 
 
@@ -41,14 +39,8 @@ def _snapshot(folder: Path) -> dict[str, bytes]:
 def test_a_run_killed_in_its_first_epoch_resumes_to_the_uninterrupted_result(tmp_path):
     args = ["train", "--hidden", "64", "--latent-dim", "4", "--epochs", "2", "--quiet"]
     args += ["--batch-size", "1", "--limit", "600", "--threads", "1"]
-    env = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "aekit", *args, "--out", str(killed)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = spawn_aekit([*args, "--out", str(killed)])
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
         if (killed / "checkpoint.safetensors").exists():

@@ -14,8 +14,6 @@ import os
 import random
 import shutil
 import signal
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import spawn_aekit
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from safetensors.torch import load_file
@@ -36,8 +35,6 @@ from aekit.io import files
 pytestmark = pytest.mark.faults
 COUNTS: collections.Counter = collections.Counter()  # printed at the end of the session
 
-SRC = str(Path(__file__).resolve().parents[1] / "src")
-ENV = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
 BASE = ["--hidden", "32", "--latent-dim", "4", "--limit", "400", "--quiet", "--threads", "1"]
 KILL_ARGS = ["train", *BASE, "--epochs", "4", "--batch-size", "4"]
 WRITE_ARGS = ["train", *BASE, "--epochs", "2", "--batch-size", "64"]
@@ -79,12 +76,7 @@ def _epochs_done(out: Path) -> int:
 @pytest.mark.parametrize("trial", range(8))
 def test_sigkill_at_a_random_moment_resumes_bit_identical(trial, tmp_path, clean_runs):
     out = tmp_path / "run"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "aekit", *KILL_ARGS, "--out", str(out)],
-        env=ENV,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = spawn_aekit([*KILL_ARGS, "--out", str(out)])
     # trials 0 and 1 kill while the run starts (before its first checkpoint), the others at a
     # random moment of its training or just after it
     marker = out / (".lock" if trial < 2 else ckpt.CHECKPOINT_FILE)
@@ -108,13 +100,7 @@ def test_sigkill_at_a_random_moment_resumes_bit_identical(trial, tmp_path, clean
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_sigint_and_sigterm_stop_cleanly_and_say_how_to_resume(sig, code, tmp_path, clean_runs):
     out = tmp_path / "run"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "aekit", *KILL_ARGS, "--out", str(out)],
-        env=ENV,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = spawn_aekit([*KILL_ARGS, "--out", str(out)], capture_stderr=True)
     deadline = time.monotonic() + 120
     while _epochs_done(out) < 1 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.002)
@@ -192,16 +178,7 @@ def test_a_failure_at_every_file_write_keeps_the_run_whole(
 
 def test_two_writers_on_one_run(tmp_path, clean_runs):
     out = tmp_path / "run"
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "aekit", *KILL_ARGS, "--out", str(out)],
-            env=ENV,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(2)
-    ]
+    procs = [spawn_aekit([*KILL_ARGS, "--out", str(out)], capture_stderr=True) for _ in range(2)]
     results = [(p.wait(timeout=120), p.stderr.read()) for p in procs]
     codes = sorted(code for code, _ in results)
     assert codes == [0, 2], results

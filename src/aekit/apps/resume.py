@@ -30,14 +30,9 @@ CHANGEABLE = ("epochs", "lr", "patience", "min_delta")
 class ResumeJob:
     net: Any
     config: TrainConfig
-    ds: Dataset | None  # None for streamed data
-    split: tuple
+    split: tuple  # (X_train, X_val or None, scaler)
+    image_shape: tuple | None
     restore: bool  # False: the run never reached its first checkpoint and starts over
-    shape: tuple | None = None
-
-    @property
-    def image_shape(self):
-        return self.ds.image_shape if self.ds is not None else self.shape
 
 
 def prepare_resume(out: Path, *, data, data_dir, model, limit, scale, val_fraction,
@@ -91,8 +86,11 @@ def prepare_resume(out: Path, *, data, data_dir, model, limit, scale, val_fracti
     if (training != cfg["training"] or stored_data != cfg["data"]) and is_writer():
         cfg["training"], cfg["data"] = asdict(config), stored_data
         ckpt.write_json(out / ckpt.CONFIG_FILE, cfg)
-    shape = tuple(stored_shape) if stored_shape else None
-    return ResumeJob(net, config, ds, split, restore, shape)
+    if ds is not None:
+        shape = ds.image_shape
+    else:
+        shape = tuple(stored_shape) if stored_shape else None
+    return ResumeJob(net, config, split, shape, restore)
 
 
 def _model_conflicts(stored: dict[str, Any], given: dict[str, Any]) -> list[str]:

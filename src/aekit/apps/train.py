@@ -20,12 +20,14 @@ import numpy as np
 import torch
 
 from ..data import Dataset, Scaler, default_scaler_kind, load_dataset, train_val_split
+from ..data.stream import should_stream
 from ..errors import ConfigError
-from ..io.rundir import RunLock, RunWriter, holds_run, load_best, write_figures
+from ..io.rundir import RunLock, RunWriter, holds_run, load_best
 from ..nn import build_model, model_spec
 from ..training import Callback, TrainConfig, TrainState, fit
 from ..training.distributed import is_writer
 from ..training.strategy import check_device
+from ..views.figures import write_run_figures
 
 DEFAULTS = {"data": "digits", "model": "dense", "val_fraction": 0.1}
 
@@ -122,7 +124,7 @@ def train(
             raise ConfigError(
                 f"{out} already holds a run; pass --resume to continue it or pick another --out"
             )
-        if streams(data, stream):
+        if should_stream(data, stream):
             from .streamed import new_streamed_run
 
             return new_streamed_run(
@@ -133,18 +135,6 @@ def train(
             out, data, model, data_dir, limit, scale, val_fraction, image_shape,
             model_options, train_options, progress, device,
         )  # fmt: skip
-
-
-STREAM_BYTES = 2**30
-
-
-def streams(data, stream: bool | None) -> bool:
-    """Whether ``data`` are read block by block: asked for, or a folder / a .npy over 1 GiB."""
-    if stream is False or not isinstance(data, str | os.PathLike):
-        return False
-    path = Path(data)
-    big = path.suffix == ".npy" and path.is_file() and path.stat().st_size > STREAM_BYTES
-    return bool(stream) or path.is_dir() or big
 
 
 def _check_out(out) -> Path:
@@ -260,7 +250,7 @@ def _fit_run(net, config, out: Path, image_shape, split, progress, device, *, co
         net.cpu()
         if writes and writer.history:  # also when training stopped on an error
             X_show = X_val if X_val is not None else X_train
-            write_figures(out, writer.history, net, X_show, image_shape)
+            write_run_figures(out, writer.history, net, X_show, image_shape)
     if writes:
         load_best(out, net)  # the run's model is its best epoch
     return RunResult(net, out, state)

@@ -39,10 +39,10 @@ def add_parsers(sub) -> None:
 
 def run(args) -> int:
     from ..apps import evaluate
-    from ..apps.train import streams
+    from ..data.stream import should_stream
     from ..io.files import write_array
 
-    if args.data is not None and streams(args.data, args.stream):
+    if args.data is not None and should_stream(args.data, args.stream):
         n, width = evaluate.stream_to_file(args.run, args.data, args.out, args.command, args.device)
         print(f"wrote {n} x {width} to {args.out}")
         return 0

@@ -18,6 +18,16 @@ import numpy as np
 from ..errors import DataError
 
 BLOCK_BYTES = 32 * 2**20
+STREAM_BYTES = 2**30  # files above this stream by default
+
+
+def should_stream(data, stream: bool | None) -> bool:
+    """Whether ``data`` are read block by block: asked for, or a folder / a .npy over 1 GiB."""
+    if stream is False or not isinstance(data, str | os.PathLike):
+        return False
+    path = Path(data)
+    big = path.suffix == ".npy" and path.is_file() and path.stat().st_size > STREAM_BYTES
+    return bool(stream) or path.is_dir() or big
 
 
 class _Shard:

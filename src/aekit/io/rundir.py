@@ -92,7 +92,7 @@ class RunWriter(Callback):
     def __init__(self, out: str | Path, config: dict[str, Any] | None = None) -> None:
         self.out = Path(out)
         self.config = config  # config.json's extra entries for a new run; None when resuming
-        self.history: list[dict] = []  # the run's epochs so far, for the figures
+        self.history: list[dict] = []  # the loop's history list (grows in place): figures
 
     def on_fit_start(self, loop) -> None:
         self.history = loop.state.history
@@ -108,7 +108,6 @@ class RunWriter(Callback):
             ckpt.save_tensors(self.out / ckpt.MODEL_FILE, loop.model.state_dict())
         self._checkpoint(loop)
         write_jsonl(self.out / METRICS_FILE, loop.state.history)
-        self.history = loop.state.history
 
     def _checkpoint(self, loop) -> None:
         path = self.out / ckpt.CHECKPOINT_FILE
@@ -118,13 +117,6 @@ class RunWriter(Callback):
 def holds_run(out: Path) -> bool:
     """True when ``out`` holds (part of) a run that --resume could continue or replace."""
     return (out / ckpt.CHECKPOINT_FILE).exists() or (out / ckpt.MODEL_FILE).exists()
-
-
-def write_figures(out: Path, history, model, X_show, image_shape) -> None:
-    """loss.png, and reconstructions.png for image data (when the weights are finite)."""
-    from ..views import figures
-
-    figures.write_run_figures(out, history, model, X_show, image_shape)
 
 
 def load_best(out: Path, model) -> bool:
