@@ -63,11 +63,11 @@ def test_two_processes_reach_the_single_process_weights_and_resume(tmp_path):
     """Global batch 269 of 270 rows: the last batch has one row, so one rank sits it out."""
     common = ["train", *ARGS, "--batch-size", "269"]
     done = _torchrun([*common, "--epochs", "2", "--out", str(tmp_path / "ddp")])
-    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.returncode == 0, done.stderr[-6000:]
     # rank 0 reports, and rank 0 alone writes (a second writer would have met the lock)
-    assert done.stdout.count("run written to") == 1, (done.stdout, done.stderr[-2000:])
+    assert done.stdout.count("run written to") == 1, (done.stdout, done.stderr[-6000:])
     again = _torchrun(["train", "--resume", "--epochs", "4", "--out", str(tmp_path / "ddp")])
-    assert again.returncode == 0, again.stderr[-2000:]
+    assert again.returncode == 0, again.stderr[-6000:]
     assert main([*common, "--epochs", "4", "--out", str(tmp_path / "one")]) == 0
     a, b = _weights(tmp_path / "ddp"), _weights(tmp_path / "one")
     assert a.keys() == b.keys()

@@ -397,5 +397,8 @@ class NumpyStrategy:
     def evaluate(self, X: np.ndarray) -> float:
         return evaluate_numpy(self.sm, X, self.kind)
 
+    def end_fit(self) -> None:
+        pass
+
     def running_loss(self, samples: int) -> float:
         return self.total / max(samples, 1)

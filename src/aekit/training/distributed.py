@@ -13,6 +13,7 @@ run draws the same numbers. Backend: NCCL on CUDA, gloo on CPUs.
 
 from __future__ import annotations
 
+import atexit
 import os
 
 import torch
@@ -52,7 +53,13 @@ def init(device_request=None) -> torch.device:
         torch.cuda.set_device(device)
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        atexit.register(_destroy)  # a process group left to the interpreter's exit can abort
     return device
+
+
+def _destroy() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def shard(size: int, world: int, r: int) -> tuple[int, int]:
@@ -115,6 +122,10 @@ class DistributedStrategy(TorchStrategy):
         if self.total is not None:
             dist.all_reduce(self.total)  # every rank's summed terms -> the global sums
         return super().end_epoch()
+
+    def end_fit(self) -> None:
+        # every rank leaves training together: none exits while another still talks to it
+        dist.barrier()
 
     def evaluate(self, X: torch.Tensor) -> float:
         lo, hi = shard(len(X), self.world, self.rank)

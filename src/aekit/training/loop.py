@@ -58,6 +58,7 @@ class Loop:
                 cb.on_fit_start(self)
             while self._more_epochs():
                 self._epoch(X, X_val, bs)
+            strategy.end_fit()
             for cb in self.callbacks:
                 cb.on_fit_end(self)
         return self.state

@@ -238,6 +238,9 @@ class TorchStrategy:
                 total += evaluate_loss(self.model, self._block_tensor(rows)) * len(rows)
             return total / len(X)
 
+    def end_fit(self) -> None:
+        """After the last epoch (every process reaches it at the same point)."""
+
     def running_loss(self, samples: int) -> float:
         """The mean loss of the epoch so far (a host sync: for progress bars)."""
         return float(self.total[0]) / max(samples, 1) if self.total is not None else float("nan")
