@@ -13,7 +13,7 @@ import threading
 
 from .. import __version__
 from ..errors import AekitError, DiskFullError, TrainingDivergedError
-from . import encode, export, report, score, train
+from . import encode, export, probe, report, score, train
 from . import eval as eval_
 from ._common import Parser, set_threads
 
@@ -28,6 +28,7 @@ def build_parser() -> Parser:
     report.add_parser(sub)
     score.add_parsers(sub)
     export.add_parser(sub)
+    probe.add_parser(sub)
     return parser
 
 
