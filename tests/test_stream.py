@@ -126,3 +126,113 @@ def test_a_non_finite_value_is_refused_naming_its_row(tmp_path, small_blocks):
     np.save(tmp_path / "x.npy", X)
     arr = StreamedArray(tmp_path / "x.npy")
     assert sum(len(arr.block(b)) for b in range(arr.n_blocks)) == 100
+
+
+def _parquet(path, X, row_group_size, names=None):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    names = names or [f"p{j}" for j in range(X.shape[1])]
+    table = pa.table({n: X[:, j] for j, n in enumerate(names)})
+    pq.write_table(table, path, row_group_size=row_group_size)
+
+
+def test_parquet_is_read_by_row_groups_and_an_epoch_walks_them_whole(files, small_blocks):
+    tmp, X = files
+    _parquet(tmp / "x.parquet", X, row_group_size=50)
+    (tmp / "pq").mkdir()
+    _parquet(tmp / "pq" / "a.parquet", X[:120], row_group_size=80)
+    _parquet(tmp / "pq" / "b.parquet", X[120:], row_group_size=80)
+    for source, sizes in ((tmp / "x.parquet", [50] * 4), (tmp / "pq", [80, 40, 80])):
+        arr = StreamedArray(source)
+        ends = np.cumsum(sizes)
+        assert set(ends) <= set(arr.bounds)  # no block straddles a row group
+        assert max(np.diff(arr.bounds)) <= 37
+        for b in np.random.default_rng(0).permutation(arr.n_blocks):  # any order
+            np.testing.assert_array_equal(arr.block(b), X[slice(*arr.block_range(b))])
+        train, _ = split_blocks(arr, 0.0, seed=0)
+        epoch = BlockShuffle(train, 5, 1, torch.from_numpy)
+        rows = torch.cat([epoch[i : i + 16] for i in range(0, len(X), 16)]).numpy()
+        assert sorted(map(bytes, rows)) == sorted(map(bytes, X))
+        # each row group's rows come together (its blocks in turn): walked as one piece
+        group = np.searchsorted(ends, [_row_of(X, r) for r in rows], side="right")
+        assert (np.diff(group) != 0).sum() == len(sizes) - 1
+
+
+def _row_of(X, row) -> int:
+    return int(np.flatnonzero((X == row).all(axis=1))[0])
+
+
+def test_streamed_parquet_training_and_encoding_equal_the_in_memory_ones(files, small_blocks):
+    tmp, X = files
+    _parquet(tmp / "x.parquet", X, row_group_size=64)
+    run, data = tmp / "run", str(tmp / "x.parquet")
+    args = ["train", "--data", data, "--hidden", "16", "--latent-dim", "3", "--batch-size", "16"]
+    args += ["--quiet", "--threads", "1", "--stream"]
+    assert main([*args, "--epochs", "3", "--out", str(run)]) == 0
+    assert main([*args, "--epochs", "1", "--out", str(tmp / "half")]) == 0
+    assert main(["train", "--resume", "--epochs", "3", "--out", str(tmp / "half"), "--quiet"]) == 0
+    a, b = load_file(run / "model.safetensors"), load_file(tmp / "half/model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    for command in ("encode", "reconstruct"):
+        streamed, loaded = tmp / f"{command}-s.npy", tmp / f"{command}-m.npy"
+        assert main([command, str(run), "--data", data, "--stream", "--out", str(streamed)]) == 0
+        assert main([command, str(run), "--data", data, "--out", str(loaded)]) == 0
+        np.testing.assert_allclose(np.load(streamed), np.load(loaded), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "make, fragment",
+    [
+        (lambda d: _strings(d / "s.parquet"), "column 'name' is not numeric (string)"),
+        (lambda d: (d / "j.parquet").write_bytes(b"PAR1 not really"), "not a readable parquet"),
+        (lambda d: _two(d, 4, 5), "different widths [4, 5]"),
+        (lambda d: _two(d, 4, 4, names=list("wxyz")), "have different columns"),
+        (lambda d: _nulls(d / "n.parquet"), "missing value (NaN/Inf/null) in row 2"),
+    ],
+)
+def test_bad_parquet_is_refused_in_one_line(tmp_path, make, fragment, capsys):
+    make(tmp_path)
+    (data,) = [p for p in tmp_path.iterdir() if p.name != "r"]
+    code = main(["train", "--data", str(data), "--stream", "--out", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("aekit: error: ") and err.count("\n") == 1, err
+    assert fragment in err and not (tmp_path / "r").exists()
+
+
+def _strings(path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"x": [1.0, 2.0], "name": ["a", "b"]}), path)
+
+
+def _two(folder, w1, w2, names=None):
+    (folder / "d").mkdir()
+    _parquet(folder / "d" / "a.parquet", np.ones((3, w1), np.float32), 2)
+    _parquet(folder / "d" / "b.parquet", np.ones((3, w2), np.float32), 2, names)
+
+
+def _nulls(path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"a": pa.array([1, 2, None, 4], pa.int64()), "b": [0.0] * 4}), path)
+
+
+def test_streamed_scores_and_flags_equal_the_in_memory_ones(files, small_blocks, capsys):
+    tmp, X = files
+    _parquet(tmp / "x.parquet", X, row_group_size=64)
+    det = str(tmp / "det")
+    fit = ["fit-detector", "--data", str(tmp / "x.npy"), "--out", det, "--n-estimators", "2"]
+    assert main([*fit, "--epochs", "3", "--max-samples", "64"]) == 0
+    for command in ("score", "detect"):
+        ref = tmp / f"{command}-m.csv"
+        assert main([command, det, "--data", str(tmp / "x.npy"), "--out", str(ref)]) == 0
+        for source in ("x.npy", "shards", "x.parquet"):
+            out = tmp / f"{command}-{source}.csv"
+            args = [command, det, "--data", str(tmp / source), "--stream", "--out", str(out)]
+            assert main(args) == 0
+            assert out.read_text() == ref.read_text()
+    code = main(["score", det, "--data", str(tmp / "shards"), "--limit", "5", "--out", str(ref)])
+    assert code == 2 and "--limit does not apply to streamed data" in capsys.readouterr().err

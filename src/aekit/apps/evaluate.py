@@ -131,20 +131,8 @@ def stream_to_file(run, data, out, what: str = "encode", device="auto") -> tuple
         )
     job = model.encode_numpy if what == "encode" else model.reconstruct_numpy
     width = model.config.latent_dim if what == "encode" else model.input_dim
-    header = {"descr": "<f4", "fortran_order": False, "shape": (arr.n, width)}
+    from .streamed import map_to_npy
 
-    def write(tmp: str) -> None:
-        from concurrent.futures import ThreadPoolExecutor
-
-        # the next block is read while this one is computed (file I/O releases the GIL)
-        with open(tmp, "wb") as f, ThreadPoolExecutor(1) as reader:
-            np.lib.format.write_array_header_1_0(f, header)
-            pending = reader.submit(arr.block, 0)
-            for b in range(arr.n_blocks):
-                rows = pending.result()
-                if b + 1 < arr.n_blocks:
-                    pending = reader.submit(arr.block, b + 1)
-                f.write(np.ascontiguousarray(job(rows), dtype="<f4").tobytes())
-
-    atomic_write(out, write)
+    # reads, computation and writes overlap (two threads beside this one)
+    atomic_write(out, lambda tmp: map_to_npy(arr, job, tmp, width))
     return arr.n, width

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ..data.stream import StreamedArray, fit_scaler, split_blocks
@@ -77,3 +78,54 @@ def find_streamed(stored: dict, data, out: Path, seed: int, scaler):
     stored["source"] = source
     train, val = split_blocks(arr, stored["val_fraction"], seed, scaler.transform)
     return train, val, scaler
+
+
+def read_ahead(arr: StreamedArray):
+    """The blocks of ``arr`` in order, each next one read in a background thread (file I/O and
+    the finite check release the GIL) into one of two recycled buffers: a block yielded stays
+    valid until the next one is asked for."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    buffers = [np.empty((arr.block_rows, arr.width), np.float32) for _ in range(2)]
+    with ThreadPoolExecutor(1) as reader:
+        pending = reader.submit(arr.block, 0, buffers[0])
+        for b in range(arr.n_blocks):
+            rows = pending.result()
+            if b + 1 < arr.n_blocks:
+                pending = reader.submit(arr.block, b + 1, buffers[(b + 1) % 2])
+            yield rows
+
+
+def map_to_npy(arr: StreamedArray, job, path: str, width: int) -> None:
+    """Write ``job(block)`` for every block of ``arr`` to the .npy file ``path`` (float32,
+    ``arr.n`` x ``width``): the next block is read and the last result written in background
+    threads while this block is computed; memory: two input blocks and two results."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    header = {"descr": "<f4", "fortran_order": False, "shape": (arr.n, width)}
+    with open(path, "wb") as f, ThreadPoolExecutor(1) as writer:
+        np.lib.format.write_array_header_1_0(f, header)
+        written = None
+        for rows in read_ahead(arr):
+            result = np.ascontiguousarray(job(rows), dtype="<f4")
+            if written is not None:
+                written.result()
+            written = writer.submit(f.write, memoryview(result).cast("B"))
+        if written is not None:
+            written.result()
+
+
+def stream_scores(detector, data) -> np.ndarray:
+    """Anomaly scores (higher = more abnormal) of a streamed file or folder of shards, block
+    by block: an :class:`~aekit.sklearn.AutoencoderOutlierDetector` scores each row on its
+    own (in float64), so the result equals scoring the data loaded whole. Memory: a block,
+    and one float per row."""
+    arr = StreamedArray(data)
+    width = detector.n_features_in_
+    if arr.width != width:
+        raise DataError(f"data has {arr.width} columns but the detector was fitted on {width}")
+    scores = np.empty(arr.n)
+    for b, rows in enumerate(read_ahead(arr)):
+        lo, hi = arr.block_range(b)
+        scores[lo:hi] = -detector.score_samples(rows)
+    return scores

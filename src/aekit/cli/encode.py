@@ -30,8 +30,8 @@ def add_parsers(sub) -> None:
             "--stream",
             action="store_true",
             default=None,
-            help="read a .npy file (or a folder of .npy shards) block by block and write the "
-            ".npy output as it goes (default: for folders and files over 1 GiB)",
+            help="read a .npy / .parquet file (or a folder of shards) block by block and "
+            "write the .npy output as it goes (default: for folders and files over 1 GiB)",
         )
         device_arg(c)
         c.set_defaults(func=run)
@@ -43,6 +43,8 @@ def run(args) -> int:
     from ..io.files import write_array
 
     if args.data is not None and should_stream(args.data, args.stream):
+        if args.limit is not None:
+            raise ConfigError("--limit does not apply to streamed data; drop one of them")
         n, width = evaluate.stream_to_file(args.run, args.data, args.out, args.command, args.device)
         print(f"wrote {n} x {width} to {args.out}")
         return 0

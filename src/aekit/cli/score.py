@@ -56,6 +56,13 @@ def add_parsers(sub) -> None:
         c.add_argument("--out", required=True, help="output .csv file, one row per input row")
         c.add_argument("--labels", help="0/1 labels (1 = anomaly): .npy, .csv or .npz (key y)")
         c.add_argument("--figure", help="write score histograms (and ROC with --labels), .png")
+        c.add_argument(
+            "--stream",
+            action="store_true",
+            default=None,
+            help="read a .npy / .parquet file (or a folder of shards) block by block "
+            "(default: for folders and files over 1 GiB)",
+        )
         if name == "detect":
             c.add_argument("--fpr", type=float, help="threshold at this false-positive rate...")
             c.add_argument("--normal", help="...on these held-out normal rows (file)")
@@ -111,7 +118,8 @@ def score(args) -> int:
     if not args.out.endswith(".csv"):
         raise ConfigError(f"cannot write {args.out}: use a .csv output file")
     det = AutoencoderOutlierDetector.load(args.run, device=args.device)
-    X = _load(args, det.n_features_in_)
+    anomaly = _streamed_scores(args, det)  # None: the data are loaded whole
+    X = _load(args, det.n_features_in_) if anomaly is None else anomaly
     labels = read_labels(args.labels, len(X)) if args.labels else None
     if args.command == "detect" and (args.fpr is None) != (args.normal is None):
         raise ConfigError("--fpr and --normal go together")
@@ -119,7 +127,8 @@ def score(args) -> int:
         normal = _load(_with_data(args, args.normal), det.n_features_in_)
         det.calibrate(normal, fpr=args.fpr)
         print(f"threshold at FPR {args.fpr:g}: achieved {det.calibration_['achieved_fpr']:.4f}")
-    anomaly = -det.score_samples(X)
+    if anomaly is None:
+        anomaly = -det.score_samples(X)
     if args.command == "score":
         header, table = SCORE_COLUMN, anomaly[:, None]
     else:
@@ -142,6 +151,19 @@ def score(args) -> int:
         save_figure(score_figure(anomaly, -det.offset_, labels), args.figure)
         print(f"wrote {args.figure}")
     return 0
+
+
+def _streamed_scores(args, det) -> np.ndarray | None:
+    """The anomaly scores of data read block by block, or None for data loaded whole."""
+    from ..data.stream import should_stream
+
+    if args.data is None or not should_stream(args.data, args.stream):
+        return None
+    if args.limit is not None:
+        raise ConfigError("--limit does not apply to streamed data; drop one of them")
+    from ..apps.streamed import stream_scores
+
+    return stream_scores(det, args.data)
 
 
 def _with_data(args, data: str):

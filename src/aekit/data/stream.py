@@ -1,10 +1,14 @@
-"""Data larger than memory: a .npy file or a folder of .npy shards, read block by block.
+"""Data larger than memory: .npy and parquet files, or folders of shards, read block by block.
 
-:class:`StreamedArray` never maps the whole file: each block is read with plain file I/O into a
-fresh array, so the process holds about one block (``block_bytes``, 32 MB by default) at a time
-whatever the file's size (memory-mapped pages would count towards the resident set).
-Training walks the blocks in a seeded order and the rows of each block in a seeded order
-(:class:`BlockShuffle`): still a pure function of (seed, epoch), so a resumed run repeats it.
+:class:`StreamedArray` never maps the whole file: each block is read with plain file I/O (a
+parquet file one record batch of a row group at a time, :mod:`aekit.data.shards`) into a
+float32 array, so the process holds about one block (``block_bytes``, 32 MB by default) at a
+time whatever the file's size (memory-mapped pages would count towards the resident set).
+Blocks never straddle a parquet row group, and the blocks of one row group form a *group*.
+Training walks the groups in a seeded order, the blocks of a group in turn (a row group is
+decoded once per epoch) and the rows of each block in a seeded order (:class:`BlockShuffle`):
+still a pure function of (seed, epoch), so a resumed run repeats it; a .npy block is a group
+of its own.
 """
 
 from __future__ import annotations
@@ -16,69 +20,43 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
+from .shards import open_shards
 
 BLOCK_BYTES = 32 * 2**20
-STREAM_BYTES = 2**30  # files above this stream by default
+STREAM_BYTES = 2**30  # data above this (as float32) stream by default
+SUFFIXES = (".npy", ".parquet")
 
 
 def should_stream(data, stream: bool | None) -> bool:
-    """Whether ``data`` are read block by block: asked for, or a folder / a .npy over 1 GiB."""
+    """Whether ``data`` are read block by block: asked for, or a folder, or a .npy / .parquet
+    file whose values take over 1 GiB as float32."""
     if stream is False or not isinstance(data, str | os.PathLike):
         return False
     path = Path(data)
-    big = path.suffix == ".npy" and path.is_file() and path.stat().st_size > STREAM_BYTES
-    return bool(stream) or path.is_dir() or big
+    if stream or path.is_dir():
+        return True
+    return path.suffix in SUFFIXES and path.is_file() and _float32_bytes(path) > STREAM_BYTES
 
 
-class _Shard:
-    """One .npy file: where its rows start on disk, their dtype and count."""
+def _float32_bytes(path: Path) -> int:
+    if path.suffix == ".npy":
+        return path.stat().st_size
+    try:
+        import pyarrow.parquet as pq
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        try:
-            with open(path, "rb") as f:
-                version = np.lib.format.read_magic(f)
-                read_header = (
-                    np.lib.format.read_array_header_1_0
-                    if version == (1, 0)
-                    else np.lib.format.read_array_header_2_0
-                )
-                shape, fortran, dtype = read_header(f)
-                self.offset = f.tell()
-        except (OSError, ValueError) as e:
-            raise DataError(f"data file '{path.name}' is not a readable .npy file ({e})") from None
-        if dtype.kind not in "biuf" or dtype.hasobject:
-            raise DataError(
-                f"data file '{path.name}' holds {dtype} values; save numbers (float32 is best)"
-            )
-        if len(shape) != 2 or fortran:
-            raise DataError(
-                f"data file '{path.name}' has shape {shape}{' in Fortran order' if fortran else ''}"
-                "; streaming reads C-ordered 2-D arrays (n_samples, n_features)"
-            )
-        self.n, self.width = int(shape[0]), int(shape[1])
-        self.dtype = dtype
-        if self.offset + self.n * self.width * dtype.itemsize > path.stat().st_size:
-            raise DataError(f"data file '{path.name}' is truncated; write it again")
-
-    def read(self, lo: int, hi: int) -> np.ndarray:
-        row = self.width * self.dtype.itemsize
-        with open(self.path, "rb") as f:
-            f.seek(self.offset + lo * row)
-            out = np.fromfile(f, dtype=self.dtype, count=(hi - lo) * self.width)
-        return out.reshape(hi - lo, self.width)
+        meta = pq.read_metadata(path)
+    except Exception:  # noqa: BLE001 - unreadable here: the in-memory reader says why
+        return 0
+    return meta.num_rows * meta.num_columns * 4
 
 
 class StreamedArray:
-    """Rows of one .npy file or of a folder's .npy shards (sorted by name), read in blocks."""
+    """Rows of one .npy / .parquet file or of a folder's shards (sorted by name), in blocks."""
 
     def __init__(self, path: str | os.PathLike, block_bytes: int | None = None) -> None:
         path = Path(path)
         block_bytes = BLOCK_BYTES if block_bytes is None else block_bytes
-        files = sorted(path.glob("*.npy")) if path.is_dir() else [path]
-        if not files:
-            raise DataError(f"{path} holds no .npy shards")
-        self.path, self.shards = path, [_Shard(f) for f in files]
+        self.path, self.shards = path, open_shards(path)
         widths = {s.width for s in self.shards}
         if len(widths) != 1:
             raise DataError(
@@ -91,6 +69,22 @@ class StreamedArray:
         if self.n == 0:
             raise DataError(f"{path} holds no rows")
         self.block_rows = max(1, block_bytes // (4 * self.width))
+        self.bounds, self.groups = self._blocks()
+
+    def _blocks(self) -> tuple[np.ndarray, np.ndarray]:
+        """Where each block starts (and the end), and each block's group."""
+        if self.shards[0].columns is None:  # .npy: blocks run across shards
+            bounds = np.append(np.arange(0, self.n, self.block_rows), self.n)
+            return bounds, np.arange(len(bounds) - 1)
+        starts, groups = [], []
+        lo = 0
+        for size in (g for s in self.shards for g in s.groups):
+            if size:  # (an empty row group has no block)
+                cuts = np.arange(lo, lo + size, self.block_rows)
+                starts.append(cuts)
+                groups.append(np.full(len(cuts), len(groups)))
+            lo += size
+        return np.append(np.concatenate(starts), self.n), np.concatenate(groups)
 
     def __len__(self) -> int:
         return self.n
@@ -101,29 +95,43 @@ class StreamedArray:
 
     @property
     def n_blocks(self) -> int:
-        return -(-self.n // self.block_rows)
+        return len(self.bounds) - 1
 
     def block_range(self, b: int) -> tuple[int, int]:
-        return b * self.block_rows, min(self.n, (b + 1) * self.block_rows)
+        return int(self.bounds[b]), int(self.bounds[b + 1])
 
-    def rows(self, lo: int, hi: int) -> np.ndarray:
-        """Rows [lo, hi) as float32 (finite values checked)."""
-        parts = []
+    def rows(self, lo: int, hi: int, out: np.ndarray | None = None) -> np.ndarray:
+        """Rows [lo, hi) as float32 (finite values checked), into ``out`` when given (a
+        C-contiguous float32 buffer of at least hi - lo rows; its first rows are returned)."""
+        out = np.empty((hi - lo, self.width), np.float32) if out is None else out[: hi - lo]
+        pos = 0
         for i, shard in enumerate(self.shards):
-            a, b = max(lo, self.starts[i]), min(hi, self.starts[i + 1])
-            if a < b:
-                parts.append(shard.read(int(a - self.starts[i]), int(b - self.starts[i])))
-        out = parts[0] if len(parts) == 1 else np.concatenate(parts)
-        out = np.ascontiguousarray(out, dtype=np.float32)
-        # one float64 reduction, no temporary: a NaN or Inf anywhere makes the sum non-finite
-        # (and finite float32 values cannot overflow a float64 sum)
-        if not np.isfinite(out.sum(dtype=np.float64)):
-            bad = lo + int(np.flatnonzero(~np.isfinite(out).all(axis=1))[0])
-            raise DataError(f"{self.path} has a non-finite value (NaN/Inf) in row {bad} (0-based)")
+            a, b = max(lo, int(self.starts[i])), min(hi, int(self.starts[i + 1]))
+            if a >= b and shard.columns is not None:
+                shard.release()  # one decoded parquet row group at a time
+            elif a < b:
+                first = int(self.starts[i])
+                shard.read_into(a - first, b - first, out[pos : pos + b - a])
+                pos += b - a
+        self._check_finite(out, lo)
         return out
 
-    def block(self, b: int) -> np.ndarray:
-        return self.rows(*self.block_range(b))
+    def _check_finite(self, rows: np.ndarray, lo: int) -> None:
+        flat = rows.reshape(-1)
+        # one BLAS pass, no temporary: a NaN or Inf anywhere makes the sum of squares
+        # non-finite; a finite sum that overflows (values over ~1e19) only costs the exact check
+        with np.errstate(over="ignore", invalid="ignore"):
+            if np.isfinite(np.dot(flat, flat)):
+                return
+        bad = np.flatnonzero(~np.isfinite(rows).all(axis=1))
+        if len(bad):
+            raise DataError(
+                f"{self.path} has a non-finite or missing value (NaN/Inf/null) in row "
+                f"{lo + int(bad[0])} (0-based)"
+            )
+
+    def block(self, b: int, out: np.ndarray | None = None) -> np.ndarray:
+        return self.rows(*self.block_range(b), out=out)
 
     def integer_valued(self) -> bool:
         return all(s.dtype == np.uint8 for s in self.shards)
@@ -206,35 +214,60 @@ def fit_scaler(view_or_data, kind: str):
 
 
 class BlockShuffle:
-    """One epoch of a :class:`BlockView`: blocks in a seeded order, rows shuffled within each,
-    served as consecutive slices ``view[start:stop]`` (what the training loop asks for)."""
+    """One epoch of a :class:`BlockView`: groups of blocks in a seeded order, the blocks of a
+    group in turn, rows shuffled within each block, served as consecutive slices
+    ``view[start:stop]`` of the epoch (what the training loop asks for).
+
+    Slices may begin anywhere at or after the last one: blocks wholly before are passed over
+    without being read (a rank of a distributed run reads its own part of the epoch).
+    """
 
     def __init__(self, view: BlockView, seed: int, epoch: int, to_tensor) -> None:
         self.view, self.to_tensor = view, to_tensor
         self.rng = np.random.default_rng([int(seed), int(epoch), 7])
-        self.order = iter(self.rng.permutation(len(view.blocks)))
-        self.buffer, self.lo = None, 0  # rows [lo, lo + len(buffer)) of the epoch
+        self.order = iter(epoch_blocks(view, self.rng))
+        self.buffer, self.lo, self.next_lo = None, 0, 0  # rows [lo, lo + len(buffer))
+
+    def __len__(self) -> int:
+        return len(self.view)
 
     def __getitem__(self, s: slice):
         start, stop = s.start, min(s.stop, len(self.view))
         pieces = []
         while start < stop:
             if self.buffer is None or start >= self.lo + len(self.buffer):
-                self._next_block()
+                self._next_block(start)
             take = min(stop, self.lo + len(self.buffer)) - start
             pieces.append(self.buffer[start - self.lo : start - self.lo + take])
             start += take
         return pieces[0] if len(pieces) == 1 else self._cat(pieces)
 
-    def _next_block(self) -> None:
-        lo = 0 if self.buffer is None else self.lo + len(self.buffer)
-        i = next(self.order)
+    def _next_block(self, target: int) -> None:
+        """Move to the block holding row ``target`` of the epoch, reading only that one."""
+        while True:
+            i = next(self.order)
+            size = int(self.view.sizes[i])
+            perm = self.rng.permutation(size)  # drawn for passed-over blocks too: same stream
+            lo, self.next_lo = self.next_lo, self.next_lo + size
+            if self.next_lo > target:
+                break
         rows = self.view.read(int(self.view.blocks[i]))
-        rows = rows[self.rng.permutation(len(rows))]
-        self.buffer, self.lo = self.to_tensor(rows), lo
+        self.buffer, self.lo = self.to_tensor(rows[perm]), lo
 
     @staticmethod
     def _cat(pieces):
         import torch
 
         return torch.cat(pieces)
+
+
+def epoch_blocks(view: BlockView, rng: np.random.Generator) -> np.ndarray:
+    """Positions in ``view.blocks`` in an epoch's order: the groups permuted by ``rng``, each
+    group's blocks in turn (a .npy block is its own group: a plain permutation)."""
+    groups = view.data.groups[view.blocks]
+    firsts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
+    ends = np.r_[firsts[1:], len(groups)]
+    perm = rng.permutation(len(firsts))
+    if len(firsts) == len(groups):
+        return perm
+    return np.concatenate([np.arange(firsts[g], ends[g]) for g in perm])
