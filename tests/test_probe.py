@@ -139,3 +139,17 @@ def test_probe_refuses_data_without_labels(tmp_path, capsys):
     assert main(["probe", "--data", str(path), "--out", str(tmp_path / "p")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("aekit: error:") and "labelled images" in err and "\n" not in err
+
+
+def test_cross_entropy_never_moves_the_weights_of_blank_pixels(digits):
+    # d loss / d W = delta x^T: a pixel that is 0 in every training image gives its column of
+    # W no gradient, so the classifier keeps its initial weights there; the tied decoder's
+    # error x_hat - x reaches that column through W^T and moves it
+    X, y = digits.X[:300] / 16, digits.labels[:300]
+    blank = X.max(0) == 0
+    assert blank.any()
+    start = [weight_of(m) for m in train_models(X, y, 8, TrainConfig(epochs=0))]
+    end = [weight_of(m) for m in train_models(X, y, 8, TrainConfig(epochs=3, batch_size=32))]
+    np.testing.assert_array_equal(end[0][:, blank], start[0][:, blank])  # classifier
+    assert not np.allclose(end[0][:, ~blank], start[0][:, ~blank])
+    assert not np.allclose(end[1][:, blank], start[1][:, blank])  # tied autoencoder
