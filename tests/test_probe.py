@@ -139,6 +139,8 @@ def test_probe_refuses_data_without_labels(tmp_path, capsys):
     assert main(["probe", "--data", str(path), "--out", str(tmp_path / "p")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("aekit: error:") and "labelled images" in err and "\n" not in err
+    assert main(["probe", "--data", "digits", "--hidden", "0", "--out", str(tmp_path)]) == 2
+    assert "hidden must be a positive" in capsys.readouterr().err
 
 
 def test_cross_entropy_never_moves_the_weights_of_blank_pixels(digits):

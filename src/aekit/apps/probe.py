@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 
 __all__ = [
     "SoftmaxClassifier",
@@ -286,7 +286,7 @@ def run_probe(
     from ..views.probe import write_probe_figures
 
     if int(hidden) < 1:
-        raise DataError(f"hidden must be a positive number of units, got {hidden}")
+        raise ConfigError(f"hidden must be a positive number of units, got {hidden}")
     config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
     X, y, X_test, y_test, image_shape = load_split(data, data_dir, limit, seed)
     out = make_folder(out)
