@@ -39,6 +39,10 @@ _EXPORTS = {
     "interpolate": "apps.generation",
     "log_likelihood": "apps.generation",
     "nll": "apps.generation",
+    "fit_density": "apps.generation",
+    "sample_run": "apps.generation",
+    "CodeDensity": "apps.density",
+    "frechet_distance": "functional.frechet",
     "load_dataset": "data",
     "Scaler": "data",
 }

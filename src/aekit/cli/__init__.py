@@ -1,4 +1,5 @@
-"""The ``aekit`` command: train, eval, encode, reconstruct, fit-detector, score, detect.
+"""The ``aekit`` command: train, eval, encode, reconstruct, fit-detector, score, detect, sample,
+interpolate, fit-density.
 
 ``main(argv) -> int`` never raises for a user's mistake: it prints one line
 ``aekit: error: ...`` to stderr and returns 2 (1 when training diverged). Flags become
@@ -13,7 +14,7 @@ import threading
 
 from .. import __version__
 from ..errors import AekitError, DiskFullError, TrainingDivergedError
-from . import encode, export, probe, report, score, train
+from . import encode, export, probe, report, sample, score, train
 from . import eval as eval_
 from ._common import Parser, set_threads
 
@@ -29,6 +30,7 @@ def build_parser() -> Parser:
     score.add_parsers(sub)
     export.add_parser(sub)
     probe.add_parser(sub)
+    sample.add_parsers(sub)
     return parser
 
 
