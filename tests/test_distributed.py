@@ -92,3 +92,59 @@ def test_the_numpy_engine_is_refused_under_torchrun(tmp_path):
     done = _torchrun(["train", "--engine", "numpy", *ARGS, "--out", str(tmp_path / "r")])
     assert done.returncode != 0
     assert "runs in one process" in done.stderr and not _aekit_frames(done.stderr)
+
+
+@pytest.mark.parametrize("world, batch", [(2, 16), (3, 7), (2, 1), (4, 50)])
+def test_streamed_ranks_read_their_own_blocks_and_cover_the_epoch_once(
+    tmp_path, digits01, monkeypatch, world, batch
+):
+    """Each rank's stretch, taken batch by batch as the loop does, is its own part of the
+    one-process epoch; together they are the epoch; no rank reads more than one extra block."""
+    import numpy as np
+
+    from aekit.data import stream
+    from aekit.data.stream import BlockShuffle, StreamedArray, split_blocks
+    from aekit.training.distributed import RankStretch
+
+    monkeypatch.setattr(stream, "BLOCK_BYTES", 64 * 4 * 23)
+    np.save(tmp_path / "x.npy", digits01)
+    train, _ = split_blocks(StreamedArray(tmp_path / "x.npy"), 0.1, seed=0)
+    n = len(train)
+    whole = BlockShuffle(train, 4, 2, torch.from_numpy)[0:n].numpy()
+    reads, parts = [], []
+    real_read = train.read
+    for r in range(world):
+        monkeypatch.setattr(train, "read", lambda b, r=r: reads.append(r) or real_read(b))
+        ranks = RankStretch(train, 4, 2, torch.from_numpy, world, r)
+        taken = []
+        for start in range(0, n, batch):
+            size = min(batch, n - start)
+            lo, hi = shard(size, world, r)
+            rows = ranks.take(size, hi - lo)
+            assert (rows is None) == (hi == lo) and (rows is None or len(rows) == hi - lo)
+            taken += [] if rows is None else [rows.numpy()]
+        parts.append(np.concatenate(taken) if taken else np.zeros((0, 64), np.float32))
+        assert reads.count(r) <= -(-len(parts[-1]) // 23) + 1
+    np.testing.assert_array_equal(np.concatenate(parts), whole)
+    assert len(reads) <= len(train.blocks) + world - 1
+
+
+def test_streamed_training_under_torchrun_resumes_exactly(tmp_path, digits01):
+    """A parquet file of 5 row groups (5 blocks): 2 ranks, 2 epochs then resumed to 3, equal
+    to 3 epochs straight; rank 0 alone writes."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table({f"c{j}": digits01[:, j] for j in range(digits01.shape[1])})
+    pq.write_table(table, tmp_path / "x.parquet", row_group_size=40)
+    common = ["train", "--data", str(tmp_path / "x.parquet"), "--stream", "--batch-size", "32"]
+    common += ["--hidden", "16", "--latent-dim", "3", "--quiet", "--threads", "1"]
+    common += ["--val-fraction", "0.2"]
+    for name, epochs in (("straight", "3"), ("resumed", "2")):
+        done = _torchrun([*common, "--epochs", epochs, "--out", str(tmp_path / name)])
+        assert done.returncode == 0, done.stderr[-6000:]
+        assert done.stdout.count("run written to") == 1, (done.stdout, done.stderr[-6000:])
+    again = _torchrun(["train", "--resume", "--epochs", "3", "--out", str(tmp_path / "resumed")])
+    assert again.returncode == 0, again.stderr[-6000:]
+    a, b = _weights(tmp_path / "straight"), _weights(tmp_path / "resumed")
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -9,6 +9,14 @@ its share so that the averaged gradients are those of the global batch, the summ
 the validation loss are reduced across ranks, and only rank 0 writes the run directory. A rank's
 randomness (noise, reparameterisation) is a pure function of (seed, epoch, rank), so a resumed
 run draws the same numbers. Backend: NCCL on CUDA, gloo on CPUs.
+
+Streamed data (:class:`aekit.data.stream.BlockView`) are not read whole by every rank: the
+epoch's seeded order of blocks (what one process would walk) is cut into one contiguous stretch
+per rank, as long as that rank's shares of the epoch's batches add up to, so each rank reads
+its own blocks (and at most one block beside them) and every sample is used once per epoch;
+validation blocks are dealt round-robin. The batches then mix other rows than one process's
+would (the result is not one process's within float tolerance, as it is for data in memory),
+and it is a pure function of (seed, epoch, number of processes): resume with the same number.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ import os
 import torch
 import torch.distributed as dist
 
+from ..data.stream import BlockShuffle, BlockView
 from ..errors import ConfigError
 from .strategy import TorchStrategy, evaluate_loss
 
@@ -88,10 +97,6 @@ class DistributedStrategy(TorchStrategy):
         return optimizer
 
     def prepare(self, X) -> torch.Tensor:
-        from ..data.stream import BlockView
-
-        if isinstance(X, BlockView):
-            raise ConfigError("streamed data train in one process for now; drop torchrun")
         t = super().prepare(X)
         if len(t) < self.world:
             raise ConfigError(
@@ -105,12 +110,18 @@ class DistributedStrategy(TorchStrategy):
         # each rank's randomness, a pure function of (seed, epoch, rank): resumes draw the same
         torch.manual_seed(self.seed * 1_000_003 + epoch * 1009 + self.rank)
 
-    def step(self, Xs: torch.Tensor, start: int, size: int) -> None:
+    def epoch_data(self, X, seed: int, epoch: int, shuffle: bool):
+        if isinstance(X, BlockView):
+            return RankStretch(X, seed, epoch, self._block_tensor, self.world, self.rank)
+        return super().epoch_data(X, seed, epoch, shuffle)
+
+    def step(self, Xs, start: int, size: int) -> None:
         lo, hi = shard(size, self.world, self.rank)
-        xb = Xs[start + lo : start + hi]
+        streamed = isinstance(Xs, RankStretch)
+        xb = Xs.take(size, hi - lo) if streamed else Xs[start + lo : start + hi]
         self.share = (hi - lo) * self.world / size  # loss weight: DDP averages over ranks
         if hi == lo:  # a last batch smaller than the world: take part with a zero-weight row
-            xb, self.share = Xs[start : start + 1], 0.0
+            xb, self.share = (Xs.dummy() if streamed else Xs[start : start + 1]), 0.0
         self.optimizer.zero_grad(set_to_none=True)
         summed = self._forward_backward(xb)  # (also makes self.total on the first step)
         self.total += summed * (0.0 if hi == lo else 1.0)
@@ -127,12 +138,54 @@ class DistributedStrategy(TorchStrategy):
         # every rank leaves training together: none exits while another still talks to it
         dist.barrier()
 
-    def evaluate(self, X: torch.Tensor) -> float:
-        lo, hi = shard(len(X), self.world, self.rank)
+    def evaluate(self, X) -> float:
         part = torch.zeros(2, dtype=torch.float64, device=self.device)
+        if isinstance(X, BlockView):  # each rank its own validation blocks
+            for b in X.blocks[self.rank :: self.world]:
+                rows = self._block_tensor(X.read(int(b)))
+                with self.autocast():
+                    part[0] += evaluate_loss(self.model, rows) * len(rows)
+                part[1] += len(rows)
+            dist.all_reduce(part)
+            return float(part[0] / part[1])
+        lo, hi = shard(len(X), self.world, self.rank)
         if hi > lo:
             with self.autocast():
                 part[0] = evaluate_loss(self.model, X[lo:hi]) * (hi - lo)
             part[1] = hi - lo
         dist.all_reduce(part)
         return float(part[0] / part[1])
+
+
+class RankStretch:
+    """Rank ``rank``'s stretch of a streamed epoch: rows [start, start + its share) of the
+    epoch's order (:class:`~aekit.data.stream.BlockShuffle`), taken batch by batch; the ranks'
+    stretches, in rank order, are the whole epoch. Blocks before the stretch are not read."""
+
+    def __init__(self, view: BlockView, seed: int, epoch: int, to_tensor, world: int, r: int):
+        self.epoch, self.to_tensor = BlockShuffle(view, seed, epoch, to_tensor), to_tensor
+        self.n, self.width, self.world, self.rank = len(view), view.data.width, world, r
+        self.pos: int | None = None
+
+    def take(self, size: int, k: int):
+        """This rank's next ``k`` rows, for a global batch of ``size`` rows."""
+        if self.pos is None:  # the epoch's first batch has the epoch's batch size
+            self.pos = sum(stretch(self.n, size, self.world, q) for q in range(self.rank))
+        if k == 0:
+            return None
+        rows = self.epoch[self.pos : self.pos + k]
+        self.pos += k
+        return rows
+
+    def dummy(self):
+        """A row of zeros (for a zero-weight step), on the device."""
+        import numpy as np
+
+        return self.to_tensor(np.zeros((1, self.width), np.float32))
+
+
+def stretch(n: int, batch: int, world: int, r: int) -> int:
+    """How many of an epoch's ``n`` rows rank r uses at global batch ``batch``."""
+    full, last = divmod(n, batch)
+    (lo, hi), (a, b) = shard(batch, world, r), shard(last, world, r)
+    return full * (hi - lo) + (b - a)
