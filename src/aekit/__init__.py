@@ -39,6 +39,8 @@ _EXPORTS = {
     "interpolate": "apps.generation",
     "log_likelihood": "apps.generation",
     "nll": "apps.generation",
+    "compress": "apps.compression",
+    "decompress": "apps.compression",
     "fit_density": "apps.generation",
     "sample_run": "apps.generation",
     "CodeDensity": "apps.density",

@@ -19,6 +19,10 @@ class ModelFileError(AekitError, ValueError):
     """A run directory or model file is missing, unsafe (pickle) or corrupt."""
 
 
+class CompressedFileError(AekitError, ValueError):
+    """A compressed image file is corrupt, truncated, of another format or another model's."""
+
+
 class TrainingDivergedError(AekitError, RuntimeError):
     """The loss became NaN or infinite; the last good checkpoint was kept."""
 

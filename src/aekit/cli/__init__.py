@@ -14,6 +14,7 @@ import threading
 
 from .. import __version__
 from ..errors import AekitError, DiskFullError, TrainingDivergedError
+from . import compress as compress_
 from . import encode, export, probe, report, sample, score, train
 from . import eval as eval_
 from ._common import Parser, set_threads
@@ -31,6 +32,7 @@ def build_parser() -> Parser:
     export.add_parser(sub)
     probe.add_parser(sub)
     sample.add_parsers(sub)
+    compress_.add_parsers(sub)
     return parser
 
 

@@ -66,6 +66,12 @@ PRESETS = {
         "the convolutional architecture with a Gaussian latent (a convolutional VAE)",
         dict(channels=(32, 64), latent="gaussian", loss="bce"),
     ),
+    "compress": (
+        ConvAutoencoder,
+        "image codec: the code rounded to integers and priced in bits by a learned entropy "
+        "model; beta weighs the rate (bits per pixel) against the squared error",
+        dict(channels=(32, 64), latent="quantized", latent_dim=128, beta=1.0),
+    ),
 }
 
 for _name, (_cls, _summary, _defaults) in PRESETS.items():

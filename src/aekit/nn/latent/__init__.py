@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from .deterministic import DeterministicLatent
 from .gaussian import GaussianLatent
+from .quantized import QuantizedLatent
 
 LATENTS: dict[str, type] = {
     "deterministic": DeterministicLatent,
     "gaussian": GaussianLatent,
+    "quantized": QuantizedLatent,
 }
 
-__all__ = ["LATENTS", "DeterministicLatent", "GaussianLatent"]
+__all__ = ["LATENTS", "DeterministicLatent", "GaussianLatent", "QuantizedLatent"]

@@ -1,0 +1,135 @@
+"""``aekit compress`` and ``aekit decompress``: images to one .aek file and back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import ConfigError, DataError
+from ._common import FORMATTER, data_args, device_arg, split_arg
+
+COMPRESS_EXAMPLE = """examples:
+  aekit train --data mnist --model compress --out runs/codec
+  aekit compress runs/codec --data mnist --out images.aek
+"""
+DECOMPRESS_EXAMPLE = """examples:
+  aekit decompress runs/codec images.aek --out x.npy
+  aekit decompress runs/codec images.aek --out pngs/ --data mnist   (PNGs, PSNR/SSIM vs mnist)
+"""
+
+
+def add_parsers(sub) -> None:
+    c = sub.add_parser(
+        "compress",
+        help="compress images with a run's quantised-latent model into one .aek file",
+        epilog=COMPRESS_EXAMPLE,
+        formatter_class=FORMATTER,
+    )
+    c.add_argument("run", help="run directory of a model with a quantised latent")
+    data_args(c, default=None)
+    split_arg(c)
+    c.add_argument("--out", required=True, help="the compressed file to write (.aek)")
+    c.add_argument("--json", help="also write the report (bytes, bpp, PSNR, SSIM, speed) here")
+    device_arg(c)
+    c.set_defaults(func=run_compress)
+
+    d = sub.add_parser(
+        "decompress",
+        help="decode a .aek file with the run that wrote it",
+        epilog=DECOMPRESS_EXAMPLE,
+        formatter_class=FORMATTER,
+    )
+    d.add_argument("run", help="run directory of the model that compressed the file")
+    d.add_argument("file", help="the .aek file")
+    d.add_argument(
+        "--out", required=True, help="x.npy or x.csv (rows), or a folder for one PNG per image"
+    )
+    data_args(d, default=None, shown="none: no quality report")
+    split_arg(d)
+    d.add_argument("--json", help="also write the report here")
+    device_arg(d)
+    d.set_defaults(func=run_decompress)
+
+
+def run_compress(args) -> int:
+    from ..apps.compression import compression_report
+    from ..apps.evaluate import load_run_data
+    from ..io.files import atomic_write
+
+    model, _, ds, _ = load_run_data(
+        args.run, args.data, data_dir=args.data_dir, split=args.split, limit=args.limit,
+        device=args.device,
+    )  # fmt: skip
+    report, data, _ = compression_report(model, ds.X, data_range=_data_range(model, ds))
+    atomic_write(args.out, lambda tmp: Path(tmp).write_bytes(data))
+    print(f"wrote {args.out}")
+    _print_report(report, args.json)
+    return 0
+
+
+def run_decompress(args) -> int:
+    from ..apps.compression import compression_report, decompress
+    from ..apps.evaluate import load_run_data
+    from ..io import checkpoint
+    from ..io.files import write_array
+    from ..training.strategy import resolve_device
+
+    out = Path(args.out)
+    try:
+        data = Path(args.file).read_bytes()
+    except OSError as e:
+        raise DataError(f"cannot read {args.file}: {e.strerror or e}") from None
+    if args.data is not None:
+        model, _, ds, _ = load_run_data(
+            args.run, args.data, data_dir=args.data_dir, split=args.split, limit=args.limit,
+            device=args.device,
+        )  # fmt: skip
+        report, _, X_hat = compression_report(model, ds.X, data, _data_range(model, ds))
+    else:
+        model = checkpoint.load(args.run).to(resolve_device(args.device))
+        report, X_hat = None, decompress(model, data)
+    if out.suffix in (".npy", ".csv"):
+        write_array(out, X_hat)
+    elif out.suffix:
+        raise ConfigError(f"cannot write {out}: use a .npy or .csv file, or a folder for PNGs")
+    else:
+        write_pngs(out, X_hat, model)
+    print(f"wrote {len(X_hat)} images to {out}")
+    if report is not None:
+        _print_report(report, args.json)
+    return 0
+
+
+def _data_range(model, ds) -> float:
+    """The PSNR peak: the image format's maximum (255 for MNIST), else the model's."""
+    from ..apps.compression import pixel_max
+
+    return float(ds.max_value) if getattr(ds, "max_value", None) else pixel_max(model, ds.X)
+
+
+def write_pngs(folder: Path, X_hat, model) -> None:
+    """One 8-bit PNG per row, 00000.png, 00001.png, ..., (C = 1 grey, C = 3 RGB)."""
+    import numpy as np
+    from PIL import Image
+
+    from ..apps.compression import image_shape, pixel_max
+    from ..io.files import atomic_write, make_folder
+
+    c, h, w = image_shape(model)
+    if c not in (1, 3) or h == 1:
+        raise ConfigError(f"rows of shape {(c, h, w)} are not images: write a .npy file instead")
+    make_folder(folder)
+    pixels = np.clip(np.rint(X_hat / pixel_max(model) * 255), 0, 255).astype(np.uint8)
+    for i, row in enumerate(pixels):
+        img = row.reshape(c, h, w).transpose(1, 2, 0)
+        image = Image.fromarray(img[:, :, 0] if c == 1 else img)
+        atomic_write(folder / f"{i:05d}.png", lambda tmp, im=image: im.save(tmp, format="PNG"))
+
+
+def _print_report(report, json_path: str | None) -> None:
+    for line in report.lines():
+        print(line)
+    if json_path:
+        from ..io.files import write_json
+
+        write_json(json_path, report.to_dict())
+        print(f"wrote {json_path}")

@@ -1,0 +1,122 @@
+"""The compressed-image file format (.aek): a fixed header, then the entropy coder's words.
+
+Layout (little-endian), 52 bytes of header then the payload::
+
+    offset  size  field
+    0       4     magic b"AEKC"
+    4       2     format version (1)
+    6       2     flags (0: reserved)
+    8       12    image shape C, H, W (3 x uint32; 1, 1, D for rows that are not images)
+    20      4     number of images N
+    24      4     code width L
+    28      16    model hash: the first 16 bytes of sha256 over the model's name, config,
+                  weights and scaler (:func:`model_hash`)
+    44      4     payload length in bytes
+    48      4     CRC-32 of bytes 0-47 and of the payload
+    52      ...   payload: the range coder's 32-bit words
+
+Every way a file can be wrong is refused by :func:`unpack` with one
+:class:`~aekit.errors.CompressedFileError` line before anything is decoded: too short,
+another format (magic), a newer version, a length that disagrees with the file (truncated or
+trailing bytes), a checksum mismatch (corrupt), or another model's hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+import zlib
+from dataclasses import asdict, dataclass
+
+from ..errors import CompressedFileError
+from .checkpoint import model_record, tensors_digest
+
+MAGIC = b"AEKC"
+VERSION = 1
+_HEADER = struct.Struct("<4sHH3III16sII")
+HEADER_SIZE = _HEADER.size  # 52
+
+
+@dataclass(frozen=True)
+class Header:
+    """What a compressed file says about itself."""
+
+    shape: tuple[int, int, int]  # (C, H, W) of one image
+    count: int  # number of images
+    width: int  # code width L
+    model_hash: bytes  # 16 bytes
+
+
+def model_hash(model) -> bytes:
+    """16 bytes identifying ``model``: its registry record, weights and data scaler.
+
+    Two models that would decode a payload differently have different hashes (up to a
+    sha256 collision), so a file is never decoded by a model that did not write it.
+    """
+    h = hashlib.sha256()
+    h.update(json.dumps(model_record(model), sort_keys=True).encode())
+    h.update(tensors_digest(model.state_dict()).encode())
+    scaler = getattr(model, "scaler", None)
+    h.update(json.dumps(scaler.to_dict() if scaler is not None else None, sort_keys=True).encode())
+    return h.digest()[:16]
+
+
+def pack(header: Header, payload: bytes) -> bytes:
+    """The file's bytes: the header (with length and checksum) followed by ``payload``."""
+    head = _HEADER.pack(
+        MAGIC, VERSION, 0, *header.shape, header.count, header.width, header.model_hash,
+        len(payload), 0,
+    )[:-4]  # fmt: skip
+    crc = zlib.crc32(payload, zlib.crc32(head))
+    return head + struct.pack("<I", crc) + payload
+
+
+def unpack(data: bytes, expected_hash: bytes | None = None) -> tuple[Header, bytes]:
+    """(header, payload) of a file's bytes, after every check; see the module docstring.
+
+    Raises
+    ------
+    CompressedFileError
+        The bytes are not a whole, intact .aek file (of the model with ``expected_hash``).
+    """
+    data = bytes(data)
+    if len(data) < len(MAGIC) or data[: len(MAGIC)] != MAGIC:
+        raise CompressedFileError(
+            f"not an aekit compressed file (it starts with {data[:4]!r}, not {MAGIC!r})"
+        )
+    if len(data) < HEADER_SIZE:
+        raise CompressedFileError(
+            f"the compressed file is truncated: {len(data)} bytes, shorter than its "
+            f"{HEADER_SIZE}-byte header"
+        )
+    magic, version, _flags, c, h, w, count, width, digest, length, crc = _HEADER.unpack(
+        data[:HEADER_SIZE]
+    )
+    if version != VERSION:
+        raise CompressedFileError(
+            f"the compressed file has format version {version}; this aekit reads version {VERSION}"
+        )
+    payload = data[HEADER_SIZE:]
+    if len(payload) != length:
+        what = "truncated" if len(payload) < length else "followed by stray bytes"
+        raise CompressedFileError(
+            f"the compressed file is {what}: its header announces {length} bytes of data, "
+            f"{len(payload)} follow"
+        )
+    if zlib.crc32(payload, zlib.crc32(data[: HEADER_SIZE - 4])) != crc:
+        raise CompressedFileError("the compressed file is corrupt: its checksum does not match")
+    header = Header((c, h, w), count, width, digest)
+    if expected_hash is not None and digest != expected_hash:
+        raise CompressedFileError(
+            f"the compressed file was written by another model (hash {digest.hex()}, this "
+            f"model's is {expected_hash.hex()}): decompress it with the run that compressed it"
+        )
+    return header, payload
+
+
+def header_dict(header: Header) -> dict:
+    """The header as JSON-ready values (the hash in hex)."""
+    d = asdict(header)
+    d["model_hash"] = header.model_hash.hex()
+    return d
