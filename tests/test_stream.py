@@ -236,3 +236,24 @@ def test_streamed_scores_and_flags_equal_the_in_memory_ones(files, small_blocks,
             assert out.read_text() == ref.read_text()
     code = main(["score", det, "--data", str(tmp / "shards"), "--limit", "5", "--out", str(ref)])
     assert code == 2 and "--limit does not apply to streamed data" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind", ["minmax", "standard"])
+def test_a_scaler_fitted_in_parts_and_combined_equals_the_one_pass_scaler(
+    files, small_blocks, kind
+):
+    """What each torchrun rank does: fit on every world-th block, merge the sums."""
+    tmp, X = files
+    arr = StreamedArray(tmp / "x.npy")
+    world = 3
+    parts = [stream._moments(arr, range(r, arr.n_blocks, world)) for r in range(world)]
+
+    def combine(*mine):  # the all-reduce, over the three parts
+        lo, hi = np.min([p[0] for p in parts], 0), np.max([p[1] for p in parts], 0)
+        return lo, hi, *(np.sum([p[i] for p in parts], 0) for i in (2, 3, 4))
+
+    merged = stream.fit_scaler(arr, kind, part=(1, world), combine=combine)
+    whole = stream.fit_scaler(arr, kind)
+    np.testing.assert_allclose(merged.offset, whole.offset, rtol=1e-12)
+    np.testing.assert_allclose(merged.scale, whole.scale, rtol=1e-12)
+    assert kind != "minmax" or np.array_equal(whole.offset, X.min(0))

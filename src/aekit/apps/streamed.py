@@ -33,7 +33,7 @@ def new_streamed_run(out, data, model, scale, val_fraction, image_shape, model_o
     arr = StreamedArray(data)
     train, val = split_blocks(arr, val_fraction, config.seed)
     kind = scale or ("image" if image_shape is not None and arr.integer_valued() else "minmax")
-    scaler = fit_scaler(train, kind)
+    scaler = fit_scaler(train, kind, **_scaler_part(device))
     for view in (train, val):
         if view is not None:
             view.transform = scaler.transform
@@ -61,6 +61,19 @@ def new_streamed_run(out, data, model, scale, val_fraction, image_shape, model_o
     extra = {"data": record, "training": asdict(config)}
     split = (train, val, scaler)
     return _fit_run(net, config, out, image_shape, split, progress, device, config_json=extra)
+
+
+def _scaler_part(device) -> dict:
+    """Under torchrun each rank reads its own blocks for the scaler, the sums all-reduced."""
+    from ..training import distributed
+
+    if not distributed.launched():
+        return {}
+    distributed.init(device)  # (the strategy joins the same world later)
+    import torch.distributed as dist
+
+    part = (dist.get_rank(), dist.get_world_size())
+    return {"part": part, "combine": distributed.all_reduce_moments}
 
 
 def find_streamed(stored: dict, data, out: Path, seed: int, scaler):

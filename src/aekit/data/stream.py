@@ -180,9 +180,13 @@ def split_blocks(data: StreamedArray, val_fraction: float, seed: int, transform=
     return train, BlockView(data, np.sort(order[:n_val]), transform)
 
 
-def fit_scaler(view_or_data, kind: str):
+def fit_scaler(view_or_data, kind: str, part: tuple[int, int] = (0, 1), combine=None):
     """A :class:`~aekit.data.Scaler` fitted in one pass over the blocks (minmax, standard,
-    image for uint8 data, none)."""
+    image for uint8 data, none).
+
+    ``part`` = (rank, world) reads only this process's blocks (every world-th); ``combine``
+    then merges the processes' (min, max, sum, sum of squares, count), float64 arrays.
+    """
     from .scaling import Scaler
 
     data = view_or_data.data if isinstance(view_or_data, BlockView) else view_or_data
@@ -193,24 +197,29 @@ def fit_scaler(view_or_data, kind: str):
         return Scaler("image", np.zeros(1), np.array([1 / 255.0]))
     if kind == "none":
         return Scaler("none")
-    lo = hi = None
-    total = total_sq = np.zeros(data.width)
-    count = 0
-    for b in blocks:
-        rows = data.block(int(b))
-        lo = rows.min(0) if lo is None else np.minimum(lo, rows.min(0))
-        hi = rows.max(0) if hi is None else np.maximum(hi, rows.max(0))
-        for i in range(0, len(rows), 4096):  # float64 sums, a few MB at a time
-            part = rows[i : i + 4096].astype(np.float64)
-            total, total_sq = total + part.sum(0), total_sq + (part * part).sum(0)
-        count += len(rows)
-    lo, hi = lo.astype(np.float64), hi.astype(np.float64)
+    moments = _moments(data, list(blocks)[part[0] :: part[1]])
+    lo, hi, total, total_sq, count = moments if combine is None else combine(*moments)
     if kind == "minmax":
         spread = hi - lo
         return Scaler("minmax", lo, np.where(spread > 0, 1 / np.where(spread > 0, spread, 1), 1.0))
     mean = total / count
     std = np.sqrt(np.maximum(total_sq / count - mean**2, 0))
     return Scaler("standard", mean, np.where(std > 0, 1 / np.where(std > 0, std, 1), 1.0))
+
+
+def _moments(data: StreamedArray, blocks) -> tuple[np.ndarray, ...]:
+    """Column minima, maxima, sums and sums of squares (float64) and the row count."""
+    lo, hi = np.full(data.width, np.inf), np.full(data.width, -np.inf)
+    total, total_sq = np.zeros(data.width), np.zeros(data.width)
+    count = 0
+    for b in blocks:
+        rows = data.block(int(b))
+        lo, hi = np.minimum(lo, rows.min(0)), np.maximum(hi, rows.max(0))
+        for i in range(0, len(rows), 4096):  # float64 sums, a few MB at a time
+            part = rows[i : i + 4096].astype(np.float64)
+            total, total_sq = total + part.sum(0), total_sq + (part * part).sum(0)
+        count += len(rows)
+    return lo, hi, total, total_sq, np.array([float(count)])
 
 
 class BlockShuffle:

@@ -71,6 +71,20 @@ def _destroy() -> None:
         dist.destroy_process_group()
 
 
+def all_reduce_moments(lo, hi, total, total_sq, count):
+    """Column minima, maxima and sums (NumPy float64 arrays) merged over the ranks."""
+    import numpy as np
+
+    lo_t, hi_t = torch.from_numpy(lo.copy()), torch.from_numpy(hi.copy())
+    sums = torch.from_numpy(np.concatenate([total, total_sq, count]))
+    dist.all_reduce(lo_t, op=dist.ReduceOp.MIN)
+    dist.all_reduce(hi_t, op=dist.ReduceOp.MAX)
+    dist.all_reduce(sums)
+    w = len(total)
+    sums = sums.numpy()
+    return lo_t.numpy(), hi_t.numpy(), sums[:w], sums[w : 2 * w], sums[2 * w :]
+
+
 def shard(size: int, world: int, r: int) -> tuple[int, int]:
     """Rank r's part [lo, hi) of a batch of ``size`` rows: contiguous, sizes differing by 1."""
     base, extra = divmod(size, world)
