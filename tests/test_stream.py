@@ -189,6 +189,7 @@ def test_streamed_parquet_training_and_encoding_equal_the_in_memory_ones(files, 
         (lambda d: _two(d, 4, 5), "different widths [4, 5]"),
         (lambda d: _two(d, 4, 4, names=list("wxyz")), "have different columns"),
         (lambda d: _nulls(d / "n.parquet"), "missing value (NaN/Inf/null) in row 2"),
+        (lambda d: (d / "t.csv").write_text("1,2\n"), "streaming reads .npy and .parquet"),
     ],
 )
 def test_bad_parquet_is_refused_in_one_line(tmp_path, make, fragment, capsys):

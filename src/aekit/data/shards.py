@@ -150,6 +150,11 @@ def _pyarrow(path: Path):
 def open_shards(path: Path) -> list[NpyShard | ParquetShard]:
     """The shards of a .npy or .parquet file, or of a folder of either kind (sorted by name)."""
     if not path.is_dir():
+        if path.suffix not in (".npy", ".parquet"):
+            raise DataError(
+                f"streaming reads .npy and .parquet files (or folders of them), not "
+                f"'{path.name}'; drop --stream to load it whole"
+            )
         return [ParquetShard(path) if path.suffix == ".parquet" else NpyShard(path)]
     npy, parquet = sorted(path.glob("*.npy")), sorted(path.glob("*.parquet"))
     if npy and parquet:
