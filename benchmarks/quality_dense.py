@@ -29,7 +29,9 @@ RUNS = {
     ),
     "dense": dict(
         model="dense",
-        model_options={"latent_dim": 16, "hidden": (512, 256)},
+        # the sigmoid output this benchmark measured (aekit.train's "auto" is now the identity
+        # for a plain dense model, which starts from PCA)
+        model_options={"latent_dim": 16, "hidden": (512, 256), "output_activation": "sigmoid"},
         epochs=20,
         batch_size=64,
         lr=1e-3,
@@ -71,7 +73,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models:
             row = train_and_score(name, f"{tmp}/{name}")
-            mse = row["test"]["mse"]
+            mse = row["test"]["scaled_mse"]  # MNIST in [0, 1]: the image scaler's space
             row["pass"] = mse <= 1.01 * pca if name == "linear" else mse <= TARGETS[name]
             if name == "linear":
                 row["ratio_to_pca"] = mse / pca

@@ -44,7 +44,9 @@ def test_train_writes_a_complete_run_directory(run_dir, capsys):
     assert cfg["aekit_version"] == aekit.__version__
     assert cfg["model"]["name"] == "dense"
     assert cfg["model"]["config"]["hidden"] == [32] and cfg["model"]["config"]["latent_dim"] == 4
-    assert cfg["model"]["config"]["output_activation"] == "sigmoid"  # digits scaled to [0, 1]
+    # "auto" is linear where the model starts from PCA (issue 16), sigmoid on [0, 1] otherwise
+    assert cfg["model"]["config"]["output_activation"] == "identity"
+    assert cfg["init"]["kind"] == "pca"
     assert cfg["scaler"]["kind"] == "image"
     assert cfg["training"]["epochs"] == 2 and cfg["data"]["n_train"] == 270
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
@@ -60,17 +62,22 @@ def test_train_prints_where_the_run_went(tmp_path, capsys):
 def test_eval_json(run_dir, capsys):
     assert main(["eval", str(run_dir), "--json"]) == 0
     metrics = json.loads(capsys.readouterr().out)
-    assert metrics["n_samples"] == 1797
-    assert 0 < metrics["mse"] < 0.2 and 0 < metrics["mae"] < 0.5
-    assert 0 < metrics["bce"] and 5 < metrics["psnr"] < 60
+    assert metrics["n_samples"] == 1797 and metrics["units"] == "data"
+    # digits are 0..16: errors in those units, and in the image scaler's [0, 1] (x 1/16)
+    assert 0 < metrics["mse"] < 0.2 * 16**2 and 0 < metrics["mae"] < 0.5 * 16
+    assert metrics["scaled_mse"] == pytest.approx(metrics["mse"] / 16**2, rel=1e-4)
+    assert 5 < metrics["psnr"] < 60
 
 
 def test_eval_matches_python_reconstruction(run_dir):
     from aekit.data import load_dataset
 
     model = aekit.load(run_dir)
-    X = model.scaler.transform(load_dataset("digits").X)
-    mse = float(np.mean((model.reconstruct_scaled(X) - X) ** 2))
+    raw = load_dataset("digits").X
+    X = model.scaler.transform(raw)
+    scaled_mse = float(np.mean((model.reconstruct_scaled(X) - X) ** 2))
+    mse = float(np.mean((model.reconstruct_numpy(raw) - raw) ** 2))
+    assert aekit.evaluate(run_dir)["scaled_mse"] == pytest.approx(scaled_mse, rel=1e-5)
     assert aekit.evaluate(run_dir)["mse"] == pytest.approx(mse, rel=1e-5)
 
 
@@ -90,7 +97,8 @@ def test_encode_and_reconstruct_write_arrays(run_dir, tmp_path, suffix, capsys):
     np.testing.assert_allclose(Z, model.encode_numpy(X), rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(Z, model.encode_scaled(model.scaler.transform(X)), rtol=1e-6)
     np.testing.assert_allclose(R, model.reconstruct_numpy(X), rtol=1e-5, atol=1e-5)
-    assert R.min() >= 0 and R.max() <= 16.0001  # back in digits' units (0..16)
+    # back in digits' units (0..16; the default output is linear, so a little outside)
+    assert -8 < R.min() and R.max() < 24
     assert R.max() > 1.5  # not the scaled space
 
 

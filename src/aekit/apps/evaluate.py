@@ -61,30 +61,51 @@ def evaluate(
     binarize: bool = False,
     **kwargs,
 ) -> dict[str, Any]:
-    """Reconstruction MSE, MAE, BCE (data in [0, 1]) and PSNR in the model's scaled space.
+    """Reconstruction MSE, MAE and PSNR in the data's own units, and in the scaled space.
+
+    ``mse``, ``mae`` and ``psnr`` compare the reconstruction, with the run's stored scaler
+    undone, to the data as loaded (``"units": "data"``), so they can be set beside anything
+    computed on the data itself (PCA, another tool); PSNR's peak is the image format's maximum
+    (255 for 8-bit images), else the data's range. The same figures in the space the model
+    computes in (the scaler applied) come back as ``scaled_mse``, ``scaled_mae``,
+    ``scaled_psnr`` (peak 1 for the image and min-max scalers) and ``scaled_bce`` (where the
+    scaled data and reconstruction lie in [0, 1]); ``scaler`` names that space's scaler kind.
 
     The result names what was scored: ``data`` (the source), ``split`` ("train"/"test" for
     MNIST and Fashion-MNIST, "all" for sources without splits) and ``n_samples``.
 
-    ``noise`` (e.g. "gaussian:0.5:clip") corrupts the data with ``noise_seed`` first and scores
-    the reconstruction of the corrupted data against the clean data; the corrupted input's own
-    scores come back as ``noisy_*``. ``nll_samples`` = K adds ``nll``, the importance-sampled
-    negative log-likelihood in nats (models with a Gaussian latent), of the data binarised
-    once with ``noise_seed`` when ``binarize`` (for Bernoulli models of [0, 1] data).
+    ``noise`` (e.g. "gaussian:0.5:clip") corrupts the scaled data with ``noise_seed`` first
+    and scores the reconstruction of the corrupted data against the clean data; the corrupted
+    input's own scores come back as ``noisy_*`` (and ``noisy_scaled_*``). ``nll_samples`` = K
+    adds ``nll``, the importance-sampled negative log-likelihood in nats (models with a
+    Gaussian latent) of the scaled data, binarised once with ``noise_seed`` when ``binarize``
+    (for Bernoulli models of [0, 1] data).
     """
-    model, X, _, scored = load_run_data(run, data, **kwargs)
-    kind = model.scaler.kind if model.scaler is not None else "none"
-    data_range = 1.0 if kind in ("image", "minmax") else float(X.max() - X.min()) or 1.0
-    out: dict[str, Any] = {**scored, "n_samples": len(X)}
+    model, X, ds, scored = load_run_data(run, data, **kwargs)
+    scaler = model.scaler
+    kind = scaler.kind if scaler is not None else "none"
+    scaled_range = 1.0 if kind in ("image", "minmax") else float(X.max() - X.min()) or 1.0
+    undo = scaler.inverse_transform if scaler is not None else np.asarray
+    raw = torch.from_numpy(np.asarray(ds.X, dtype=np.float32))
+    data_range = (
+        float(ds.max_value) if ds.max_value is not None else float(raw.max() - raw.min()) or 1.0
+    )
+
+    def scores(X_hat: np.ndarray) -> dict[str, float]:
+        """Data-unit metrics (no bce: not a probability), then the scaled ones, labelled."""
+        data = reconstruction_metrics(torch.from_numpy(undo(X_hat)), raw, data_range)
+        data.pop("bce", None)
+        scaled = reconstruction_metrics(torch.from_numpy(X_hat), torch.from_numpy(X), scaled_range)
+        return {**data, **{f"scaled_{k}": v for k, v in scaled.items()}}
+
+    out: dict[str, Any] = {**scored, "n_samples": len(X), "units": "data", "scaler": kind}
     X_in = X
     if noise is not None:
         from ..data.noise import corrupt
 
         X_in = corrupt(X, noise, noise_seed)
-        noisy = reconstruction_metrics(torch.from_numpy(X_in), torch.from_numpy(X), data_range)
-        out.update({"noise": noise, **{f"noisy_{k}": v for k, v in noisy.items()}})
-    X_hat = model.reconstruct_scaled(X_in)
-    out.update(reconstruction_metrics(torch.from_numpy(X_hat), torch.from_numpy(X), data_range))
+        out.update({"noise": noise, **{f"noisy_{k}": v for k, v in scores(X_in).items()}})
+    out.update(scores(model.reconstruct_scaled(X_in)))
     if nll_samples is not None:
         from ..data.noise import binarize as binarise
         from .generation import nll

@@ -24,12 +24,16 @@ from ..data.stream import should_stream
 from ..errors import ConfigError
 from ..io.rundir import RunLock, RunWriter, holds_run, load_best
 from ..nn import build_model, model_spec
+from ..nn.init import WarmStart, pca_warm_start, warm_start_blocker
 from ..training import Callback, TrainConfig, TrainState, fit
+from ..training.config import default_budget
 from ..training.distributed import is_writer
 from ..training.strategy import check_device
 from ..views.figures import write_run_figures
+from .baseline import KeepStart, keep_or_revert, start_loss, write_check
 
-DEFAULTS = {"data": "digits", "model": "dense", "val_fraction": 0.1}
+DEFAULTS = {"data": "digits", "model": "dense", "val_fraction": 0.1, "init": "auto"}
+INITS = ("auto", "pca", "random")
 
 
 @dataclass
@@ -39,6 +43,7 @@ class RunResult:
     model: torch.nn.Module
     out: Path
     state: TrainState
+    check: dict[str, Any] | None = None  # held-out errors beside PCA's (see pca_check)
 
 
 def resolve_output_activation(model: str, requested: str | None, X: np.ndarray) -> str:
@@ -70,6 +75,7 @@ def train(
     resume: bool = False,
     progress: bool = False,
     device: str | None = "auto",
+    init: str | None = None,
     model_options: dict[str, Any] | None = None,
     **train_options: Any,
 ) -> RunResult:
@@ -78,7 +84,17 @@ def train(
     ``model_options`` are config fields of the model (latent_dim, hidden, activation,
     output_activation, tied, loss, ...); ``train_options`` are :class:`TrainConfig` fields
     (epochs, batch_size, optimizer, lr, seed, patience, engine, precision); None means the
-    default (``data`` "digits", ``model`` "dense", ``val_fraction`` 0.1). ``image_shape``
+    default (``data`` "digits", ``model`` "dense", ``val_fraction`` 0.1). Without ``epochs``
+    the budget is :func:`aekit.training.config.default_budget`'s: a fixed number of optimiser
+    steps whatever the data's size, with early stopping on the validation split (an explicit
+    ``epochs`` means epochs, with ``patience`` as given). ``init`` "auto" (default) starts a
+    model that can represent PCA exactly (:mod:`aekit.nn.init`: dense, linear code and output,
+    squared error) from PCA's solution on the scaled training rows, and then an ``"auto"``
+    output activation is the identity; "pca" insists on it, "random" never does it. The start
+    competes with the epochs and stays unless the trained model beats it on the validation
+    rows by more than two standard errors (:mod:`aekit.apps.baseline`). After
+    training, the best model's held-out error is compared with PCA's at the same code size,
+    in the data's units (``RunResult.check``, the run's ``summary.json``). ``image_shape``
     (C, H, W) folds the rows of a data file into images (conv models). ``stream`` reads a
     ``.npy`` file or a folder of ``.npy`` shards block by block instead of loading it (None:
     when the data are a folder, or a file over 1 GiB). ``device`` is where to
@@ -127,13 +143,15 @@ def train(
         if should_stream(data, stream):
             from .streamed import new_streamed_run
 
+            if "epochs" not in train_options:
+                train_options["epochs"] = TrainConfig.epochs  # streamed: epochs, as before
             return new_streamed_run(
                 out, data, model, scale, val_fraction, image_shape, model_options,
                 train_options, progress, device,
             )  # fmt: skip
         return _new_run(
             out, data, model, data_dir, limit, scale, val_fraction, image_shape,
-            model_options, train_options, progress, device,
+            model_options, train_options, progress, device, init,
         )  # fmt: skip
 
 
@@ -147,21 +165,27 @@ def _check_out(out) -> Path:
 
 
 def _new_run(out, data, model, data_dir, limit, scale, val_fraction, image_shape,
-             model_options, train_options, progress, device) -> RunResult:  # fmt: skip
+             model_options, train_options, progress, device, init=None) -> RunResult:  # fmt: skip
     data = DEFAULTS["data"] if data is None else data
     model = model or DEFAULTS["model"]
     val_fraction = DEFAULTS["val_fraction"] if val_fraction is None else val_fraction
+    init = _check_init(init)
+    auto_budget = "epochs" not in train_options
     config = TrainConfig(**train_options)
     if config.engine == "torch":
         check_device(device, config.precision)  # before anything is written
     ds = load_dataset(data, data_dir=data_dir, split="train", limit=limit, image_shape=image_shape)
     split = split_and_scale(ds, val_fraction, config.seed, scale)
+    budget = None
+    if auto_budget:
+        budget = default_budget(len(split[0]), config.batch_size, config.optimizer)
+        config.epochs = budget.epochs
+        if "patience" not in train_options and split[1] is not None:
+            config.patience = budget.patience
     options = dict(model_options or {})
-    options["output_activation"] = resolve_output_activation(
-        model, options.get("output_activation"), split[0]
-    )
     if options.get("image_shape") is None and ds.image_shape is not None:
         options["image_shape"] = tuple(ds.image_shape)  # conv models and the ssim loss fold rows
+    options["output_activation"] = _output_activation(model, options, split[0], init, ds)
     torch.manual_seed(config.seed)
     net = build_model(model, ds.X.shape[1], **options)
     net.scaler = split[2]
@@ -169,9 +193,41 @@ def _new_run(out, data, model, data_dir, limit, scale, val_fraction, image_shape
         from ..backends.numpy import check_representable
 
         check_representable(net)
+    warm = WarmStart(False, reason="init random")
+    if init != "random":
+        warm = pca_warm_start(net, split[0], seed=config.seed)
+        if init == "pca" and not warm.applied:
+            raise ConfigError(f"--init pca cannot start this model from PCA: {warm.reason}")
     extra = {"data": data_record(data, data_dir, limit, val_fraction, ds, split), "training": {}}
     extra["training"] = asdict(config)
-    return _fit_run(net, config, out, ds.image_shape, split, progress, device, config_json=extra)
+    extra["init"] = warm.to_dict()
+    extra["budget"] = budget.to_dict() if budget else {"rule": "epochs", "epochs": config.epochs}
+    return _fit_run(
+        net, config, out, ds.image_shape, split, progress, device, config_json=extra,
+        start_is_candidate=warm.applied,
+    )  # fmt: skip
+
+
+def _check_init(init: str | None) -> str:
+    init = DEFAULTS["init"] if init is None else init
+    if init not in INITS:
+        raise ConfigError(f"unknown init {init!r}; choose one of {', '.join(INITS)}")
+    return init
+
+
+def _output_activation(model: str, options: dict, X: np.ndarray, init: str, ds) -> str:
+    """resolve_output_activation, except that "auto" is the identity when the model can then
+    start exactly at PCA's solution (sigmoid(PCA) is not PCA; the start is the guarantee)."""
+    requested = options.get("output_activation")
+    if init != "random" and requested in (None, "auto"):
+        trial = {**options, "output_activation": "identity"}
+        try:
+            probe = build_model(model, ds.X.shape[1], **trial)
+        except ConfigError:  # e.g. a loss that needs a sigmoid output: the old rule decides
+            probe = None
+        if probe is not None and warm_start_blocker(probe) is None:
+            return "identity"
+    return resolve_output_activation(model, requested, X)
 
 
 def data_record(data, data_dir, limit, val_fraction, ds: Dataset, split) -> dict[str, Any]:
@@ -221,11 +277,13 @@ class _RestoreCheckpoint(Callback):
 
 
 def _fit_run(net, config, out: Path, image_shape, split, progress, device, *, config_json=None,
-             restore: bool = False) -> RunResult:  # fmt: skip
+             restore: bool = False, start_is_candidate: bool = False) -> RunResult:  # fmt: skip
     """Fit with the run directory's writer; the model comes back with its best weights.
 
     ``config_json`` is config.json's content for a new run (written when training starts);
-    ``restore`` loads the checkpoint first (resuming).
+    ``restore`` loads the checkpoint first (resuming). ``start_is_candidate``: the untrained
+    model (a PCA warm start) competes for the best weights as "epoch 0", so that training
+    that never beats it on the validation data keeps it.
     """
     from ..io import checkpoint as ckpt
 
@@ -236,12 +294,19 @@ def _fit_run(net, config, out: Path, image_shape, split, progress, device, *, co
     if restore:
         callbacks.insert(0, _RestoreCheckpoint(out / ckpt.CHECKPOINT_FILE))
     state = TrainState()
+    start, keeper = None, None
+    if start_is_candidate:  # epoch 0: the start's loss is the one to beat
+        start = TrainState(best_loss=start_loss(net, X_train if X_val is None else X_val))
+        keeper = KeepStart(out)
+        if writes:
+            callbacks.append(keeper)
     try:
         state = fit(
             net,
             X_train,
             X_val,
             config,
+            state=start,
             callbacks=callbacks,
             progress=progress,
             device=device if config.engine == "torch" else None,
@@ -251,6 +316,10 @@ def _fit_run(net, config, out: Path, image_shape, split, progress, device, *, co
         if writes and writer.history:  # also when training stopped on an error
             X_show = X_val if X_val is not None else X_train
             write_run_figures(out, writer.history, net, X_show, image_shape)
+    check, kept = None, None
     if writes:
         load_best(out, net)  # the run's model is its best epoch
-    return RunResult(net, out, state)
+        if keeper is not None and X_val is not None:
+            kept = keep_or_revert(out, net, keeper.weights, X_val)
+        check = write_check(out, net, split, kept)
+    return RunResult(net, out, state, check)

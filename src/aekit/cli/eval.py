@@ -6,7 +6,10 @@ import json
 
 from ._common import FORMATTER, data_args, device_arg, job_kwargs, split_arg
 
-EVAL_EXAMPLE = """example:
+EVAL_EXAMPLE = """mse, mae and psnr are in the data's own units (the run's scaler undone);
+scaled_* are the same figures in the space the model computes in.
+
+example:
   aekit eval runs/mnist --data mnist --split test --json
   aekit eval runs/vae --nll --samples 1000 --binarize      # importance-sampled NLL, nats
   aekit eval runs/dae --noise gaussian:0.5:clip            # denoise held-out data
@@ -16,7 +19,7 @@ EVAL_EXAMPLE = """example:
 def add_parser(sub) -> None:
     e = sub.add_parser(
         "eval",
-        help="reconstruction metrics of a run on data",
+        help="reconstruction metrics of a run on data (in the data's units)",
         epilog=EVAL_EXAMPLE,
         formatter_class=FORMATTER,
     )

@@ -77,7 +77,13 @@ def add_parser(sub) -> None:
     )
     t.add_argument("--lr", type=float, help="learning rate (default: 0.001)")
     t.add_argument("--batch-size", type=int, help="(default: 128)")
-    t.add_argument("--epochs", type=int, default=None, help="(default: 20)")
+    t.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="passes over the training data (default: as many as 5,000 optimiser steps take, "
+        "10 to 2,000, with early stopping on the validation split)",
+    )
     t.add_argument("--seed", type=int, help="(default: 0)")
     t.add_argument(
         "--val-fraction",
@@ -87,7 +93,15 @@ def add_parser(sub) -> None:
     t.add_argument(
         "--patience",
         type=int,
-        help="stop after this many epochs without validation improvement (default 0: off)",
+        help="stop after this many epochs without validation improvement (default: a tenth "
+        "of the default budget; 0, off, when --epochs is given)",
+    )
+    t.add_argument(
+        "--init",
+        choices=("auto", "pca", "random"),
+        help="auto (default): start from PCA's solution where the model can represent it "
+        "exactly (dense, linear code, squared error; the output is then linear); pca: insist; "
+        "random: PyTorch's initialisation",
     )
     t.add_argument(
         "--scale",
@@ -175,7 +189,7 @@ def run(args) -> int:
         # the NumPy engine applies one activation to the hidden and code layers
         model_options["latent_activation"] = args.activation or "relu"
     train_options = {
-        "epochs": 20 if args.epochs is None and not args.resume else args.epochs,
+        "epochs": args.epochs,  # None: the default budget (new run) or the run's (resume)
         "batch_size": args.batch_size,
         "optimizer": args.optimizer,
         "lr": args.lr,
@@ -197,6 +211,7 @@ def run(args) -> int:
         resume=args.resume,
         progress=not args.quiet,
         device=args.device,
+        init=args.init,
         model_options=model_options,
         **train_options,
     )
@@ -208,6 +223,8 @@ def run(args) -> int:
     last = state.history[-1] if state.history else {}
     summary = ", ".join(f"{k} {v:.5g}" for k, v in last.items() if k.endswith("loss"))
     print(f"trained {state.epoch} epochs ({summary}); best epoch {state.best_epoch}")
+    if result.check is not None:
+        print(pca_line(result.check))
     print(f"run written to {result.out}")
     if args.report:
         from ..views.report import build_report
@@ -218,6 +235,18 @@ def run(args) -> int:
         f"      aekit encode {result.out} --out codes.npy   (the codes of your data)"
     )
     return 0
+
+
+def pca_line(check: dict) -> str:
+    """One line: the held-out MSE in the data's units beside PCA's at the same code size."""
+    k, mse, pca = check["pca_components"], check["mse"], check["pca_mse"]
+    said = f"held-out MSE {mse:.5g} vs PCA-{k} {pca:.5g} (data units, ratio {check['ratio']:.3f})"
+    if check["worse_than_pca"]:
+        return (
+            f"warning: {said}: the model is worse than PCA with {k} components on held-out "
+            "data; try --init pca, more data or another --epochs (see summary.json)"
+        )
+    return said
 
 
 def _family_options(args) -> dict:

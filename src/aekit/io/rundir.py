@@ -3,7 +3,11 @@
     runs/<name>/
       model.safetensors        best weights (lowest validation loss, else training loss)
       config.json              aekit version, model record, scaler, data and training settings
-      metrics.jsonl            one JSON object per epoch
+      metrics.jsonl            one JSON object per epoch: the training objective (train_loss,
+                               val_loss and their terms) in the scaled space the model sees
+      summary.json             after training: the best model's held-out MSE in the data's
+                               units beside PCA's at the same code size ("units": "data"; the
+                               scaled-space MSE labelled scaled_mse)
       checkpoint.safetensors   weights + optimiser + RNG state of the last epoch, for --resume
       loss.png, reconstructions.png
       .lock                    held (flock) by the one process writing the run
@@ -23,9 +27,10 @@ from typing import Any
 from ..errors import RunLockedError, file_error
 from ..training.callbacks import Callback
 from . import checkpoint as ckpt
-from .files import make_folder, write_jsonl
+from .files import make_folder, write_json, write_jsonl
 
 METRICS_FILE = "metrics.jsonl"
+SUMMARY_FILE = "summary.json"
 LOCK_FILE = ".lock"
 
 
@@ -127,3 +132,20 @@ def load_best(out: Path, model) -> bool:
     best, _ = ckpt.read_tensors(out / ckpt.MODEL_FILE)
     model.load_state_dict(ckpt.upgrade_state_dict(best))
     return True
+
+
+def write_summary(out: str | os.PathLike, record: dict[str, Any]) -> Path:
+    """Write the run's summary.json (atomically): errors labelled with their ``units``."""
+    path = Path(out) / SUMMARY_FILE
+    write_json(path, record)
+    return path
+
+
+def read_summary(out: str | os.PathLike) -> dict[str, Any] | None:
+    """The run's summary.json, or None when training wrote none (no validation data)."""
+    import json
+
+    path = Path(out) / SUMMARY_FILE
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text())

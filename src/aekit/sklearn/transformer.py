@@ -155,7 +155,10 @@ class AutoencoderTransformer(
         return self._net(Z.dtype).decode_scaled(Z)
 
     def score(self, X, y=None) -> float:
-        """Negative mean squared reconstruction error per element (higher is better)."""
+        """Negative mean squared reconstruction error per element (higher is better), in X's
+        own units: the estimator trains on X as given (no scaler), so this is directly
+        comparable with, e.g., PCA's error on the same X (put a scikit-learn scaler in a
+        pipeline to train in a scaled space; the pipeline's score is then in that space)."""
         check_is_fitted(self)
         X = _writable(validate_data(self, X, reset=False, dtype=[np.float64, np.float32]))
         X_hat = self._net(X.dtype).reconstruct_scaled(X)

@@ -1,0 +1,121 @@
+"""The PCA baseline of a training run: the warm start as "epoch 0", and the check after training.
+
+A model that starts from PCA's solution (:mod:`aekit.nn.init`) competes with its own start:
+:class:`KeepStart` keeps the start's weights, :func:`keep_or_revert` goes back to them unless the
+trained model is better on the validation rows by more than the noise of that estimate, and
+:func:`pca_check` compares the run's model with PCA at the same code size on held-out rows in
+the data's own units (what the run's summary.json and ``aekit train``'s last lines report).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..io import checkpoint as ckpt
+from ..io.rundir import write_summary
+from ..training import Callback
+
+PCA_TOLERANCE = 1e-3  # a model worse than PCA by more than this share is reported
+Z_KEEP = 2.0  # a trained model replaces its PCA start when better by 2 standard errors
+
+
+def keep_or_revert(out: Path, net, start_weights, X_val) -> dict[str, Any] | None:
+    """Keep the trained model only when it beats its start (PCA) on the validation rows by
+    more than the noise of that estimate, else go back to the start.
+
+    The best epoch is the minimum of a noisy curve: on a few dozen validation rows it can look
+    better than the start and be worse on new data. The per-row differences of the squared
+    error d_i (trained - start) must have a mean below -Z_KEEP standard errors.
+    """
+    if start_weights is None:
+        return None
+    trained = {k: v.detach().clone() for k, v in net.state_dict().items()}
+    e_trained = _row_errors(net, X_val)
+    net.load_state_dict(start_weights)
+    d = e_trained - _row_errors(net, X_val)
+    se = float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("inf")
+    z = float(d.mean() / se) if se > 0 else (0.0 if d.mean() == 0 else -float("inf"))
+    keep = z < -Z_KEEP
+    if keep:
+        net.load_state_dict(trained)
+    else:
+        ckpt.save_tensors(out / ckpt.MODEL_FILE, start_weights)
+    return {"model": "trained" if keep else "start", "z": z, "threshold": -Z_KEEP}
+
+
+def _row_errors(net, X) -> np.ndarray:
+    X_hat = net.reconstruct_scaled(X).astype(np.float64)
+    return ((X_hat - X) ** 2).sum(axis=1)
+
+
+class KeepStart(Callback):
+    """The start (a PCA warm start) as "epoch 0": its weights become model.safetensors when no
+    epoch beat its validation loss. They are written at the end, not before training, so that
+    a run killed in its first epoch still has no model file; a run resumed after epoch 1 no
+    longer holds the start, and then keeps its last epoch's weights."""
+
+    def __init__(self, out: Path) -> None:
+        self.out, self.weights = out, None
+
+    def on_fit_start(self, loop) -> None:
+        st = loop.state
+        if st.epoch == 0 and st.best_epoch == 0 and st.best_loss < float("inf"):
+            self.weights = {k: v.detach().cpu().clone() for k, v in loop.model.state_dict().items()}
+
+    def on_fit_end(self, loop) -> None:
+        if loop.state.best_epoch == 0 and self.weights is not None:
+            ckpt.save_tensors(self.out / ckpt.MODEL_FILE, self.weights)
+
+
+def start_loss(net, X) -> float:
+    from ..training.strategy import evaluate_loss
+
+    return evaluate_loss(net, torch.as_tensor(X))
+
+
+def write_check(out: Path, net, split, kept=None) -> dict[str, Any] | None:
+    """The held-out comparison with PCA, written to the run's summary.json (None: no data)."""
+    X_train, X_val, scaler = split
+    if X_val is None or len(X_val) == 0 or len(X_train) < 2:
+        return None
+    check = pca_check(net, X_train, X_val, scaler)
+    if kept is not None:
+        check["kept"] = kept
+    write_summary(out, {"validation": check})
+    return check
+
+
+def pca_check(net, X_train, X_val, scaler) -> dict[str, Any]:
+    """The model's held-out reconstruction error beside PCA's at the same code size.
+
+    PCA is fitted on the training rows and both are scored on the validation rows, in the
+    data's own units (the scaler undone); the scaled-space MSE is kept, labelled. ``ratio``
+    is the model's MSE over PCA's; ``worse_than_pca`` is ``ratio > 1 + PCA_TOLERANCE``
+    (float rounding of a model that is PCA).
+    """
+    from sklearn.decomposition import PCA
+
+    undo = scaler.inverse_transform if scaler is not None else np.asarray
+    R_train = undo(X_train).astype(np.float64)
+    R_val = undo(X_val).astype(np.float64)
+    k = int(min(net.config.latent_dim, *R_train.shape))
+    pca = PCA(n_components=k, random_state=0).fit(R_train)
+    pca_mse = float(np.mean((pca.inverse_transform(pca.transform(R_val)) - R_val) ** 2))
+    X_hat = net.reconstruct_scaled(X_val)
+    mse = float(np.mean((undo(X_hat).astype(np.float64) - R_val) ** 2))
+    ratio = mse / pca_mse if pca_mse > 0 else (1.0 if mse == 0 else float("inf"))
+    return {
+        "units": "data",
+        "split": "validation",
+        "n_samples": int(len(X_val)),
+        "mse": mse,
+        "pca_components": k,
+        "pca_mse": pca_mse,
+        "ratio": ratio,
+        "worse_than_pca": bool(ratio > 1.0 + PCA_TOLERANCE),
+        "scaled_mse": float(np.mean((X_hat.astype(np.float64) - X_val) ** 2)),
+    }
