@@ -193,3 +193,18 @@ def test_a_trained_model_replaces_its_start_only_when_better_beyond_noise(tmp_pa
     kept = keep_or_revert(tmp_path, net, bad, X[80:])
     assert kept["model"] == "trained" and kept["z"] < -2
     assert all(torch.equal(v, start[k]) for k, v in net.state_dict().items())
+
+
+def test_a_resumed_warm_started_run_decides_as_the_uninterrupted_one(tmp_path):
+    from safetensors.torch import load_file
+
+    common = ["train", "--limit", "300", "--hidden", "16", "--latent-dim", "4", "--quiet"]
+    assert main([*common, "--epochs", "4", "--out", str(tmp_path / "full")]) == 0
+    assert main([*common, "--epochs", "2", "--out", str(tmp_path / "part")]) == 0
+    assert (tmp_path / "part" / "start.safetensors").is_file()
+    assert main(["train", "--resume", "--epochs", "4", "--out", str(tmp_path / "part")]) == 0
+    a = load_file(tmp_path / "full" / "model.safetensors")
+    b = load_file(tmp_path / "part" / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    summaries = [json.loads((tmp_path / r / "summary.json").read_text()) for r in ("full", "part")]
+    assert summaries[0]["validation"]["kept"] == summaries[1]["validation"]["kept"]

@@ -21,6 +21,7 @@ from ..training import Callback
 
 PCA_TOLERANCE = 1e-3  # a model worse than PCA by more than this share is reported
 Z_KEEP = 2.0  # a trained model replaces its PCA start when better by 2 standard errors
+START_FILE = "start.safetensors"  # the warm start's weights, for resume
 
 
 def keep_or_revert(out: Path, net, start_weights, X_val) -> dict[str, Any] | None:
@@ -53,18 +54,17 @@ def _row_errors(net, X) -> np.ndarray:
 
 
 class KeepStart(Callback):
-    """The start (a PCA warm start) as "epoch 0": its weights become model.safetensors when no
-    epoch beat its validation loss. They are written at the end, not before training, so that
-    a run killed in its first epoch still has no model file; a run resumed after epoch 1 no
-    longer holds the start, and then keeps its last epoch's weights."""
+    """The start (a PCA warm start, the run's start.safetensors) as "epoch 0": its weights
+    become model.safetensors when no epoch beat its validation loss. They are copied at the
+    end, not before training, so that a run killed in its first epoch still has no model
+    file; a resumed run reads them from start.safetensors and decides as the uninterrupted
+    run would."""
 
     def __init__(self, out: Path) -> None:
-        self.out, self.weights = out, None
+        self.out, self.weights = Path(out), None
 
     def on_fit_start(self, loop) -> None:
-        st = loop.state
-        if st.epoch == 0 and st.best_epoch == 0 and st.best_loss < float("inf"):
-            self.weights = {k: v.detach().cpu().clone() for k, v in loop.model.state_dict().items()}
+        self.weights, _ = ckpt.read_tensors(self.out / START_FILE)
 
     def on_fit_end(self, loop) -> None:
         if loop.state.best_epoch == 0 and self.weights is not None:
@@ -80,7 +80,9 @@ def start_loss(net, X) -> float:
 def write_check(out: Path, net, split, kept=None) -> dict[str, Any] | None:
     """The held-out comparison with PCA, written to the run's summary.json (None: no data)."""
     X_train, X_val, scaler = split
-    if X_val is None or len(X_val) == 0 or len(X_train) < 2:
+    if not isinstance(X_train, np.ndarray) or not isinstance(X_val, np.ndarray):
+        return None  # no validation rows, or streamed blocks (not held in memory)
+    if len(X_val) == 0 or len(X_train) < 2:
         return None
     check = pca_check(net, X_train, X_val, scaler)
     if kept is not None:

@@ -30,7 +30,7 @@ from ..training.config import default_budget
 from ..training.distributed import is_writer
 from ..training.strategy import check_device
 from ..views.figures import write_run_figures
-from .baseline import KeepStart, keep_or_revert, start_loss, write_check
+from .baseline import START_FILE, KeepStart, keep_or_revert, start_loss, write_check
 
 DEFAULTS = {"data": "digits", "model": "dense", "val_fraction": 0.1, "init": "auto"}
 INITS = ("auto", "pca", "random")
@@ -297,9 +297,11 @@ def _fit_run(net, config, out: Path, image_shape, split, progress, device, *, co
     start, keeper = None, None
     if start_is_candidate:  # epoch 0: the start's loss is the one to beat
         start = TrainState(best_loss=start_loss(net, X_train if X_val is None else X_val))
-        keeper = KeepStart(out)
         if writes:
-            callbacks.append(keeper)
+            ckpt.save_tensors(out / START_FILE, net.state_dict())  # resume needs it too
+    if writes and (out / START_FILE).is_file():
+        keeper = KeepStart(out)
+        callbacks.append(keeper)
     try:
         state = fit(
             net,

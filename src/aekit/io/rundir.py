@@ -5,6 +5,8 @@
       config.json              aekit version, model record, scaler, data and training settings
       metrics.jsonl            one JSON object per epoch: the training objective (train_loss,
                                val_loss and their terms) in the scaled space the model sees
+      start.safetensors        the PCA warm start's weights (aekit.nn.init), when used: the
+                               start competes with the epochs, also after --resume
       summary.json             after training: the best model's held-out MSE in the data's
                                units beside PCA's at the same code size ("units": "data"; the
                                scaled-space MSE labelled scaled_mse)
