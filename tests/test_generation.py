@@ -246,3 +246,9 @@ def test_a_density_of_other_weights_is_refused(tmp_path, capsys):
     capsys.readouterr()
     assert main(["sample", str(out), "--out", str(tmp_path / "s.npy")]) == 2
     assert "fit it again" in _error_line(capsys)
+
+
+def test_commands_have_help_with_an_example(capsys):
+    for cmd in ("sample", "interpolate", "fit-density"):
+        assert main([cmd, "--help"]) == 0
+        assert f"aekit {cmd} runs/" in capsys.readouterr().out
