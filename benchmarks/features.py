@@ -125,8 +125,7 @@ def scatter_figure(panels: dict, y: np.ndarray, args, path) -> None:
             pts = ax.scatter(Z[:, 0], Z[:, 1], c=y[sub], cmap="tab10", s=3, vmin=-0.5, vmax=9.5)
             ax.set_xticks([])
             ax.set_yticks([])
-            how = "code" if size == 2 else "t-SNE of code"
-            ax.set_title(f"{name}, size {size} ({how})", fontsize=9)
+            ax.set_title(f"{name}-{size}" + ("" if size == 2 else ", t-SNE"), fontsize=9)
     fig.colorbar(pts, ax=axes, ticks=range(10), label="digit", shrink=0.8)
     fig.suptitle(f"MNIST test codes coloured by digit ({len(sub)} images)", fontsize=11)
     save_figure(fig, path)
