@@ -29,6 +29,7 @@ def _check_function(check):
     [
         AutoencoderOutlierDetector(n_estimators=2, max_iter=4, random_state=0),
         AutoencoderOutlierDetector(model="vae", loss="mse", n_estimators=2, max_iter=4),
+        AutoencoderOutlierDetector(loss="mixed", n_estimators=2, max_iter=4, random_state=0),
     ]
 )
 def test_sklearn_estimator_checks(estimator, check, monkeypatch):
@@ -62,6 +63,29 @@ def test_planted_outliers_rank_first_and_feature_errors_name_the_column(planted,
     # each row of feature_errors sums to the anomaly score up to one constant
     assert np.ptp(F.sum(axis=1) + scores) < 1e-9
     assert np.array_equal(fitted.predict(X), np.where(fitted.decision_function(X) < 0, -1, 1))
+
+
+def test_mixed_loss_alternates_members_and_keeps_the_score_identity(planted, tmp_path):
+    assert anomaly.member_losses("dense", "mixed", None, 5) == ["mse", "mae"] * 2 + ["mse"]
+    assert anomaly.member_losses("dense", None, None, 3) == ["mse"] * 3
+    assert anomaly.member_losses("dense", "mixed", (1, 2, 4), 2) == ["mse"] * 2  # images
+    assert anomaly.member_losses("vae", "mixed", None, 2) == ["bce"] * 2  # not squared error
+    X = planted[0]
+    det = AutoencoderOutlierDetector(loss="mixed", **FAST).fit(X)
+    assert [m.config.loss for m in det.models_] == ["mse", "mae", "mse"]
+    scores = det.score_samples(X)
+    assert np.ptp(det.feature_errors(X).sum(axis=1) + scores) < 1e-9
+    # each member scores with its own loss: the mean of standardised per-row losses
+    Xs = det._scaled(X)
+    z = [
+        (anomaly.per_sample_loss(net, Xs) - mu) / sd
+        for net, (mu, sd) in zip(det._nets(), det.member_stats_, strict=True)
+    ]
+    np.testing.assert_allclose(-scores, np.mean(z, axis=0), rtol=1e-9, atol=1e-9)
+    again = AutoencoderOutlierDetector.load(det.save(tmp_path / "d"))
+    assert np.array_equal(again.score_samples(X), scores)
+    with pytest.raises(ConfigError, match="loss must be one of"):
+        AutoencoderOutlierDetector(loss="auto").fit(X)
 
 
 def test_rows_off_a_learned_plane_rank_first():

@@ -5,9 +5,10 @@ column is standardised on the training data; an ensemble of small autoencoders i
 each on its own random subsample of rows (``max_samples``), for a short schedule (the early
 "inlier memorisation" phase, where normal rows are fitted first); halfway through, each member
 stops fitting the ``trim`` share of its rows that it reconstructs worst (a truncated loss, so
-contaminating anomalies are not learned). A row's score is its reconstruction loss under each
-member, standardised by that member's mean and standard deviation on the training data, and
-averaged over the members. :class:`aekit.sklearn.AutoencoderOutlierDetector` is the estimator
+contaminating anomalies are not learned). A row's score is its reconstruction loss under
+each member, standardised by that member's mean and standard deviation on the training data,
+and averaged over the members (``loss="mixed"``: members alternate squared and absolute
+error). :class:`aekit.sklearn.AutoencoderOutlierDetector` is the estimator
 around these functions.
 """
 
@@ -31,14 +32,30 @@ DETECTOR_KEY = "detector"  # the config.json entry that marks a detector run
 _EPS = 1e-12
 
 
+def _preset_loss(model: str, loss: str | None) -> str:
+    """The loss a member trains with when ``loss`` is None or "mixed": the preset's own."""
+    from ..nn.registry import model_spec
+
+    return model_spec(model).defaults.get("loss", "mse") if loss in (None, "mixed") else loss
+
+
 def resolve_scale(scale: str, model: str, loss: str | None, image_shape) -> str:
     """'auto': standardise unless the model needs inputs in [0, 1] (bce, ssim, images)."""
     if scale != "auto":
         return scale
-    from ..nn.registry import model_spec
-
-    loss = loss or model_spec(model).defaults.get("loss", "mse")
+    loss = _preset_loss(model, loss)
     return "none" if loss in ("bce", "ssim") or image_shape is not None else "standard"
+
+
+def member_losses(model: str, loss: str | None, image_shape, n: int) -> list[str]:
+    """Each member's loss: for "mixed" on a squared-error preset without an image shape,
+    squared and absolute error in turn (the absolute error catches anomalies spread thinly
+    over many columns, the squared error gross errors in one column; their average beat
+    either alone on the ADBench sets: benchmarks/README.md, anomaly.py); else one loss."""
+    base = _preset_loss(model, loss)
+    if loss == "mixed" and base == "mse" and image_shape is None:
+        return [("mse", "mae")[i % 2] for i in range(n)]
+    return [base] * n
 
 
 def auto_sizes(model: str, d: int, latent_dim, hidden) -> tuple[int, Any]:

@@ -32,6 +32,7 @@ class AutoencoderEstimator(BaseEstimator):
     """Base class: the model and training parameters of :class:`AutoencoderTransformer`."""
 
     _auto_sizes = False  # True: latent_dim and hidden_layer_sizes may be "auto"
+    _extra_losses: tuple[str, ...] = ()  # loss values beyond the losses' names ("auto")
 
     def _fit_model(self, X: np.ndarray) -> torch.nn.Module:
         """Train ``model_`` on float32 X and set the fitted attributes; returns the model."""
@@ -48,7 +49,7 @@ class AutoencoderEstimator(BaseEstimator):
         self.n_iter_ = state.epoch
         return net
 
-    def _build_net(self, X: np.ndarray, latent_dim: int, hidden) -> torch.nn.Module:
+    def _build_net(self, X: np.ndarray, latent_dim: int, hidden, loss=None) -> torch.nn.Module:
         """The untrained model of the parameters for X's width (seed torch's RNG first)."""
         if isinstance(hidden, numbers.Integral):
             hidden = (hidden,)
@@ -60,7 +61,7 @@ class AutoencoderEstimator(BaseEstimator):
             latent_dim=int(latent_dim),
             hidden=None if hidden is None else tuple(int(h) for h in hidden),
             activation=_ACTIVATION_ALIASES.get(self.activation, self.activation),
-            loss=self.loss,
+            loss=self.loss if loss is None else loss,
             image_shape=self.image_shape,
             output_activation=resolve_output_activation(self.model, "auto", X),
         )
@@ -77,11 +78,13 @@ class AutoencoderEstimator(BaseEstimator):
             patience=int(self.n_iter_no_change) if self.early_stopping else 0,
         )
 
-    def _train_net(self, X: np.ndarray, seed: int, latent_dim=None, hidden=None, fit_fn=None):
+    def _train_net(
+        self, X: np.ndarray, seed: int, latent_dim=None, hidden=None, fit_fn=None, loss=None
+    ):
         """Build and train one model on X with ``seed``: (model in eval mode, state, has_val).
 
-        ``latent_dim`` / ``hidden`` override the parameters; ``fit_fn(net, X_train, X_val,
-        config, callbacks, device)`` replaces the plain call of the loop (a detector's
+        ``latent_dim`` / ``hidden`` / ``loss`` override the parameters; ``fit_fn(net, X_train,
+        X_val, config, callbacks, device)`` replaces the plain call of the loop (a detector's
         trimmed fit goes through it).
         """
         device = resolve_device(self.device)
@@ -95,6 +98,7 @@ class AutoencoderEstimator(BaseEstimator):
                 X,
                 self.latent_dim if latent_dim is None else latent_dim,
                 self.hidden_layer_sizes if hidden is None else hidden,
+                loss,
             )
             best = BestWeights(only_with_validation=True)
             if fit_fn is None:
@@ -144,8 +148,9 @@ class AutoencoderEstimator(BaseEstimator):
         if not (isinstance(self.batch_size, str) and self.batch_size == "auto"):
             _check_int("batch_size", self.batch_size, 1, "or 'auto'")
         _check_int("max_iter", self.max_iter, 1)
-        if self.loss is not None and self.loss not in LOSSES:
-            raise ConfigError(f"loss must be one of {', '.join(LOSSES)} or None, got {self.loss!r}")
+        if self.loss is not None and self.loss not in (*LOSSES, *self._extra_losses):
+            choices = ", ".join((*LOSSES, *self._extra_losses))
+            raise ConfigError(f"loss must be one of {choices} or None, got {self.loss!r}")
         if not isinstance(self.early_stopping, bool | np.bool_):
             raise ConfigError(f"early_stopping must be True or False, got {self.early_stopping!r}")
         if not isinstance(self.verbose, numbers.Integral):
