@@ -132,9 +132,15 @@ def train(
                 train_options=train_options,
             )
             check_device(device if job.config.engine == "torch" else "cpu", job.config.precision)
+            # started over before its first checkpoint: from its warm start, as train began it
+            warm = not job.restore and (out / START_FILE).is_file()
+            if warm:
+                from ..io.checkpoint import read_tensors
+
+                job.net.load_state_dict(read_tensors(out / START_FILE)[0])
             return _fit_run(
                 job.net, job.config, out, job.image_shape, job.split, progress, device,
-                restore=job.restore,
+                restore=job.restore, start_is_candidate=warm,
             )  # fmt: skip
         if holds_run(out):
             raise ConfigError(
