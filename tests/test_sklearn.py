@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import pickle
+from dataclasses import fields
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from aekit.nn import MODELS
+from aekit.nn import MODELS, model_spec
 from aekit.sklearn import AutoencoderTransformer
 
 
@@ -222,7 +223,7 @@ def test_pickle_round_trip_gives_identical_transforms(digits):
 
 
 def _preset_estimator(name: str) -> AutoencoderTransformer:
-    conv = name.startswith("conv")
+    conv = "channels" in {f.name for f in fields(model_spec(name).cls.config_class)}  # images
     return AutoencoderTransformer(
         model=name,
         latent_dim=4,
