@@ -155,7 +155,11 @@ def family_args(t: argparse.ArgumentParser) -> None:
         metavar="KIND:LEVEL[:clip]",
         help="denoising: gaussian:0.3, mask:0.25 or salt-pepper:0.1 (:clip to [0, 1])",
     )
-    g.add_argument("--beta", type=float, help="KL weight of a Gaussian latent (default 1)")
+    g.add_argument(
+        "--beta",
+        type=float,
+        help="KL weight of a Gaussian latent, rate weight (lambda) of a quantised one (default 1)",
+    )
     g.add_argument("--kl-warmup", type=int, metavar="EPOCHS", help="ramp the KL weight up")
     g.add_argument("--free-bits", type=float, metavar="F", help="least KL charged per unit")
     g.add_argument("--iwae", type=int, metavar="K", help="train the IWAE bound with K samples")
