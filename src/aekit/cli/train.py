@@ -42,8 +42,8 @@ def add_parser(sub) -> None:
         "--stream",
         action="store_true",
         default=None,
-        help="read a .npy file (or a folder of .npy shards) block by block instead of loading "
-        "it (default: for folders and files over 1 GiB)",
+        help="read a .npy or .parquet file (or a folder of .npy or .parquet shards) block by "
+        "block instead of loading it (default: for folders and files over 1 GiB)",
     )
     t.add_argument(
         "--model",
