@@ -234,6 +234,14 @@ def test_cli_fit_score_detect(tmp_path, planted, capsys):
     assert 0.05 < table[:, 0].mean() < 0.15
 
 
+def test_cli_fit_detector_takes_the_mixed_loss(tmp_path, planted):
+    data, run = _write(tmp_path / "x.csv", planted[0]), str(tmp_path / "det")
+    argv = ["fit-detector", "--data", data, "--out", run, "--epochs", "4", "--n-estimators", "2"]
+    assert main([*argv, "--loss", "mixed", "--device", "cpu"]) == 0
+    det = AutoencoderOutlierDetector.load(run)
+    assert det.loss == "mixed" and [m.config.loss for m in det.models_] == ["mse", "mae"]
+
+
 def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, planted, capsys):
     X, _ = planted
     data = _write(tmp_path / "x.csv", X)
