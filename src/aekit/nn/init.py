@@ -76,9 +76,13 @@ def warm_start_blocker(model: torch.nn.Module) -> str | None:
 def fit_pca(X: np.ndarray, n_components: int, seed: int = 0):
     """(mean (D,), directions V (D, m)) of the rows of X, m = min(n_components, N, D)."""
     from sklearn.decomposition import PCA
+    from threadpoolctl import threadpool_limits
 
     m = int(min(n_components, X.shape[0], X.shape[1]))
-    pca = PCA(n_components=m, random_state=seed).fit(np.asarray(X, dtype=np.float64))
+    # one BLAS thread: the last bits of an SVD depend on the thread count, and a seeded run
+    # must start from the same weights in any process (a resumed run is checked against that)
+    with threadpool_limits(limits=1):
+        pca = PCA(n_components=m, random_state=seed).fit(np.asarray(X, dtype=np.float64))
     return pca.mean_, pca.components_.T  # (D,), (D, m)
 
 
