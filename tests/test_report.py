@@ -84,6 +84,24 @@ def test_every_preset_builds_a_report(runs, name):
     assert text.count('data-kind="png"') >= (3 if gaussian else 1)
 
 
+def test_metrics_are_in_the_data_units_and_the_scaled_space_is_labelled(runs):
+    import torch
+
+    from aekit.functional.losses import reconstruction_metrics
+    from aekit.views import report_sections as rs
+    from aekit.views.report import load_context
+
+    ctx = load_context(runs["dense"])
+    text = rs.metrics(ctx).body
+    scaler = ctx.model.scaler
+    X = scaler.inverse_transform(ctx.X)  # the digits' 0..16 units, by hand
+    X_hat = scaler.inverse_transform(ctx.model.reconstruct_scaled(ctx.X))
+    mse = reconstruction_metrics(torch.from_numpy(X_hat), torch.from_numpy(X))["mse"]
+    shown = re.search(r"MSE per element, data units</th><td>([^<]+)<", text)
+    assert shown and float(shown.group(1)) == pytest.approx(mse, rel=1e-4)
+    assert f"MSE per element, scaled ({scaler.kind})" in text
+
+
 def test_denoising_figures_show_the_noisy_input(runs):
     """The run directory's PNGs: a titled loss curve and three rows for a denoising model."""
     from PIL import Image

@@ -173,10 +173,21 @@ def metrics(ctx: RunContext) -> Section:
 
     from ..functional.losses import reconstruction_metrics
 
-    scores = reconstruction_metrics(torch.from_numpy(reconstruction(ctx)), torch.from_numpy(ctx.X))
+    X_hat, X = reconstruction(ctx), ctx.X
+    scaler = ctx.model.scaler
+    kind = scaler.kind if scaler is not None else "none"
     names = {"mse": "MSE per element", "mae": "MAE per element", "psnr": "PSNR (dB)"}
     names["bce"] = "BCE per element (nats)"
-    held = {names.get(k, k): v for k, v in scores.items()}
+    held: dict[str, Any] = {}
+    if scaler is not None:  # as aekit eval: the data's units first, the scaled space labelled
+        X_data = scaler.inverse_transform(X)
+        span = float(X_data.max() - X_data.min()) or 1.0
+        data = reconstruction_metrics(
+            torch.from_numpy(scaler.inverse_transform(X_hat)), torch.from_numpy(X_data), span
+        )
+        held.update({f"{names[k]}, data units": v for k, v in data.items() if k != "bce"})
+    scaled = reconstruction_metrics(torch.from_numpy(X_hat), torch.from_numpy(X))
+    held.update({f"{names.get(k, k)}, scaled ({kind})": v for k, v in scaled.items()})
     units = figures.loss_units(ctx.model.config)
     keys = [k for k in ctx.history[-1] if k.startswith(("train_", "val_"))]
     legend = {k: units.get(k.split("_", 1)[1], "") for k in keys}
