@@ -221,3 +221,21 @@ def test_python_api_round_trip(digits01, tmp_path):
     aekit.save(model, tmp_path / "m")
     again = aekit.load(tmp_path / "m")
     np.testing.assert_array_equal(again.decode_numpy(again.encode_numpy(digits01)), X_hat)
+
+
+@pytest.mark.parametrize("terminal", [True, False])
+def test_progress_bar_only_on_a_terminal(terminal, monkeypatch):
+    """A bar per epoch on a terminal; nothing in a log or a pipe (carriage-return debris)."""
+    import io
+    import sys
+
+    class Stream(io.StringIO):
+        def isatty(self) -> bool:
+            return terminal
+
+    stream = Stream()
+    monkeypatch.setattr(sys, "stderr", stream)
+    X = np.random.default_rng(0).random((64, 6)).astype(np.float32)
+    net = build_model("dense", 6, hidden=(8,), latent_dim=2)
+    fit(net, X, config=TrainConfig(epochs=2, batch_size=16), progress=True)
+    assert ("epoch 2/2" in stream.getvalue()) == terminal

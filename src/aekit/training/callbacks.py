@@ -87,7 +87,8 @@ class Progress(Callback):
             leave=False,
             dynamic_ncols=True,
             mininterval=0.5,
-        )
+            disable=None,  # no bar when stderr is not a terminal (logs, pipes): it would only
+        )  # leave carriage-return debris there; metrics.jsonl has every epoch
 
     def on_batch_end(self, loop, samples: int) -> None:
         bar = self.bar
