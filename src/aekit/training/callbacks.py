@@ -92,7 +92,7 @@ class Progress(Callback):
 
     def on_batch_end(self, loop, samples: int) -> None:
         bar = self.bar
-        if bar is None:
+        if bar is None or bar.disable:  # no terminal: no bar, and no host sync for its loss
             return
         bar.update(samples - bar.n)
         self.steps += 1
