@@ -186,7 +186,8 @@ def summary(args, rows: list[dict], clf_info: dict) -> dict:
     print(f"best aekit generator: {best['generator']} (FD {best['fd']:.3f}), "
           f"{ratio:.3f} x the dense VAE's; PCA + mixture {fd['PCA + mixture']:.3f}")  # fmt: skip
     return {
-        "settings": {k: v for k, v in vars(args).items()},
+        # where runs were kept is this machine's business: record only whether a folder was given
+        "settings": {**vars(args), "runs": "a folder given" if args.runs else None},
         "classifier": clf_info,
         "max_class_entropy_nats": math.log(10),
         "rows": rows,
