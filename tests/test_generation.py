@@ -252,3 +252,20 @@ def test_commands_have_help_with_an_example(capsys):
     for cmd in ("sample", "interpolate", "fit-density"):
         assert main([cmd, "--help"]) == 0
         assert f"aekit {cmd} runs/" in capsys.readouterr().out
+
+
+def test_a_density_fits_the_runs_training_rows_only(tmp_path):
+    """Without data, the density sees the rows the run trained on, not its validation rows."""
+    from aekit.data import load_dataset, train_val_split
+
+    out = tmp_path / "ae"
+    aekit.train(
+        "digits", out=out, epochs=1, seed=3, model_options={"hidden": (8,), "latent_dim": 2}
+    )
+    density, _ = generation.fit_density(out, n_components=2)
+    X = load_dataset("digits").X
+    X_train, X_val = train_val_split(X, 0.1, 3)
+    assert density.info["n_codes"] == len(X_train) < len(X)
+    model = aekit.load(out)
+    expected = CodeDensity.fit(model.encode_numpy(X_train), 2, seed=0)
+    np.testing.assert_allclose(density.means, expected.means, rtol=1e-6, atol=1e-9)

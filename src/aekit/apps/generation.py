@@ -186,16 +186,29 @@ def fit_density(
 ) -> tuple[CodeDensity, Path]:
     """Fit a Gaussian mixture on the codes of the run's training data; store it with the model.
 
-    ``data`` defaults to the run's own source (its train split for MNIST and Fashion-MNIST).
+    ``data`` defaults to the rows the run trained on (its data found again, without the
+    validation rows it held out); given data (or ``limit``) are encoded as they are.
     The density is written to ``density.safetensors`` in the run folder (beside the model file
     when ``run`` names one), with the digest of the weights it was fitted on. Returns the
     density and its path.
     """
     from .evaluate import load_run_data
 
-    model, X, _, scored = load_run_data(
-        run, data, data_dir=data_dir, split="train", limit=limit, device=device
-    )
+    if data is None and limit is None:  # the run's own training rows, without its validation
+        from ..io import checkpoint as ckpt
+        from ..training import resolve_device
+        from .resume import training_rows
+
+        model = ckpt.load(run).to(resolve_device(device))
+        X = training_rows(run, data_dir=data_dir)
+        scored = {
+            "data": ckpt.read_config(run)["data"]["source"],
+            "split": "the run's training rows",
+        }
+    else:
+        model, X, _, scored = load_run_data(
+            run, data, data_dir=data_dir, split="train", limit=limit, device=device
+        )
     density = CodeDensity.fit(
         model.encode_scaled(X), n_components, covariance_type=covariance_type, seed=seed
     )

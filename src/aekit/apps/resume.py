@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from ..data import Dataset, Scaler, load_dataset, train_val_split
@@ -91,6 +92,18 @@ def prepare_resume(out: Path, *, data, data_dir, model, limit, scale, val_fracti
     else:
         shape = tuple(stored_shape) if stored_shape else None
     return ResumeJob(net, config, split, shape, restore)
+
+
+def training_rows(run, data=None, data_dir=None) -> np.ndarray:
+    """The scaled rows a run trained on: its data found again (checked by fingerprint) and
+    split as training split it (seed, val_fraction), the validation rows left out."""
+    cfg = ckpt.read_config(run)
+    stored, training = dict(cfg["data"]), cfg["training"]
+    if stored.get("stream"):
+        raise ConfigError("this run streamed its data: pass the rows to fit on (data=)")
+    ds = _find_data(stored, data, data_dir, Path(run))
+    X_train, _ = train_val_split(ds.X, stored["val_fraction"], training["seed"])
+    return Scaler.from_dict(cfg["scaler"]).transform(X_train)
 
 
 def _model_conflicts(stored: dict[str, Any], given: dict[str, Any]) -> list[str]:
