@@ -11,6 +11,7 @@ both sides agree bit for bit) and decodes them with the model: the result equals
 
 from __future__ import annotations
 
+import struct
 import time
 from dataclasses import asdict, dataclass
 
@@ -19,6 +20,7 @@ import numpy as np
 from ..errors import CompressedFileError, ConfigError, DataError
 from ..functional.rate import bits_per_pixel, mean_psnr, mean_ssim
 from ..io.bitstream import Header, model_hash, pack, unpack
+from . import residual
 
 __all__ = [
     "CompressionReport",
@@ -28,6 +30,7 @@ __all__ = [
     "estimated_bits",
     "image_shape",
     "pixel_max",
+    "reconstruction",
 ]
 
 
@@ -55,19 +58,7 @@ def _coder_models(model):
     return m, lo, [Categorical(c / c.sum(), perfect=False) for c in counts]
 
 
-def compress(model, X: np.ndarray) -> bytes:
-    """The .aek file's bytes for rows X (N, D) in the data's units.
-
-    Raises
-    ------
-    ConfigError
-        The model has no quantised latent.
-    DataError
-        X is empty, not 2-D, of another width, or not finite.
-    """
-    import constriction
-
-    _check_model(model)
+def _check_data(model, X) -> np.ndarray:
     X = np.asarray(X)
     if X.ndim != 2 or len(X) == 0 or X.shape[1] != model.input_dim:
         raise DataError(
@@ -75,45 +66,131 @@ def compress(model, X: np.ndarray) -> bytes:
         )
     if not np.isfinite(X).all():
         raise DataError("data contains NaN or infinite values; clean or impute them first")
-    codes = model.encode_numpy(X)  # (N, L): m + k with integers k in [lo, hi]
-    m, lo, coders = _coder_models(model)
-    symbols = np.rint(codes - m).astype(np.int64) - lo  # (N, L) in 0 .. n_c - 1
-    encoder = constriction.stream.queue.RangeEncoder()
-    for c, coder in enumerate(coders):  # channel by channel: N i.i.d. symbols per call
-        encoder.encode(np.ascontiguousarray(symbols[:, c], dtype=np.int32), coder)
-    payload = encoder.get_compressed().astype("<u4").tobytes()
-    header = Header(image_shape(model), len(X), codes.shape[1], model_hash(model))
-    return pack(header, payload)
+    return X
 
 
-def decode_codes(model, data: bytes) -> np.ndarray:
-    """The quantised codes (N, L) a file carries, after every check of its header."""
+def _codes(model, symbols: np.ndarray, lo: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """The quantised codes m + k of symbols k - lo: one function for encoder and decoder, so
+    both decode the same float32 codes into the same prediction."""
+    return (symbols + lo).astype(np.float32) + m  # as QuantizedLatent.quantise adds them
+
+
+def _symbols(model, X: np.ndarray) -> np.ndarray:
+    """The code's symbols (N, L), channel c's in 0 .. n_c - 1."""
+    m, lo, _ = _coder_models(model)
+    return np.rint(model.encode_numpy(X) - m).astype(np.int64) - lo
+
+
+def _prediction(model, symbols: np.ndarray) -> np.ndarray:
+    """The decoder's reconstruction (N, D) of the code's symbols, data units."""
+    m, lo, _ = _coder_models(model)
+    return model.decode_numpy(_codes(model, symbols, lo, m))
+
+
+def compress(model, X: np.ndarray, step: float | None = None) -> bytes:
+    """The .aek file's bytes for rows X (N, D) in the data's units.
+
+    Without ``step`` the file holds the quantised code only; its quality is the model's. With
+    ``step`` q (in the data's units) a residual layer follows (:mod:`aekit.apps.residual`):
+    every decoded value lies within q/2 of X's, and integer data (8-bit pixels) at q = 1
+    decode exactly.
+
+    Raises
+    ------
+    ConfigError
+        The model has no quantised latent.
+    DataError
+        X is empty, not 2-D, of another width, or not finite; the step is not positive or
+        too small for the data's range.
+    """
     import constriction
 
+    _check_model(model)
+    X = _check_data(model, X)
+    if step is not None:
+        residual.check_step(step)
+    symbols = _symbols(model, X)
+    encoder = constriction.stream.queue.RangeEncoder()
+    for c, coder in enumerate(_coder_models(model)[2]):  # a channel's N i.i.d. symbols a call
+        encoder.encode(np.ascontiguousarray(symbols[:, c], dtype=np.int32), coder)
+    words = encoder.get_compressed().astype("<u4").tobytes()
+    header = Header(
+        image_shape(model), len(X), symbols.shape[1], model_hash(model), step is not None
+    )
+    if step is None:
+        return pack(header, words)
+    x_hat = _prediction(model, symbols)
+    params, s = residual.symbols(X, x_hat, step)
+    residual_words, _ = residual.encode(s, x_hat, params)
+    lengths = struct.pack("<I", len(words) // 4)
+    return pack(header, params.pack() + lengths + words + residual_words)
+
+
+def _sections(model, data: bytes):
+    """(header, residual parameters or None, the code's words, the residual's words)."""
     _check_model(model)
     header, payload = unpack(data, model_hash(model))
     if header.shape != image_shape(model) or header.width != model.config.latent_dim:
         raise CompressedFileError("the compressed file's shape does not match the model")
+    if not header.residual:
+        return header, None, payload, b""
+    params = residual.ResidualParams.unpack(payload)
+    start = residual.ResidualParams.SIZE + 4
+    if len(payload) < start:
+        raise CompressedFileError("the compressed file's residual section is truncated")
+    (n_words,) = struct.unpack("<I", payload[start - 4 : start])
+    end = start + 4 * n_words
+    if end > len(payload):
+        raise CompressedFileError("the compressed file's sections do not fit its length")
+    return header, params, payload[start:end], payload[end:]
+
+
+def _decode_code(model, header: Header, words: bytes) -> np.ndarray:
+    import constriction
+
     m, lo, coders = _coder_models(model)
     decoder = constriction.stream.queue.RangeDecoder(
-        np.frombuffer(payload, dtype="<u4").astype(np.uint32)
+        np.frombuffer(words, dtype="<u4").astype(np.uint32)
     )
-    codes = np.empty((header.count, header.width), dtype=np.int64)
+    symbols = np.empty((header.count, header.width), dtype=np.int64)
     for c, coder in enumerate(coders):
-        codes[:, c] = decoder.decode(coder, header.count)
-    # m + k in the model's float32, as QuantizedLatent.quantise adds them
-    return (codes + lo).astype(np.float32) + m
+        symbols[:, c] = decoder.decode(coder, header.count)
+    return _codes(model, symbols, lo, m)
+
+
+def decode_codes(model, data: bytes) -> np.ndarray:
+    """The quantised codes (N, L) a file carries, after every check of its header."""
+    header, _, words, _ = _sections(model, data)
+    return _decode_code(model, header, words)
 
 
 def decompress(model, data: bytes) -> np.ndarray:
-    """The reconstructions (N, D), in the data's units, of a file :func:`compress` wrote.
+    """The reconstructions (N, D), in the data's units, of a file :func:`compress` wrote:
+    ``model.reconstruct_numpy(X)`` bit for bit, or with a residual layer
+    :func:`reconstruction` ``(model, X, step)`` bit for bit (same machine).
 
     Raises
     ------
     CompressedFileError
         The file is truncated, corrupt, of another format or written by another model.
     """
-    return model.decode_numpy(decode_codes(model, data))
+    header, params, words, residual_words = _sections(model, data)
+    x_hat = model.decode_numpy(_decode_code(model, header, words))
+    if params is None:
+        return x_hat
+    s = residual.decode(residual_words, x_hat, params)
+    return residual.reconstruct(x_hat, s, params).astype(x_hat.dtype)
+
+
+def reconstruction(model, X: np.ndarray, step: float | None = None) -> np.ndarray:
+    """What decoding ``compress(model, X, step)`` gives, computed without the coder."""
+    _check_model(model)
+    X = _check_data(model, X)
+    if step is None:
+        return model.reconstruct_numpy(X)
+    x_hat = _prediction(model, _symbols(model, X))
+    params, s = residual.symbols(X, x_hat, step)
+    return residual.reconstruct(x_hat, s, params).astype(x_hat.dtype)
 
 
 @dataclass
@@ -124,15 +201,20 @@ class CompressionReport:
     pixels_per_image: int
     bytes: int
     bpp: float
-    estimated_bpp: float  # the entropy model's -log2 P of the codes, without the header
+    estimated_bpp: float  # the entropy models' -log2 P of what the file codes, without header
     encode_images_per_s: float
     decode_images_per_s: float
     psnr: float | None = None  # dB, of the mean squared error over the set
     ssim: float | None = None
     data_range: float | None = None
+    step: float | None = None  # the residual layer's step; None: the code alone
+    max_abs_error: float | None = None  # largest |x - x_tilde| over every value
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if d["psnr"] is not None and not np.isfinite(d["psnr"]):
+            d["psnr"] = None  # lossless (JSON has no infinity); max_abs_error says 0
+        return d
 
     def lines(self) -> list[str]:
         """The report as a person reads it."""
@@ -142,24 +224,35 @@ class CompressionReport:
             f"encode {self.encode_images_per_s:,.0f} images/s, "
             f"decode {self.decode_images_per_s:,.0f} images/s",
         ]
-        if self.psnr is not None:
+        if self.step is not None:
+            exact = " (lossless)" if self.max_abs_error == 0 else ""
             out.append(
-                f"PSNR {self.psnr:.2f} dB, SSIM {self.ssim:.4f} (data range {self.data_range:g})"
+                f"residual step {self.step:g}: every value within {self.step / 2:g} of the "
+                f"original, largest error {self.max_abs_error:g}{exact}"
             )
+        if self.psnr is not None:
+            ssim = "" if self.ssim is None else f", SSIM {self.ssim:.4f}"
+            out.append(f"PSNR {self.psnr:.2f} dB{ssim} (data range {self.data_range:g})")
         return out
 
 
 def compression_report(
-    model, X: np.ndarray, data: bytes | None = None, data_range: float | None = None
+    model,
+    X: np.ndarray,
+    data: bytes | None = None,
+    data_range: float | None = None,
+    step: float | None = None,
 ) -> tuple[CompressionReport, bytes, np.ndarray]:
-    """(report, file bytes, decoded X_hat) for X: compress (unless ``data`` is given), decode,
-    time both, and score the decoded rows against X.
+    """(report, file bytes, decoded X_hat) for X: compress at ``step`` (unless ``data`` is
+    given: then the file's own step counts), decode, time both, and score the decoded rows.
 
     ``data_range`` is the PSNR/SSIM peak (default: :func:`pixel_max`).
     """
     t0 = time.perf_counter()
-    data = compress(model, X) if data is None else data
+    data = compress(model, X, step) if data is None else data
     t1 = time.perf_counter()
+    params = _sections(model, data)[1]
+    step = None if params is None else params.step
     X_hat = decompress(model, data)
     t2 = time.perf_counter()
     n = len(X_hat)
@@ -171,7 +264,7 @@ def compression_report(
         pixels_per_image=h * w,
         bytes=len(data),
         bpp=bits_per_pixel(len(data), n, h * w),
-        estimated_bpp=estimated_bits(model, X) / (n * h * w),
+        estimated_bpp=estimated_bits(model, X, step) / (n * h * w),
         encode_images_per_s=n / max(t1 - t0, 1e-9),
         decode_images_per_s=n / max(t2 - t1, 1e-9),
         psnr=mean_psnr(X_hat, X, data_range),
@@ -179,6 +272,8 @@ def compression_report(
         if c * h * w == X.shape[1] and h > 1
         else None,
         data_range=data_range,
+        step=step,
+        max_abs_error=float(np.max(np.abs(X_hat.astype(np.float64) - X))) if n else None,
     )
     return report, data, X_hat
 
@@ -194,8 +289,9 @@ def pixel_max(model, X: np.ndarray | None = None) -> float:
     return float(np.max(X) - np.min(X))
 
 
-def estimated_bits(model, X: np.ndarray) -> float:
-    """sum over images and channels of -log2 P(y_hat): the entropy model's ideal code length."""
+def estimated_bits(model, X: np.ndarray, step: float | None = None) -> float:
+    """sum over images and channels of -log2 P(y_hat): the entropy model's ideal code length,
+    plus, with ``step``, the residual layer's under its adaptive tables."""
     import torch
 
     from ..functional.rate import bits_from_likelihoods
@@ -204,4 +300,9 @@ def estimated_bits(model, X: np.ndarray) -> float:
     p = next(model.parameters())
     with torch.no_grad():
         lik = model.latent.prior.likelihood(codes.to(dtype=p.dtype, device=p.device))
-    return float(bits_from_likelihoods(lik, "sum"))
+    bits = float(bits_from_likelihoods(lik, "sum"))
+    if step is None:
+        return bits
+    x_hat = _prediction(model, _symbols(model, X))
+    params, s = residual.symbols(X, x_hat, step)
+    return bits + residual.encode(s, x_hat, params)[1]

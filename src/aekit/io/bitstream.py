@@ -4,8 +4,8 @@ Layout (little-endian), 52 bytes of header then the payload::
 
     offset  size  field
     0       4     magic b"AEKC"
-    4       2     format version (1)
-    6       2     flags (0: reserved)
+    4       2     format version: 1 (the code only) or 2 (code and residual layer)
+    6       2     flags: bit 0 set = a residual layer follows the code (version 2)
     8       12    image shape C, H, W (3 x uint32; 1, 1, D for rows that are not images)
     20      4     number of images N
     24      4     code width L
@@ -15,10 +15,15 @@ Layout (little-endian), 52 bytes of header then the payload::
     48      4     CRC-32 of bytes 0-47 and of the payload
     52      ...   payload: the range coder's 32-bit words
 
+With a residual layer (version 2; :mod:`aekit.apps.residual`) the payload is: the residual
+parameters (37 bytes: step, lo, hi as float64, half-width A as uint32, integer flag as uint8),
+the number of the code's 32-bit words (uint32), the code's words, then the residual's words.
+A reader that knows only version 1 refuses such a file instead of decoding the code alone.
+
 Every way a file can be wrong is refused by :func:`unpack` with one
 :class:`~aekit.errors.CompressedFileError` line before anything is decoded: too short,
 another format (magic), a newer version, a length that disagrees with the file (truncated or
-trailing bytes), a checksum mismatch (corrupt), or another model's hash.
+trailing bytes), unknown flags, a checksum mismatch (corrupt), or another model's hash.
 """
 
 from __future__ import annotations
@@ -33,7 +38,8 @@ from ..errors import CompressedFileError
 from .checkpoint import model_record, tensors_digest
 
 MAGIC = b"AEKC"
-VERSION = 1
+VERSION = 2  # the newest this aekit reads and writes (version 1 files: no residual layer)
+RESIDUAL = 1  # flag bit
 _HEADER = struct.Struct("<4sHH3III16sII")
 HEADER_SIZE = _HEADER.size  # 52
 
@@ -46,6 +52,7 @@ class Header:
     count: int  # number of images
     width: int  # code width L
     model_hash: bytes  # 16 bytes
+    residual: bool = False  # a residual layer follows the code (format version 2)
 
 
 def model_hash(model) -> bytes:
@@ -64,8 +71,9 @@ def model_hash(model) -> bytes:
 
 def pack(header: Header, payload: bytes) -> bytes:
     """The file's bytes: the header (with length and checksum) followed by ``payload``."""
+    version, flags = (2, RESIDUAL) if header.residual else (1, 0)
     head = _HEADER.pack(
-        MAGIC, VERSION, 0, *header.shape, header.count, header.width, header.model_hash,
+        MAGIC, version, flags, *header.shape, header.count, header.width, header.model_hash,
         len(payload), 0,
     )[:-4]  # fmt: skip
     crc = zlib.crc32(payload, zlib.crc32(head))
@@ -90,12 +98,17 @@ def unpack(data: bytes, expected_hash: bytes | None = None) -> tuple[Header, byt
             f"the compressed file is truncated: {len(data)} bytes, shorter than its "
             f"{HEADER_SIZE}-byte header"
         )
-    magic, version, _flags, c, h, w, count, width, digest, length, crc = _HEADER.unpack(
+    magic, version, flags, c, h, w, count, width, digest, length, crc = _HEADER.unpack(
         data[:HEADER_SIZE]
     )
-    if version != VERSION:
+    if not 1 <= version <= VERSION:
         raise CompressedFileError(
-            f"the compressed file has format version {version}; this aekit reads version {VERSION}"
+            f"the compressed file has format version {version}; this aekit reads versions 1 "
+            f"to {VERSION}"
+        )
+    if flags != (RESIDUAL if version == 2 else 0):
+        raise CompressedFileError(
+            f"the compressed file's flags {flags:#x} are not valid for format version {version}"
         )
     payload = data[HEADER_SIZE:]
     if len(payload) != length:
@@ -106,7 +119,7 @@ def unpack(data: bytes, expected_hash: bytes | None = None) -> tuple[Header, byt
         )
     if zlib.crc32(payload, zlib.crc32(data[: HEADER_SIZE - 4])) != crc:
         raise CompressedFileError("the compressed file is corrupt: its checksum does not match")
-    header = Header((c, h, w), count, width, digest)
+    header = Header((c, h, w), count, width, digest, residual=bool(flags & RESIDUAL))
     if expected_hash is not None and digest != expected_hash:
         raise CompressedFileError(
             f"the compressed file was written by another model (hash {digest.hex()}, this "
