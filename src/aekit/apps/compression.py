@@ -154,7 +154,7 @@ def _decode_code(model, header: Header, words: bytes) -> np.ndarray:
     )
     symbols = np.empty((header.count, header.width), dtype=np.int64)
     for c, coder in enumerate(coders):
-        symbols[:, c] = decoder.decode(coder, header.count)
+        symbols[:, c] = residual.decode_or_refuse(decoder, coder, header.count)
     return _codes(model, symbols, lo, m)
 
 

@@ -17,7 +17,7 @@ Entropy model: each value's context is the bin of its prediction b among 16 equa
 has an adaptive table: the images are coded in chunks of growing size (4, 8, ..., 1,024
 images), each chunk under counts of every earlier chunk added to a Laplace-shaped prior, so
 encoder and decoder hold the same tables without fitting or storing any; the file carries
-only q, lo, hi, A and whether the data are integers (:class:`ResidualParams`, 37 bytes).
+only q, lo, hi, A and whether the data are integers (:class:`ResidualParams`, 29 bytes).
 """
 
 from __future__ import annotations
@@ -167,6 +167,15 @@ def encode(s: np.ndarray, x_hat: np.ndarray, p: ResidualParams) -> tuple[bytes, 
     return encoder.get_compressed().astype("<u4").tobytes(), bits
 
 
+def decode_or_refuse(decoder, model, n: int) -> np.ndarray:
+    """n symbols from a constriction decoder; words no encoder could have written (a file
+    whose checksum was made to match) give a CompressedFileError, not the coder's assertion."""
+    try:
+        return np.asarray(decoder.decode(model, n), dtype=np.int64)
+    except (AssertionError, ValueError, RuntimeError) as e:
+        raise CompressedFileError(f"the compressed file cannot be decoded: {e}") from None
+
+
 def decode(words: bytes, x_hat: np.ndarray, p: ResidualParams) -> np.ndarray:
     """The symbols (N, D) :func:`encode` wrote, given the same prediction and parameters."""
     import constriction
@@ -182,7 +191,7 @@ def decode(words: bytes, x_hat: np.ndarray, p: ResidualParams) -> np.ndarray:
             where = c_rows == c
             n = int(where.sum())
             if n:
-                here = np.asarray(decoder.decode(tables.model(c)[1], n), dtype=np.int64)
+                here = decode_or_refuse(decoder, tables.model(c)[1], n)
                 out[where] = here
                 tables.update(c, here)
     return s - p.half_width

@@ -10,6 +10,8 @@ from ._common import FORMATTER, data_args, device_arg, split_arg
 COMPRESS_EXAMPLE = """examples:
   aekit train --data mnist --model compress --out runs/codec
   aekit compress runs/codec --data mnist --out images.aek
+  aekit compress runs/codec --data mnist --out images.aek --step 8    (every pixel within 4)
+  aekit compress runs/codec --data mnist --out images.aek --step 1    (lossless for 8-bit images)
 """
 DECOMPRESS_EXAMPLE = """examples:
   aekit decompress runs/codec images.aek --out x.npy
@@ -28,6 +30,12 @@ def add_parsers(sub) -> None:
     data_args(c, default=None)
     split_arg(c)
     c.add_argument("--out", required=True, help="the compressed file to write (.aek)")
+    c.add_argument(
+        "--step",
+        type=float,
+        help="add a residual layer: every value within step/2 of the original, in the data's "
+        "units (1 = lossless for integer pixels); default: the code alone, the model's quality",
+    )
     c.add_argument("--json", help="also write the report (bytes, bpp, PSNR, SSIM, speed) here")
     device_arg(c)
     c.set_defaults(func=run_compress)
@@ -59,7 +67,9 @@ def run_compress(args) -> int:
         args.run, args.data, data_dir=args.data_dir, split=args.split, limit=args.limit,
         device=args.device,
     )  # fmt: skip
-    report, data, _ = compression_report(model, ds.X, data_range=_data_range(model, ds))
+    report, data, _ = compression_report(
+        model, ds.X, data_range=_data_range(model, ds), step=args.step
+    )
     atomic_write(args.out, lambda tmp: Path(tmp).write_bytes(data))
     print(f"wrote {args.out}")
     _print_report(report, args.json)

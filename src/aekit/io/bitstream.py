@@ -16,7 +16,7 @@ Layout (little-endian), 52 bytes of header then the payload::
     52      ...   payload: the range coder's 32-bit words
 
 With a residual layer (version 2; :mod:`aekit.apps.residual`) the payload is: the residual
-parameters (37 bytes: step, lo, hi as float64, half-width A as uint32, integer flag as uint8),
+parameters (29 bytes: step, lo, hi as float64, half-width A as uint32, integer flag as uint8),
 the number of the code's 32-bit words (uint32), the code's words, then the residual's words.
 A reader that knows only version 1 refuses such a file instead of decoding the code alone.
 

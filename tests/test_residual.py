@@ -1,0 +1,192 @@
+"""The residual layer of a compressed file (apps/residual.py): error bounds, the adaptive
+coder, lossless coding, format version 2, and the CLI's --step."""
+
+from __future__ import annotations
+
+import json
+import struct
+
+import numpy as np
+import pytest
+from test_compression import _codec
+
+import aekit
+from aekit.apps import residual
+from aekit.apps.compression import compression_report, estimated_bits, reconstruction
+from aekit.cli import main
+from aekit.errors import AekitError, CompressedFileError, DataError
+from aekit.io.bitstream import HEADER_SIZE
+
+
+@pytest.fixture(scope="module")
+def codec():
+    return _codec()
+
+
+@pytest.mark.parametrize("step", [0.01, 0.3, 1.0, 2.5, 7.0])
+@pytest.mark.parametrize("integer", [False, True])
+def test_every_value_lies_within_half_a_step(step, integer):
+    rng = np.random.default_rng(int(step * 100))
+    X = rng.normal(0, 3, (40, 30))
+    X = np.rint(X) if integer else X
+    x_hat = X + rng.normal(0, 1, X.shape)  # a prediction with errors of all sizes
+    params, s = residual.symbols(X, x_hat, step)
+    out = residual.reconstruct(x_hat, s, params)
+    assert params.integer == (integer and step == int(step))
+    assert np.abs(out - X).max() <= step / 2 + 1e-12
+    assert out.min() >= X.min() and out.max() <= X.max()  # the clip to [lo, hi]
+    assert params.half_width == np.abs(s).max()
+
+
+def test_integer_data_at_step_one_come_back_exactly():
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 256, (20, 49)).astype(np.float32)
+    x_hat = X + rng.normal(0, 20, X.shape)
+    params, s = residual.symbols(X, x_hat, 1)
+    np.testing.assert_array_equal(residual.reconstruct(x_hat, s, params), X)
+
+
+def test_the_adaptive_coder_round_trips_and_spends_its_estimate():
+    rng = np.random.default_rng(1)
+    X = np.rint(rng.uniform(0, 255, (600, 64)))
+    x_hat = X + rng.laplace(0, 4 + X / 32)  # residuals wider for bright predictions
+    params, s = residual.symbols(X, x_hat, 2)
+    words, bits = residual.encode(s, x_hat, params)
+    np.testing.assert_array_equal(residual.decode(words, x_hat, params), s)
+    assert abs(8 * len(words) - bits) / bits < 0.01
+    # the ideal length under the adaptive tables, recomputed by hand from the counts
+    by_hand, counts = 0.0, np.tile(residual._prior(params), (residual.CONTEXTS, 1))
+    ctx = residual._contexts(x_hat, params)
+    for rows in residual._chunks(len(s)):
+        for c in range(residual.CONTEXTS):
+            here = s[rows][ctx[rows] == c] + params.half_width
+            by_hand -= np.log2(counts[c][here] / counts[c].sum()).sum()
+            counts[c] += np.bincount(here, minlength=counts.shape[1])
+    assert bits == pytest.approx(by_hand, rel=1e-9)
+
+
+def test_contexts_pay_for_themselves():
+    """Residuals whose spread depends on the prediction cost about their conditional entropy
+    given the prediction's bin, less than one table for all would."""
+    rng = np.random.default_rng(2)
+    X = np.rint(rng.uniform(0, 255, (1500, 64)))
+    x_hat = X + rng.laplace(0, 0.2 + (X / 40) ** 2)
+    params, s = residual.symbols(X, x_hat, 1)
+    _, with_contexts = residual.encode(s, x_hat, params)
+    _, one_table = residual.encode(s, np.full_like(x_hat, X.min()), params)
+
+    def entropy_bits(symbols):
+        p = np.unique(symbols, return_counts=True)[1] / symbols.size
+        return -symbols.size * (p * np.log2(p)).sum()
+
+    ctx = residual._contexts(x_hat, params)
+    conditional = sum(entropy_bits(s[ctx == c]) for c in np.unique(ctx))
+    assert conditional < with_contexts < 1.05 * conditional  # + the tables' learning cost
+    assert entropy_bits(s) < one_table < 1.05 * entropy_bits(s)
+    assert conditional < entropy_bits(s)
+
+
+def test_a_model_file_with_a_residual_layer_decodes_within_its_step(codec):
+    model, X = codec  # digits, integers 0..16
+    for step in (1, 3):
+        data = aekit.compress(model, X, step=step)
+        assert struct.unpack("<HH", data[4:8]) == (2, 1)  # format version 2, flag bit 0
+        out = aekit.decompress(model, data)
+        assert out.dtype == np.float32 and out.shape == X.shape
+        np.testing.assert_array_equal(out, reconstruction(model, X, step))
+        assert np.abs(out - X).max() <= step / 2
+    np.testing.assert_array_equal(aekit.decompress(model, aekit.compress(model, X, 1)), X)
+    # without a step the file stays version 1, readable by the aekit that wrote version 1 only
+    assert struct.unpack("<HH", aekit.compress(model, X)[4:8]) == (1, 0)
+
+
+def test_non_integer_data_keep_the_bound(codec):
+    model, X = codec
+    Y = X + np.random.default_rng(3).uniform(-0.4, 0.4, X.shape).astype(np.float32)
+    out = aekit.decompress(model, aekit.compress(model, Y, step=0.5))
+    assert np.abs(out.astype(np.float64) - Y).max() <= 0.25 + 1e-5  # float32 output
+
+
+def test_the_report_counts_the_residual_layer(codec):
+    model, X = codec
+    report, data, X_hat = compression_report(model, X, step=1)
+    assert report.step == 1 and report.max_abs_error == 0.0 and report.bytes == len(data)
+    assert report.to_dict()["psnr"] is None  # lossless: infinite PSNR, stored as null
+    assert any("lossless" in line for line in report.lines())
+    estimate = estimated_bits(model, X, 1)
+    assert abs(8 * (len(data) - HEADER_SIZE) - estimate) / estimate < 0.02
+    # decoding an existing file reports that file's step
+    again, _, _ = compression_report(model, X, data=aekit.compress(model, X, step=4))
+    assert again.step == 4 and 0 < again.max_abs_error <= 2
+
+
+@pytest.mark.parametrize("step", [0, -1, float("nan"), float("inf"), "x", None])
+def test_a_bad_step_is_refused_in_one_line(codec, step):
+    model, X = codec
+    if step is None:
+        step = 1e-9  # too small for the data's range: an alphabet beyond 65,535 symbols
+        words = "too small"
+    else:
+        words = "positive number"
+    with pytest.raises(DataError) as info:
+        aekit.compress(model, X, step=step)
+    assert words in str(info.value) and "\n" not in str(info.value)
+
+
+P = residual.ResidualParams.SIZE
+
+
+def _rechecksum(data: bytes) -> bytes:
+    import zlib
+
+    head, payload = data[: HEADER_SIZE - 4], data[HEADER_SIZE:]
+    return head + struct.pack("<I", zlib.crc32(payload, zlib.crc32(head))) + payload
+
+
+@pytest.mark.parametrize(
+    "damage, words",
+    [
+        (lambda d: d[: HEADER_SIZE + 20], "truncated"),
+        (lambda d: d[:-4], "truncated"),
+        (lambda d: d[:100] + bytes([d[100] ^ 1]) + d[101:], "checksum"),
+        (lambda d: d[:6] + b"\0\0" + d[8:], "flags"),
+        # a consistent file whose section lengths disagree (as a buggy writer would make)
+        (
+            lambda d: _rechecksum(
+                d[: HEADER_SIZE + P] + struct.pack("<I", 10**6) + d[HEADER_SIZE + P + 4 :]
+            ),
+            "do not fit",
+        ),
+        (
+            lambda d: _rechecksum(d[:HEADER_SIZE] + struct.pack("<d", -1.0) + d[HEADER_SIZE + 8 :]),
+            "corrupt",
+        ),  # fmt: skip
+    ],
+)
+def test_a_damaged_residual_file_is_refused(codec, damage, words):
+    model, X = codec
+    data = aekit.compress(model, X[:50], step=2)
+    with pytest.raises(CompressedFileError) as info:
+        aekit.decompress(model, damage(data))
+    assert words in str(info.value) and "\n" not in str(info.value)
+    assert isinstance(info.value, AekitError)
+
+
+def test_cli_step_one_is_lossless(tmp_path, capsys):
+    run = aekit.train(
+        "digits", out=tmp_path / "run", model="compress", epochs=2,
+        model_options={"latent_dim": 16, "beta": 0.1},
+    )  # fmt: skip
+    f, report = tmp_path / "x.aek", tmp_path / "r.json"
+    argv = ["compress", str(run.out), "--data", "digits", "--limit", "30", "--step", "1"]
+    assert main([*argv, "--out", str(f), "--json", str(report)]) == 0
+    stats = json.loads(report.read_text())
+    assert stats["step"] == 1 and stats["max_abs_error"] == 0 and stats["bytes"] == f.stat().st_size
+    assert "lossless" in capsys.readouterr().out
+    assert main(["decompress", str(run.out), str(f), "--out", str(tmp_path / "x.npy")]) == 0
+    X = aekit.load_dataset("digits", limit=30).X
+    np.testing.assert_array_equal(np.load(tmp_path / "x.npy"), X)
+    assert main([*argv[:-1], "0", "--out", str(tmp_path / "y.aek")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("aekit: error:") and "step" in err and err.count("\n") == 1
+    assert not (tmp_path / "y.aek").exists()
