@@ -25,65 +25,86 @@ def codec():
 
 @pytest.mark.parametrize("step", [0.01, 0.3, 1.0, 2.5, 7.0])
 @pytest.mark.parametrize("integer", [False, True])
-def test_every_value_lies_within_half_a_step(step, integer):
+@pytest.mark.parametrize("grid", [True, False, None])
+def test_every_value_lies_within_half_a_step(step, integer, grid):
     rng = np.random.default_rng(int(step * 100))
     X = rng.normal(0, 3, (40, 30))
     X = np.rint(X) if integer else X
     x_hat = X + rng.normal(0, 1, X.shape)  # a prediction with errors of all sizes
-    params, s = residual.symbols(X, x_hat, step)
-    out = residual.reconstruct(x_hat, s, params)
+    params, k = residual.symbols(X, x_hat, step, grid=grid)
+    out = residual.reconstruct(x_hat, k, params)
     assert params.integer == (integer and step == int(step))
+    assert grid is None or params.grid == grid
     assert np.abs(out - X).max() <= step / 2 + 1e-12
     assert out.min() >= X.min() and out.max() <= X.max()  # the clip to [lo, hi]
-    assert params.half_width == np.abs(s).max()
+    assert k.min() >= 0 and k.max() < params.size
+
+
+def test_the_encoder_keeps_the_coding_with_the_smaller_error():
+    rng = np.random.default_rng(5)
+    # pixels that sit on the lattice 0, 32, ..., 256 -> 255 (black and white), predicted
+    # a few levels off: the grid is exact, the offset keeps the prediction's error
+    X = rng.choice([0.0, 255.0], (50, 40))
+    params, _ = residual.symbols(X, X + rng.normal(0, 3, X.shape), 32)
+    assert params.grid
+    # values anywhere, predicted to within 0.5: the offset keeps that precision
+    Y = rng.uniform(0, 255, (50, 40))
+    p, k = residual.symbols(Y, Y + rng.normal(0, 0.5, Y.shape), 8)
+    assert not p.grid
+    err = np.abs(residual.reconstruct(Y, k, p) - Y).mean()
+    pg, kg = residual.symbols(Y, Y, 8, grid=True)
+    assert err < np.abs(residual.reconstruct(Y, kg, pg) - Y).mean()
 
 
 def test_integer_data_at_step_one_come_back_exactly():
     rng = np.random.default_rng(0)
     X = rng.integers(0, 256, (20, 49)).astype(np.float32)
     x_hat = X + rng.normal(0, 20, X.shape)
-    params, s = residual.symbols(X, x_hat, 1)
-    np.testing.assert_array_equal(residual.reconstruct(x_hat, s, params), X)
+    for grid in (True, False):
+        params, k = residual.symbols(X, x_hat, 1, grid=grid)
+        np.testing.assert_array_equal(residual.reconstruct(x_hat, k, params), X)
 
 
-def test_the_adaptive_coder_round_trips_and_spends_its_estimate():
+@pytest.mark.parametrize("grid", [True, False])
+def test_the_adaptive_coder_round_trips_and_spends_its_estimate(grid):
     rng = np.random.default_rng(1)
     X = np.rint(rng.uniform(0, 255, (600, 64)))
     x_hat = X + rng.laplace(0, 4 + X / 32)  # residuals wider for bright predictions
-    params, s = residual.symbols(X, x_hat, 2)
-    words, bits = residual.encode(s, x_hat, params)
-    np.testing.assert_array_equal(residual.decode(words, x_hat, params), s)
+    params, k = residual.symbols(X, x_hat, 2, grid=grid)
+    words, bits = residual.encode(k, x_hat, params)
+    np.testing.assert_array_equal(residual.decode(words, x_hat, params), k)
     assert abs(8 * len(words) - bits) / bits < 0.01
     # the ideal length under the adaptive tables, recomputed by hand from the counts
-    by_hand, counts = 0.0, np.tile(residual._prior(params), (residual.CONTEXTS, 1))
-    ctx = residual._contexts(x_hat, params)
-    for rows in residual._chunks(len(s)):
-        for c in range(residual.CONTEXTS):
-            here = s[rows][ctx[rows] == c] + params.half_width
+    ctx, centres = residual._contexts(x_hat, params)
+    by_hand, counts = 0.0, residual._prior(params, centres)
+    for rows in residual._chunks(len(k)):
+        for c in range(len(counts)):
+            here = k[rows][ctx[rows] == c]  # row-major order within a context
             by_hand -= np.log2(counts[c][here] / counts[c].sum()).sum()
             counts[c] += np.bincount(here, minlength=counts.shape[1])
     assert bits == pytest.approx(by_hand, rel=1e-9)
 
 
-def test_contexts_pay_for_themselves():
-    """Residuals whose spread depends on the prediction cost about their conditional entropy
-    given the prediction's bin, less than one table for all would."""
+def _entropy_bits(symbols):
+    p = np.unique(symbols, return_counts=True)[1] / symbols.size
+    return -symbols.size * (p * np.log2(p)).sum()
+
+
+@pytest.mark.parametrize("grid", [True, False])
+def test_the_prediction_pays_for_itself(grid):
+    """Symbols cost about their conditional entropy given the prediction's context, less
+    than one table for all (the prediction replaced by a constant) would."""
     rng = np.random.default_rng(2)
     X = np.rint(rng.uniform(0, 255, (1500, 64)))
-    x_hat = X + rng.laplace(0, 0.2 + (X / 40) ** 2)
-    params, s = residual.symbols(X, x_hat, 1)
-    _, with_contexts = residual.encode(s, x_hat, params)
-    _, one_table = residual.encode(s, np.full_like(x_hat, X.min()), params)
-
-    def entropy_bits(symbols):
-        p = np.unique(symbols, return_counts=True)[1] / symbols.size
-        return -symbols.size * (p * np.log2(p)).sum()
-
-    ctx = residual._contexts(x_hat, params)
-    conditional = sum(entropy_bits(s[ctx == c]) for c in np.unique(ctx))
-    assert conditional < with_contexts < 1.05 * conditional  # + the tables' learning cost
-    assert entropy_bits(s) < one_table < 1.05 * entropy_bits(s)
-    assert conditional < entropy_bits(s)
+    x_hat = X + rng.laplace(0, 0.5 + (X / 40) ** 2)
+    params, k = residual.symbols(X, x_hat, 4, grid=grid)
+    _, with_prediction = residual.encode(k, x_hat, params)
+    _, one_table = residual.encode(k, np.full_like(x_hat, X.min()), params)
+    ctx, _ = residual._contexts(x_hat, params)
+    conditional = sum(_entropy_bits(k[ctx == c]) for c in np.unique(ctx))
+    assert conditional < with_prediction < 1.05 * conditional  # + the tables' learning cost
+    assert _entropy_bits(k) < one_table < 1.05 * _entropy_bits(k)
+    assert with_prediction < 0.9 * one_table
 
 
 def test_a_model_file_with_a_residual_layer_decodes_within_its_step(codec):
@@ -124,7 +145,7 @@ def test_the_report_counts_the_residual_layer(codec):
 def test_a_bad_step_is_refused_in_one_line(codec, step):
     model, X = codec
     if step is None:
-        step = 1e-9  # too small for the data's range: an alphabet beyond 65,535 symbols
+        step = 1e-5  # too small for the data's range: an alphabet beyond 65,535 symbols
         words = "too small"
     else:
         words = "positive number"
