@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,9 @@ def _check_function(check):
     [
         AutoencoderOutlierDetector(n_estimators=2, max_iter=4, random_state=0),
         AutoencoderOutlierDetector(model="vae", loss="mse", n_estimators=2, max_iter=4),
-        AutoencoderOutlierDetector(loss="mixed", n_estimators=2, max_iter=4, random_state=0),
+        AutoencoderOutlierDetector(
+            loss=None, error_quantile=None, n_estimators=2, max_iter=4, random_state=0
+        ),
     ]
 )
 def test_sklearn_estimator_checks(estimator, check, monkeypatch):
@@ -65,27 +68,66 @@ def test_planted_outliers_rank_first_and_feature_errors_name_the_column(planted,
     assert np.array_equal(fitted.predict(X), np.where(fitted.decision_function(X) < 0, -1, 1))
 
 
-def test_mixed_loss_alternates_members_and_keeps_the_score_identity(planted, tmp_path):
+def _reference_scores(det, X_train, X, quantile):
+    """The recipe by hand: per member, elementwise losses (the member's own, computed here
+    from its reconstruction), each column divided by its training quantile floored at 1e-3
+    of the mean, summed per row, standardised by the training rows; the members' mean."""
+    z = []
+    for net in det._nets():
+        rows = []
+        for A in (det._scaled(X_train), det._scaled(X)):
+            with torch.no_grad():
+                x = torch.as_tensor(A)
+                r = net.output(net.decode_logits(net.encode(x))).numpy() - A
+            rows.append(r**2 if net.config.loss == "mse" else np.abs(r))
+        e_train, e = rows
+        div = np.ones(X.shape[1])
+        if quantile is not None:
+            div = np.quantile(e_train, quantile, axis=0) + 1e-3 * e_train.mean() + 1e-12
+        s_train, s = (e_train / div).sum(axis=1), (e / div).sum(axis=1)
+        z.append((s - s_train.mean()) / s_train.std())
+    return np.mean(z, axis=0)
+
+
+def test_error_quantile_auto_is_for_tables_not_images():
+    assert anomaly.resolve_error_quantile("auto", "dense", "mixed", None) == 0.9
+    assert anomaly.resolve_error_quantile("auto", "conv", None, (1, 28, 28)) is None
+    assert anomaly.resolve_error_quantile("auto", "dense", "bce", None) is None
+    assert anomaly.resolve_error_quantile(0.5, "conv", None, (1, 28, 28)) == 0.5
+    assert anomaly.resolve_error_quantile(None, "dense", "mixed", None) is None
+
+
+@pytest.mark.parametrize("quantile", ["auto", 0.5, None])
+def test_mixed_loss_and_column_divisors_match_a_reference(planted, tmp_path, quantile):
     assert anomaly.member_losses("dense", "mixed", None, 5) == ["mse", "mae"] * 2 + ["mse"]
     assert anomaly.member_losses("dense", None, None, 3) == ["mse"] * 3
     assert anomaly.member_losses("dense", "mixed", (1, 2, 4), 2) == ["mse"] * 2  # images
     assert anomaly.member_losses("vae", "mixed", None, 2) == ["bce"] * 2  # not squared error
     X = planted[0]
-    det = AutoencoderOutlierDetector(loss="mixed", **FAST).fit(X)
-    assert [m.config.loss for m in det.models_] == ["mse", "mae", "mse"]
+    det = AutoencoderOutlierDetector(error_quantile=quantile, **FAST).fit(X[::2])
+    assert det.loss == "mixed" and [m.config.loss for m in det.models_] == ["mse", "mae", "mse"]
     scores = det.score_samples(X)
     assert np.ptp(det.feature_errors(X).sum(axis=1) + scores) < 1e-9
-    # each member scores with its own loss: the mean of standardised per-row losses
-    Xs = det._scaled(X)
-    z = [
-        (anomaly.per_sample_loss(net, Xs) - mu) / sd
-        for net, (mu, sd) in zip(det._nets(), det.member_stats_, strict=True)
-    ]
-    np.testing.assert_allclose(-scores, np.mean(z, axis=0), rtol=1e-9, atol=1e-9)
+    ref = _reference_scores(det, X[::2], X, 0.9 if quantile == "auto" else quantile)
+    np.testing.assert_allclose(-scores, ref, rtol=1e-7, atol=1e-7)
     again = AutoencoderOutlierDetector.load(det.save(tmp_path / "d"))
     assert np.array_equal(again.score_samples(X), scores)
     with pytest.raises(ConfigError, match="loss must be one of"):
         AutoencoderOutlierDetector(loss="auto").fit(X)
+
+
+def test_detector_files_without_column_divisors_load_as_raw_sums(planted, tmp_path):
+    """Files written before error_quantile existed have no error_scales_: errors summed raw."""
+    X = planted[0]
+    det = AutoencoderOutlierDetector(error_quantile=None, **FAST).fit(X)
+    path = det.save(tmp_path / "old")
+    config = json.loads((path / "config.json").read_text())
+    del config["detector"]["error_scales_"]
+    del config["detector"]["params"]["error_quantile"]
+    (path / "config.json").write_text(json.dumps(config))
+    old = AutoencoderOutlierDetector.load(path)
+    assert old.error_quantile is None
+    assert np.array_equal(old.score_samples(X), det.score_samples(X))
 
 
 def test_rows_off_a_learned_plane_rank_first():
@@ -153,6 +195,8 @@ def test_conv_preset_with_image_shape(digits01):
     det = AutoencoderOutlierDetector(model="conv", image_shape=(1, 8, 8), **FAST).fit(digits01)
     scores = det.score_samples(digits01[:50])
     assert scores.shape == (50,) and np.all(np.isfinite(scores))
+    # an image model sums raw pixel errors under error_quantile="auto"
+    assert all(np.array_equal(s, np.ones(64)) for s in det.error_scales_)
 
 
 def test_save_load_round_trip_without_pickle(tmp_path, planted, fitted):
@@ -181,6 +225,9 @@ def test_bad_input_raises_value_errors(planted, fitted):
             call()
     with pytest.raises(ConfigError, match="contamination"):
         AutoencoderOutlierDetector(contamination=0.7, **FAST).fit(X)
+    for q in (0.0, 1.5, float("nan"), "0.9"):
+        with pytest.raises(ConfigError, match="error_quantile"):
+            AutoencoderOutlierDetector(error_quantile=q, **FAST).fit(X)
     with pytest.raises(ConfigError, match="fpr"):
         fitted.calibrate(X, fpr=1.5)
     with pytest.raises(DataError, match="entries"):
@@ -234,12 +281,15 @@ def test_cli_fit_score_detect(tmp_path, planted, capsys):
     assert 0.05 < table[:, 0].mean() < 0.15
 
 
-def test_cli_fit_detector_takes_the_mixed_loss(tmp_path, planted):
+def test_cli_fit_detector_defaults_to_the_mixed_loss_and_takes_another(tmp_path, planted):
     data, run = _write(tmp_path / "x.csv", planted[0]), str(tmp_path / "det")
     argv = ["fit-detector", "--data", data, "--out", run, "--epochs", "4", "--n-estimators", "2"]
-    assert main([*argv, "--loss", "mixed", "--device", "cpu"]) == 0
+    assert main([*argv, "--device", "cpu"]) == 0
     det = AutoencoderOutlierDetector.load(run)
     assert det.loss == "mixed" and [m.config.loss for m in det.models_] == ["mse", "mae"]
+    assert main([*argv, "--loss", "mse", "--device", "cpu"]) == 0
+    det = AutoencoderOutlierDetector.load(run)
+    assert det.loss == "mse" and [m.config.loss for m in det.models_] == ["mse", "mse"]
 
 
 def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, planted, capsys):

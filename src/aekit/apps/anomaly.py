@@ -5,11 +5,12 @@ column is standardised on the training data; an ensemble of small autoencoders i
 each on its own random subsample of rows (``max_samples``), for a short schedule (the early
 "inlier memorisation" phase, where normal rows are fitted first); halfway through, each member
 stops fitting the ``trim`` share of its rows that it reconstructs worst (a truncated loss, so
-contaminating anomalies are not learned). A row's score is its reconstruction loss under
-each member, standardised by that member's mean and standard deviation on the training data,
-and averaged over the members (``loss="mixed"``: members alternate squared and absolute
-error). :class:`aekit.sklearn.AutoencoderOutlierDetector` is the estimator
-around these functions.
+contaminating anomalies are not learned); members alternate squared and absolute error
+(``loss="mixed"``). A row's score under a member is the sum of its elementwise errors, each
+divided by that column's 0.9 quantile of the member's errors on the training rows
+(``error_quantile``), standardised by the member's mean and standard deviation on the
+training data, and averaged over the members. :class:`aekit.sklearn.AutoencoderOutlierDetector`
+is the estimator around these functions.
 """
 
 from __future__ import annotations
@@ -47,11 +48,23 @@ def resolve_scale(scale: str, model: str, loss: str | None, image_shape) -> str:
     return "none" if loss in ("bce", "ssim") or image_shape is not None else "standard"
 
 
+def resolve_error_quantile(error_quantile, model: str, loss: str | None, image_shape):
+    """'auto': 0.9 for tables, None (raw sums) for image models (an image shape, bce or ssim).
+
+    Pixels are alike: dividing each by its own training errors amplifies the rarely inked
+    ones, and it lowered the MNIST one-class ROC-AUC (benchmarks/README.md, anomaly.py).
+    """
+    if not (isinstance(error_quantile, str) and error_quantile == "auto"):
+        return None if error_quantile is None else float(error_quantile)
+    return None if resolve_scale("auto", model, loss, image_shape) == "none" else 0.9
+
+
 def member_losses(model: str, loss: str | None, image_shape, n: int) -> list[str]:
     """Each member's loss: for "mixed" on a squared-error preset without an image shape,
     squared and absolute error in turn (the absolute error catches anomalies spread thinly
-    over many columns, the squared error gross errors in one column; their average beat
-    either alone on the ADBench sets: benchmarks/README.md, anomaly.py); else one loss."""
+    over many columns, the squared error gross errors in one column; with per-column error
+    divisors their average beat either alone on the ADBench sets and still ranks gross
+    single-column errors first: benchmarks/README.md, anomaly.py); else one loss."""
     base = _preset_loss(model, loss)
     if loss == "mixed" and base == "mse" and image_shape is None:
         return [("mse", "mae")[i % 2] for i in range(n)]
@@ -138,33 +151,58 @@ def per_sample_loss(net, X) -> np.ndarray:
     return elementwise_errors(net, X).astype(np.float64).sum(axis=1)
 
 
-def member_stats(nets, X: np.ndarray) -> tuple[list[tuple[float, float]], np.ndarray]:
-    """Each member's (mean, sd) of its per-row losses on the training data X, and the
-    anomaly scores of X (what :func:`anomaly_scores` gives, from the same pass)."""
-    stats, total = [], np.zeros(len(X))
+def error_scales(errors: np.ndarray, quantile: float | None) -> np.ndarray:
+    """Per-column divisors (D,) of one member's elementwise errors on the training rows (N, D).
+
+    The ``quantile`` of each column's errors, floored at 1e-3 of the mean error (a column the
+    member fits perfectly still gets a finite weight); None: ones (errors summed as they are).
+    A column whose errors are naturally large (a heavy-tailed or hard-to-predict feature)
+    then counts no more than the others, and an error far beyond its own column's usual
+    range counts for more (benchmarks/README.md, anomaly.py).
+    """
+    errors = np.asarray(errors, dtype=np.float64)
+    if quantile is None or len(errors) == 0:
+        return np.ones(errors.shape[1])
+    floor = 1e-3 * float(errors.mean()) + _EPS
+    return np.quantile(errors, quantile, axis=0) + floor
+
+
+def member_stats(
+    nets, X: np.ndarray, quantile: float | None = None
+) -> tuple[list[tuple[float, float]], list[np.ndarray], np.ndarray]:
+    """Each member's (mean, sd) of its per-row scores on the training data X, its column
+    divisors (:func:`error_scales`), and the anomaly scores of X (what
+    :func:`anomaly_scores` gives, from the same pass)."""
+    stats, scales, total = [], [], np.zeros(len(X))
     for net in nets:
-        losses = per_sample_loss(net, X)
+        errors = elementwise_errors(net, X).astype(np.float64)
+        scale = error_scales(errors, quantile)
+        losses = (errors / scale).sum(axis=1)
         mu, sd = float(losses.mean()), float(max(losses.std(), _EPS))
         stats.append((mu, sd))
+        scales.append(scale)
         total += (losses - mu) / sd
-    return stats, _finite(total / len(nets))
+    return stats, scales, _finite(total / len(nets))
 
 
-def feature_errors(nets, stats, X: np.ndarray) -> np.ndarray:
-    """(N, D) per-feature errors, each member's divided by its training sd, averaged.
+def feature_errors(nets, stats, X: np.ndarray, scales=None) -> np.ndarray:
+    """(N, D) per-feature errors: each member's divided by its column divisors and its
+    training sd, averaged over the members (``scales`` None: no column divisors).
 
     Row sums equal the anomaly score up to a constant: -score_samples(X) = sum_j F_ij - c.
     """
     total = np.zeros(X.shape, dtype=np.float64)
-    for net, (_, sd) in zip(nets, stats, strict=True):
-        total += elementwise_errors(net, X).astype(np.float64) / sd
+    scales = [None] * len(nets) if scales is None else scales
+    for net, (_, sd), scale in zip(nets, stats, scales, strict=True):
+        errors = elementwise_errors(net, X).astype(np.float64)
+        total += (errors if scale is None else errors / scale) / sd
     return total / len(nets)
 
 
-def anomaly_scores(nets, stats, X: np.ndarray) -> np.ndarray:
-    """Mean over members of the standardised per-row loss (N,); higher = more abnormal."""
+def anomaly_scores(nets, stats, X: np.ndarray, scales=None) -> np.ndarray:
+    """Mean over members of the standardised per-row score (N,); higher = more abnormal."""
     shift = np.mean([mu / sd for mu, sd in stats])
-    return _finite(feature_errors(nets, stats, X).sum(axis=1) - shift)
+    return _finite(feature_errors(nets, stats, X, scales).sum(axis=1) - shift)
 
 
 def _finite(scores: np.ndarray) -> np.ndarray:

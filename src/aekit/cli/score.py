@@ -44,8 +44,9 @@ def add_parsers(sub) -> None:
     f.add_argument(
         "--loss",
         choices=(*LOSSES, "mixed"),
-        help="the members' loss (default: the preset's); 'mixed': squared and absolute error "
-        "in turn (a higher mean ROC-AUC on ADBench, weaker on gross single-column errors)",
+        default="mixed",
+        help="the members' loss (default: mixed: squared and absolute error in turn, for "
+        "squared-error presets; others keep the preset's loss)",
     )
     f.add_argument("--seed", type=int, default=0)
     device_arg(f)
