@@ -19,15 +19,6 @@ from ..apps import anomaly
 from ..errors import ConfigError
 from ._base import AutoencoderEstimator, _is_real, _writable
 
-_SETTINGS = (
-    "offset_",
-    "n_features_in_",
-    "scale_offset_",
-    "scale_",
-    "member_stats_",
-    "error_scales_",
-)
-
 
 class AutoencoderOutlierDetector(OutlierMixin, AutoencoderEstimator):
     """Flag rows an ensemble of autoencoders reconstructs badly; lower scores = more abnormal.
