@@ -128,6 +128,13 @@ def test_non_integer_data_keep_the_bound(codec):
     assert np.abs(out.astype(np.float64) - Y).max() <= 0.25 + 1e-5  # float32 output
 
 
+def test_large_values_at_a_fine_step_come_back_in_float64(codec):
+    model, X = codec
+    Y = X.astype(np.float64) / 10 + 1e6  # near a million: float32 spacing 0.0625
+    out = aekit.decompress(model, aekit.compress(model, Y, step=0.01))
+    assert out.dtype == np.float64 and np.abs(out - Y).max() <= 0.005 + 1e-9
+
+
 def test_the_report_counts_the_residual_layer(codec):
     model, X = codec
     report, data, X_hat = compression_report(model, X, step=1)

@@ -179,7 +179,7 @@ def decompress(model, data: bytes) -> np.ndarray:
     if params is None:
         return x_hat
     s = residual.decode(residual_words, x_hat, params)
-    return residual.reconstruct(x_hat, s, params).astype(x_hat.dtype)
+    return residual.reconstruct(x_hat, s, params).astype(residual.output_dtype(params))
 
 
 def reconstruction(model, X: np.ndarray, step: float | None = None) -> np.ndarray:
@@ -190,7 +190,7 @@ def reconstruction(model, X: np.ndarray, step: float | None = None) -> np.ndarra
         return model.reconstruct_numpy(X)
     x_hat = _prediction(model, _symbols(model, X))
     params, s = residual.symbols(X, x_hat, step)
-    return residual.reconstruct(x_hat, s, params).astype(x_hat.dtype)
+    return residual.reconstruct(x_hat, s, params).astype(residual.output_dtype(params))
 
 
 @dataclass

@@ -121,6 +121,13 @@ def reconstruct(x_hat: np.ndarray, k: np.ndarray, p: ResidualParams) -> np.ndarr
     return np.clip(predict(x_hat, p) + p.step * (k - p.half_width), p.lo, p.hi)
 
 
+def output_dtype(p: ResidualParams) -> type:
+    """float32, unless float32's spacing near the data's largest magnitude would break the
+    q/2 bound (values of 1e5 at a step of 1e-3, say): then float64."""
+    largest = max(abs(p.lo), abs(p.hi), 1.0)
+    return np.float32 if float(np.spacing(np.float32(largest))) <= p.step / 8 else np.float64
+
+
 def symbols(
     X: np.ndarray, x_hat: np.ndarray, step: float, grid: bool | None = None
 ) -> tuple[ResidualParams, np.ndarray]:
