@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -27,6 +28,13 @@ def shared_data_dir() -> Path | None:
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
 
+def _default_sigint() -> None:
+    # a suite started in the background of a non-interactive shell (`pytest &`) inherits
+    # SIGINT ignored, and Python keeps an inherited SIG_IGN: the child would shrug off the
+    # Ctrl-C the fault tests send. Each child starts with the default, as from a terminal.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def spawn_aekit(argv: list[str], capture_stderr: bool = False) -> subprocess.Popen:
     """``python -m aekit ARGV`` in a process of its own: this checkout's code, one thread."""
     return subprocess.Popen(
@@ -35,6 +43,7 @@ def spawn_aekit(argv: list[str], capture_stderr: bool = False) -> subprocess.Pop
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE if capture_stderr else subprocess.DEVNULL,
         text=True,
+        preexec_fn=_default_sigint,
     )
 
 
