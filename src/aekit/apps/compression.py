@@ -6,7 +6,10 @@ coder under that channel's integer table (:meth:`QuantizedLatent.tables`), chann
 channel, behind the header of :mod:`aekit.io.bitstream`. :func:`decompress` checks the
 header, decodes the integers with the same tables (built from the model's weights alone, so
 both sides agree bit for bit) and decodes them with the model: the result equals
-``model.reconstruct_numpy(X)`` exactly on the same machine.
+``model.reconstruct_numpy(X)`` exactly on the same machine. With a ``step``, a residual
+layer (:mod:`aekit.apps.residual`) follows the code and brings every value to within step/2
+of X's (lossless for integer pixels at step 1); :func:`reconstruction` computes what such a
+file decodes to without the coder.
 """
 
 from __future__ import annotations
