@@ -56,6 +56,18 @@ def test_the_encoder_keeps_the_coding_with_the_smaller_error():
     assert err < np.abs(residual.reconstruct(Y, kg, pg) - Y).mean()
 
 
+@pytest.mark.parametrize("value", [0.0, 2.5])
+@pytest.mark.parametrize("step", [0.1, 1, 100])
+def test_constant_data_round_trip(value, step):
+    X = np.full((5, 7), value)
+    x_hat = X + np.random.default_rng(0).normal(0, 1, X.shape)
+    params, k = residual.symbols(X, x_hat, step)
+    words, _ = residual.encode(k, x_hat, params)
+    k2 = residual.decode(words, x_hat, params)
+    np.testing.assert_array_equal(k2, k)
+    np.testing.assert_array_equal(residual.reconstruct(x_hat, k2, params), X)
+
+
 def test_integer_data_at_step_one_come_back_exactly():
     rng = np.random.default_rng(0)
     X = rng.integers(0, 256, (20, 49)).astype(np.float32)

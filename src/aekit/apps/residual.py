@@ -233,6 +233,8 @@ def encode(k: np.ndarray, x_hat: np.ndarray, p: ResidualParams) -> tuple[bytes, 
     """(the range coder's words for symbols k, their ideal length in bits under the tables)."""
     import constriction
 
+    if p.size == 1:  # one symbol (constant data on the grid): nothing to say
+        return b"", 0.0
     encoder = constriction.stream.queue.RangeEncoder()
     ctx, centres = _contexts(x_hat, p)
     tables, bits = _Tables(p, centres), 0.0
@@ -261,8 +263,10 @@ def decode(words: bytes, x_hat: np.ndarray, p: ResidualParams) -> np.ndarray:
     """The symbols (N, D) :func:`encode` wrote, given the same prediction and parameters."""
     import constriction
 
-    if len(words) % 4:
+    if len(words) % 4 or (p.size == 1 and words):
         raise CompressedFileError("the compressed file's residual section is corrupt")
+    if p.size == 1:
+        return np.zeros(np.shape(x_hat), dtype=np.int64)
     decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(words, "<u4").astype(np.uint32))
     ctx, centres = _contexts(x_hat, p)
     tables = _Tables(p, centres)
