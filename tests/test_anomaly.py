@@ -292,6 +292,30 @@ def test_cli_fit_detector_defaults_to_the_mixed_loss_and_takes_another(tmp_path,
     assert det.loss == "mse" and [m.config.loss for m in det.models_] == ["mse", "mse"]
 
 
+@pytest.mark.parametrize("given, kept", [("none", None), ("0.5", 0.5), ("auto", "auto")])
+def test_cli_fit_detector_takes_the_error_quantile(tmp_path, planted, given, kept):
+    data, run = _write(tmp_path / "x.csv", planted[0]), str(tmp_path / "det")
+    argv = ["fit-detector", "--data", data, "--out", run, "--epochs", "2", "--n-estimators", "1"]
+    assert main([*argv, "--error-quantile", given, "--device", "cpu"]) == 0
+    det = AutoencoderOutlierDetector.load(run)
+    assert det.error_quantile == kept
+    errors = anomaly.elementwise_errors(det._nets()[0], det._scaled(planted[0]))
+    expected = anomaly.error_scales(
+        errors, None if kept is None else 0.9 if kept == "auto" else kept
+    )
+    np.testing.assert_allclose(det.error_scales_[0], expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("bad", ["often", "1.5", "0"])
+def test_cli_a_bad_error_quantile_is_one_line(tmp_path, planted, capsys, bad):
+    data, run = _write(tmp_path / "x.csv", planted[0]), str(tmp_path / "det")
+    argv = ["fit-detector", "--data", data, "--out", run, "--error-quantile", bad]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("aekit: error:") and "error_quantile" in err.replace("-", "_")
+    assert err.count("\n") == 1
+
+
 def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, planted, capsys):
     X, _ = planted
     data = _write(tmp_path / "x.csv", X)

@@ -48,6 +48,13 @@ def add_parsers(sub) -> None:
         help="the members' loss (default: mixed: squared and absolute error in turn, for "
         "squared-error presets; others keep the preset's loss)",
     )
+    f.add_argument(
+        "--error-quantile",
+        default="auto",
+        help="divide each column's errors by this quantile of its training errors before "
+        "summing, a number in (0, 1], or 'none' for raw sums (default: auto: 0.9 on tables, "
+        "none for image models; 'none' scored higher on MNIST pixels with a dense model)",
+    )
     f.add_argument("--seed", type=int, default=0)
     device_arg(f)
     f.set_defaults(func=fit_detector, split="train")
@@ -100,6 +107,13 @@ def fit_detector(args) -> int:
         contamination = c if c == "auto" else float(c)
     except ValueError:
         raise ConfigError(f"--contamination must be 'auto' or a number, got {c!r}") from None
+    q = args.error_quantile
+    try:
+        quantile = q if q == "auto" else None if q.lower() == "none" else float(q)
+    except ValueError:
+        raise ConfigError(
+            f"--error-quantile must be 'auto', 'none' or a number in (0, 1], got {q!r}"
+        ) from None
     X = _load(args)
     det = AutoencoderOutlierDetector(
         contamination=contamination,
@@ -109,6 +123,7 @@ def fit_detector(args) -> int:
         max_iter=args.epochs,
         model=args.model,
         loss=args.loss,
+        error_quantile=quantile,
         random_state=args.seed,
         device=args.device,
     ).fit(X)
