@@ -77,12 +77,12 @@ def test_integer_data_at_step_one_come_back_exactly():
         np.testing.assert_array_equal(residual.reconstruct(x_hat, k, params), X)
 
 
-@pytest.mark.parametrize("grid", [True, False])
-def test_the_adaptive_coder_round_trips_and_spends_its_estimate(grid):
+@pytest.mark.parametrize("grid, step", [(True, 2), (True, 32), (False, 2)])
+def test_the_adaptive_coder_round_trips_and_spends_its_estimate(grid, step):
     rng = np.random.default_rng(1)
     X = np.rint(rng.uniform(0, 255, (600, 64)))
     x_hat = X + rng.laplace(0, 4 + X / 32)  # residuals wider for bright predictions
-    params, k = residual.symbols(X, x_hat, 2, grid=grid)
+    params, k = residual.symbols(X, x_hat, step, grid=grid)
     words, bits = residual.encode(k, x_hat, params)
     np.testing.assert_array_equal(residual.decode(words, x_hat, params), k)
     assert abs(8 * len(words) - bits) / bits < 0.01
@@ -95,6 +95,22 @@ def test_the_adaptive_coder_round_trips_and_spends_its_estimate(grid):
             by_hand -= np.log2(counts[c][here] / counts[c].sum()).sum()
             counts[c] += np.bincount(here, minlength=counts.shape[1])
     assert bits == pytest.approx(by_hand, rel=1e-9)
+
+
+def test_a_coarse_lattice_takes_its_contexts_from_where_x_hat_sits(monkeypatch):
+    """At q = 32 (9 lattice points) a prediction 2 levels off says which way a pixel rounds;
+    the lattice point alone does not."""
+    rng = np.random.default_rng(4)
+    X = np.rint(rng.uniform(0, 255, (4000, 64)))  # 256 tables need data to learn from
+    x_hat = X + rng.normal(0, 2, X.shape)
+    params, k = residual.symbols(X, x_hat, 32, grid=True)
+    assert params.top + 1 < residual.COARSE_LATTICE
+    ctx, _ = residual._contexts(x_hat, params)
+    assert ctx.max() >= residual.COARSE_LATTICE  # bins of x_hat, more than lattice points
+    _, fine = residual.encode(k, x_hat, params)
+    monkeypatch.setattr(residual, "COARSE_LATTICE", 0)  # one context per lattice point
+    _, lattice = residual.encode(k, x_hat, params)
+    assert fine < 0.8 * lattice
 
 
 def _entropy_bits(symbols):
