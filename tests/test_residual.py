@@ -86,6 +86,7 @@ def test_the_adaptive_coder_round_trips_and_spends_its_estimate(grid, step):
     words, bits = residual.encode(k, x_hat, params)
     np.testing.assert_array_equal(residual.decode(words, x_hat, params), k)
     assert abs(8 * len(words) - bits) / bits < 0.01
+    assert residual.ideal_bits(k, x_hat, params) == bits  # the same walk, without the coder
     # the ideal length under the adaptive tables, recomputed by hand from the counts
     ctx, centres = residual._contexts(x_hat, params)
     by_hand, counts = 0.0, residual._prior(params, centres)

@@ -72,22 +72,25 @@ def _check_data(model, X) -> np.ndarray:
     return X
 
 
-def _codes(model, symbols: np.ndarray, lo: np.ndarray, m: np.ndarray) -> np.ndarray:
+def _codes(symbols: np.ndarray, m: np.ndarray, lo: np.ndarray) -> np.ndarray:
     """The quantised codes m + k of symbols k - lo: one function for encoder and decoder, so
     both decode the same float32 codes into the same prediction."""
     return (symbols + lo).astype(np.float32) + m  # as QuantizedLatent.quantise adds them
 
 
-def _symbols(model, X: np.ndarray) -> np.ndarray:
+def _symbols(model, X: np.ndarray, m: np.ndarray, lo: np.ndarray) -> np.ndarray:
     """The code's symbols (N, L), channel c's in 0 .. n_c - 1."""
-    m, lo, _ = _coder_models(model)
     return np.rint(model.encode_numpy(X) - m).astype(np.int64) - lo
 
 
-def _prediction(model, symbols: np.ndarray) -> np.ndarray:
-    """The decoder's reconstruction (N, D) of the code's symbols, data units."""
+def _residual(model, X: np.ndarray, step: float):
+    """(the code's symbols, the decoder's prediction x_hat, residual parameters and symbols)
+    for X at ``step``: what the encoder writes and the decoder must find again."""
     m, lo, _ = _coder_models(model)
-    return model.decode_numpy(_codes(model, symbols, lo, m))
+    symbols = _symbols(model, X, m, lo)
+    x_hat = model.decode_numpy(_codes(symbols, m, lo))
+    params, k = residual.symbols(X, x_hat, step)
+    return symbols, x_hat, params, k
 
 
 def compress(model, X: np.ndarray, step: float | None = None) -> bytes:
@@ -112,9 +115,13 @@ def compress(model, X: np.ndarray, step: float | None = None) -> bytes:
     X = _check_data(model, X)
     if step is not None:
         residual.check_step(step)
-    symbols = _symbols(model, X)
+    m, lo, coders = _coder_models(model)
+    if step is None:
+        symbols = _symbols(model, X, m, lo)
+    else:
+        symbols, x_hat, params, k = _residual(model, X, step)
     encoder = constriction.stream.queue.RangeEncoder()
-    for c, coder in enumerate(_coder_models(model)[2]):  # a channel's N i.i.d. symbols a call
+    for c, coder in enumerate(coders):  # channel by channel: N i.i.d. symbols per call
         encoder.encode(np.ascontiguousarray(symbols[:, c], dtype=np.int32), coder)
     words = encoder.get_compressed().astype("<u4").tobytes()
     header = Header(
@@ -122,9 +129,7 @@ def compress(model, X: np.ndarray, step: float | None = None) -> bytes:
     )
     if step is None:
         return pack(header, words)
-    x_hat = _prediction(model, symbols)
-    params, s = residual.symbols(X, x_hat, step)
-    residual_words, _ = residual.encode(s, x_hat, params)
+    residual_words, _ = residual.encode(k, x_hat, params)
     lengths = struct.pack("<I", len(words) // 4)
     return pack(header, params.pack() + lengths + words + residual_words)
 
@@ -158,7 +163,7 @@ def _decode_code(model, header: Header, words: bytes) -> np.ndarray:
     symbols = np.empty((header.count, header.width), dtype=np.int64)
     for c, coder in enumerate(coders):
         symbols[:, c] = residual.decode_or_refuse(decoder, coder, header.count)
-    return _codes(model, symbols, lo, m)
+    return _codes(symbols, m, lo)
 
 
 def decode_codes(model, data: bytes) -> np.ndarray:
@@ -191,9 +196,8 @@ def reconstruction(model, X: np.ndarray, step: float | None = None) -> np.ndarra
     X = _check_data(model, X)
     if step is None:
         return model.reconstruct_numpy(X)
-    x_hat = _prediction(model, _symbols(model, X))
-    params, s = residual.symbols(X, x_hat, step)
-    return residual.reconstruct(x_hat, s, params).astype(residual.output_dtype(params))
+    _, x_hat, params, k = _residual(model, X, step)
+    return residual.reconstruct(x_hat, k, params).astype(residual.output_dtype(params))
 
 
 @dataclass
@@ -306,6 +310,5 @@ def estimated_bits(model, X: np.ndarray, step: float | None = None) -> float:
     bits = float(bits_from_likelihoods(lik, "sum"))
     if step is None:
         return bits
-    x_hat = _prediction(model, _symbols(model, X))
-    params, s = residual.symbols(X, x_hat, step)
-    return bits + residual.encode(s, x_hat, params)[1]
+    _, x_hat, params, k = _residual(model, X, step)
+    return bits + residual.ideal_bits(k, x_hat, params)

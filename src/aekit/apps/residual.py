@@ -41,7 +41,15 @@ import numpy as np
 
 from ..errors import CompressedFileError, DataError
 
-__all__ = ["ResidualParams", "decode", "encode", "predict", "reconstruct", "symbols"]
+__all__ = [
+    "ResidualParams",
+    "decode",
+    "encode",
+    "ideal_bits",
+    "predict",
+    "reconstruct",
+    "symbols",
+]
 
 MAX_SIZE = 65535  # symbols in an alphabet
 GRID_CONTEXTS = 256
@@ -238,13 +246,11 @@ def _runs(ctx_rows: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int, int]]]
     return order, runs
 
 
-def encode(k: np.ndarray, x_hat: np.ndarray, p: ResidualParams) -> tuple[bytes, float]:
-    """(the range coder's words for symbols k, their ideal length in bits under the tables)."""
-    import constriction
-
+def _code(k: np.ndarray, x_hat: np.ndarray, p: ResidualParams, encoder=None) -> float:
+    """Walk the symbols chunk by chunk and context by context under the adaptive tables,
+    encoding them when an ``encoder`` is given; their ideal length in bits."""
     if p.size == 1:  # one symbol (constant data on the grid): nothing to say
-        return b"", 0.0
-    encoder = constriction.stream.queue.RangeEncoder()
+        return 0.0
     ctx, centres = _contexts(x_hat, p)
     tables, bits = _Tables(p, centres), 0.0
     for rows in _chunks(len(k)):
@@ -253,10 +259,27 @@ def encode(k: np.ndarray, x_hat: np.ndarray, p: ResidualParams) -> tuple[bytes, 
         for c, start, stop in runs:
             here = sym[start:stop]
             probs, model = tables.model(c)
-            encoder.encode(here.astype(np.int32), model)
+            if encoder is not None:
+                encoder.encode(here.astype(np.int32), model)
             bits -= float(np.log2(probs[here]).sum())
             tables.update(c, here)
+    return bits
+
+
+def encode(k: np.ndarray, x_hat: np.ndarray, p: ResidualParams) -> tuple[bytes, float]:
+    """(the range coder's words for symbols k, their ideal length in bits under the tables)."""
+    import constriction
+
+    if p.size == 1:
+        return b"", 0.0
+    encoder = constriction.stream.queue.RangeEncoder()
+    bits = _code(k, x_hat, p, encoder)
     return encoder.get_compressed().astype("<u4").tobytes(), bits
+
+
+def ideal_bits(k: np.ndarray, x_hat: np.ndarray, p: ResidualParams) -> float:
+    """The symbols' ideal length in bits under the adaptive tables, without coding them."""
+    return _code(k, x_hat, p)
 
 
 def decode_or_refuse(decoder, model, n: int) -> np.ndarray:

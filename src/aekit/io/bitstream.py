@@ -32,7 +32,7 @@ import hashlib
 import json
 import struct
 import zlib
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from ..errors import CompressedFileError
 from .checkpoint import model_record, tensors_digest
@@ -126,10 +126,3 @@ def unpack(data: bytes, expected_hash: bytes | None = None) -> tuple[Header, byt
             f"model's is {expected_hash.hex()}): decompress it with the run that compressed it"
         )
     return header, payload
-
-
-def header_dict(header: Header) -> dict:
-    """The header as JSON-ready values (the hash in hex)."""
-    d = asdict(header)
-    d["model_hash"] = header.model_hash.hex()
-    return d
