@@ -3,10 +3,10 @@
 A resumed run must continue the same training, so settings that shape the model or the maths
 of the steps (the model and its parts, batch size, optimiser, seed, engine, precision, scaling,
 the validation split) may be given only with the values the run already has; a different one
-is refused with one line. ``epochs``, ``lr``, ``patience`` and ``min_delta`` may change (the
-new values are stored in config.json). The data may move: a new ``data`` path or ``data_dir``
-is accepted when the values are the ones the run was trained on (their sha256 fingerprint);
-different data are refused.
+is refused with one line. ``epochs``, ``lr``, ``patience``, ``min_delta`` and ``cuda_graphs``
+may change (the new values are stored in config.json). The data may move: a new ``data`` path
+or ``data_dir`` is accepted when the values are the ones the run was trained on (their sha256
+fingerprint); different data are refused.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from ..io import checkpoint as ckpt
 from ..training import TrainConfig
 from ..training.distributed import is_writer
 
-CHANGEABLE = ("epochs", "lr", "patience", "min_delta")
+CHANGEABLE = ("epochs", "lr", "patience", "min_delta", "cuda_graphs")
 
 
 @dataclass

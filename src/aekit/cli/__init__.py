@@ -11,6 +11,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+import warnings
 
 from .. import __version__
 from ..errors import AekitError, DiskFullError, TrainingDivergedError
@@ -56,10 +57,17 @@ def main(argv: list[str] | None = None) -> int:
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _terminate)
     try:
-        return _run(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _warning_line
+            return _run(args)
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _warning_line(message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning as one line on stderr (``aekit: warning: ...``), without a source line."""
+    print(f"aekit: warning: {message}", file=sys.stderr if file is None else file)
 
 
 def _run(args) -> int:

@@ -126,6 +126,14 @@ def add_parser(sub) -> None:
         default=None,
         help="fp32 (default), tf32 (CUDA) or bf16 (autocast); stored with the run",
     )
+    t.add_argument(
+        "--cuda-graphs",
+        choices=("on", "off"),
+        default=None,
+        help="on (default): capture the step in CUDA graphs on a CUDA device, falling back to "
+        "eager steps with a warning when a capture fails or replays to another loss; off: "
+        "every step eager. May change on --resume",
+    )
     t.set_defaults(func=run)
 
 
@@ -201,6 +209,7 @@ def run(args) -> int:
         "patience": args.patience,
         "engine": args.engine,
         "precision": args.precision,
+        "cuda_graphs": None if args.cuda_graphs is None else args.cuda_graphs == "on",
     }
     result = train(
         args.data,

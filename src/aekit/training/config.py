@@ -22,7 +22,9 @@ class TrainConfig:
     ``patience`` > 0 turns on early stopping on the validation loss. ``engine`` "numpy" trains
     with the seed's NumPy engine (:mod:`aekit.backends.numpy`) through the same loop.
     ``precision`` is the arithmetic of the torch engine: fp32, tf32 (CUDA matmuls and
-    convolutions in TensorFloat-32) or bf16 (autocast to bfloat16)."""
+    convolutions in TensorFloat-32) or bf16 (autocast to bfloat16). ``cuda_graphs`` lets the
+    torch engine capture the step in CUDA graphs on a CUDA device (False: every step eager);
+    it changes how the steps run, not what they compute, so a resume may change it."""
 
     epochs: int = 20
     batch_size: int = 128
@@ -33,6 +35,7 @@ class TrainConfig:
     min_delta: float = 0.0
     engine: str = "torch"
     precision: str = "fp32"
+    cuda_graphs: bool = True
 
     def __post_init__(self) -> None:
         for what, value, choices in (
@@ -55,6 +58,8 @@ class TrainConfig:
             raise ConfigError("epochs must be >= 0 and batch_size > 0")
         if not (isinstance(self.lr, int | float) and math.isfinite(self.lr) and self.lr > 0):
             raise ConfigError(f"learning rate must be a positive number, got {self.lr}")
+        if not isinstance(self.cuda_graphs, bool):
+            raise ConfigError(f"cuda_graphs must be True or False, got {self.cuda_graphs!r}")
         if self.patience < 0:
             raise ConfigError("patience must be >= 0 (0 turns early stopping off)")
         if self.engine == "numpy" and self.precision != "fp32":

@@ -139,7 +139,7 @@ def fit(
     progress: bool = False,
     device=None,
     precision: str | None = None,
-    cuda_graphs: bool = True,
+    cuda_graphs: bool | None = None,
     augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
     strategy=None,
 ) -> TrainState:
@@ -159,7 +159,9 @@ def fit(
     device : "auto", "cpu", "cuda", "cuda:N", "mps" or None (where the model is); the model
         and the data move there once.
     precision : "fp32", "tf32" or "bf16"; None takes ``config.precision``.
-    cuda_graphs : capture the step in CUDA graphs on a CUDA device.
+    cuda_graphs : capture the step in CUDA graphs on a CUDA device; None takes
+        ``config.cuda_graphs``. A capture that fails, or whose first replay gives another loss
+        than the eager step on the same batch, falls back to eager steps with one warning.
     augment : a function applied to each training batch inside the step.
     strategy : a ready strategy object instead of the above (advanced).
 
@@ -172,7 +174,8 @@ def fit(
     """
     config = config or TrainConfig()
     if strategy is None:
-        strategy = _strategy(config, device, precision, cuda_graphs, augment)
+        graphs = config.cuda_graphs if cuda_graphs is None else bool(cuda_graphs)
+        strategy = _strategy(config, device, precision, graphs, augment)
     cbs = [PartSchedules(), *callbacks]
     if on_epoch_end is not None:
         cbs.append(_EpochEndFunction(on_epoch_end))

@@ -10,7 +10,9 @@ On CUDA the step (forward, backward, optimiser) is captured in a CUDA graph per 
 after it has run eagerly ``warmup`` times: replaying the graph costs one launch instead of
 hundreds, which is what a small model at a small batch is bound by. The last, smaller batch of
 an epoch gets its own graph, so the epoch's maths does not change. A step that cannot be
-captured falls back to eager execution with a warning.
+captured falls back to eager execution with a warning, and so does one whose first replay
+gives another loss than an eager step on the same batch from the same state (the replay is
+checked once per captured shape; the eager result is kept when they differ).
 """
 
 from __future__ import annotations
@@ -96,7 +98,8 @@ class TorchStrategy:
     ----------
     device : "auto", "cpu", "cuda", "cuda:N", "mps", a torch.device, or None (the model's).
     precision : "fp32", "tf32" (CUDA only) or "bf16" (autocast).
-    cuda_graphs : capture the step in CUDA graphs on a CUDA device.
+    cuda_graphs : capture the step in CUDA graphs on a CUDA device (checked against the eager
+        step at its first replay; see the module's docstring).
     augment : a function applied to each training batch inside the step (for example
         ``torch.bernoulli``: dynamic binarisation); its randomness comes from torch's RNG.
     warmup : eager steps of a batch shape before it is captured.
@@ -133,6 +136,7 @@ class TorchStrategy:
         self.optimizer = optimizer
         self.forward_module = model  # what the step calls: the model, or its DDP wrapper
         self.graphs: dict[int, _CapturedStep | None] = {}
+        self.capture = self.cuda_graphs and self.device.type == "cuda"
         self.seen: dict[int, int] = {}
         self.keys: list[str] | None = None
         self.total: torch.Tensor | None = None
@@ -208,10 +212,13 @@ class TorchStrategy:
             self.seen.clear()
             graph = None
         if graph is not None:
-            graph.replay(xb)
+            if graph.checked:
+                graph.replay(xb)
+            else:
+                self._checked_replay(graph, xb)
             return
         self._eager_step(xb)
-        if self.device.type == "cuda" and self.cuda_graphs and size not in self.graphs:
+        if self.capture and size not in self.graphs:
             self.seen[size] = self.seen.get(size, 0) + 1
             if self.seen[size] >= self.warmup:
                 self.graphs[size] = self._capture(xb)
@@ -271,14 +278,96 @@ class TorchStrategy:
         try:
             return _CapturedStep(self, xb)
         except Exception as e:  # noqa: BLE001 - any capture failure: run eagerly instead
-            warnings.warn(
-                f"the training step could not be captured in a CUDA graph ({e}); it runs "
-                "eagerly, which is slower at small batches",
-                RuntimeWarning,
-                stacklevel=2,
-            )
-            torch.cuda.synchronize(self.device)
+            self._fall_back(f"the training step could not be captured in a CUDA graph ({e})")
             return None
+
+    def _checked_replay(self, graph, xb: torch.Tensor) -> None:
+        """The first replay of a captured step, held against an eager step on the same batch
+        from the same state (weights, buffers, optimiser state, sums, RNG). A stochastic step
+        (noise, a sampled code) is allowed the spread of two eager steps with other draws.
+        When the replay falls outside, the graphs are dropped, the eager step's result is
+        kept, and every later step runs eagerly."""
+        before = _StepState(self)
+        self._eager_step(xb)
+        eager = _StepState(self)
+        want = eager.total - before.total
+        before.restore(self)
+        _advance_rng(self.device)  # other draws, to see how much the step's randomness moves
+        self._eager_step(xb)
+        spread = (self.total - before.total - want).abs()
+        before.restore(self)
+        graph.replay(xb)
+        graph.checked = True
+        got = self.total - before.total
+        rtol = 2e-2 if self.precision == "bf16" else 1e-4
+        if bool(((got - want).abs() <= 3 * spread + rtol * want.abs() + 1e-6 * len(xb)).all()):
+            return
+        eager.restore(self)
+        self._fall_back(
+            f"the CUDA graph of the training step replayed to a loss of "
+            f"{float(got[0]) / len(xb):.6g} where the eager step gives "
+            f"{float(want[0]) / len(xb):.6g}"
+        )
+
+    def _fall_back(self, why: str) -> None:
+        """Every step eager from now on, said in one warning line."""
+        warnings.warn(
+            f"{why}; training continues with eager steps (slower at small batches; "
+            "--cuda-graphs off skips the capture)",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        self.capture = False
+        self.graphs = {size: None for size in self.graphs}
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+
+class _StepState:
+    """A copy of what one step changes: weights, buffers, optimiser state, the epoch's sums,
+    the RNG. :meth:`restore` writes it back in place, into the tensors a graph refers to."""
+
+    def __init__(self, strategy: TorchStrategy) -> None:
+        model, optimizer = strategy.model, strategy.optimizer
+        self.tensors = [t.detach().clone() for t in _state_tensors(model, optimizer)]
+        self.other = {
+            (i, k): v
+            for i, state in enumerate(optimizer.state.values())
+            for k, v in state.items()
+            if not torch.is_tensor(v)
+        }
+        self.total = strategy.total.clone()
+        self.cpu_rng = torch.get_rng_state()
+        cuda = strategy.device.type == "cuda"
+        self.cuda_rng = torch.cuda.get_rng_state(strategy.device) if cuda else None
+
+    def restore(self, strategy: TorchStrategy) -> None:
+        model, optimizer = strategy.model, strategy.optimizer
+        with torch.no_grad():
+            for live, saved in zip(_state_tensors(model, optimizer), self.tensors, strict=True):
+                live.copy_(saved)
+        for i, state in enumerate(optimizer.state.values()):
+            for k in state:
+                if (i, k) in self.other:
+                    state[k] = self.other[i, k]
+        strategy.total.copy_(self.total)
+        torch.set_rng_state(self.cpu_rng)
+        if self.cuda_rng is not None:
+            torch.cuda.set_rng_state(self.cuda_rng, strategy.device)
+
+
+def _advance_rng(device: torch.device) -> None:
+    torch.rand(1)
+    if device.type == "cuda":
+        torch.rand(1, device=device)
+
+
+def _state_tensors(model: torch.nn.Module, optimizer) -> list[torch.Tensor]:
+    """The tensors a step writes: parameters, buffers and the optimiser's state tensors."""
+    tensors = [p.data for p in model.parameters()] + list(model.buffers())
+    for state in optimizer.state.values():
+        tensors += [v for v in state.values() if torch.is_tensor(v)]
+    return tensors
 
 
 class _CapturedStep:
@@ -291,6 +380,7 @@ class _CapturedStep:
     def __init__(self, strategy: TorchStrategy, example: torch.Tensor) -> None:
         self.strategy = strategy
         self.static_x = example.clone()
+        self.checked = False  # the first replay is held against an eager step
         self.hyper = _hyper_parameters(strategy.optimizer)
         strategy.optimizer.zero_grad(set_to_none=True)  # the graph allocates its own grads
         self.graph = torch.cuda.CUDAGraph()
