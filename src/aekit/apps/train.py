@@ -22,13 +22,13 @@ import torch
 from ..data import Dataset, Scaler, default_scaler_kind, load_dataset, train_val_split
 from ..data.stream import should_stream
 from ..errors import ConfigError
-from ..io.rundir import RunLock, RunWriter, holds_run, load_best
+from ..io.rundir import RunLock, RunWriter, check_resume, holds_run, load_best
 from ..nn import build_model, model_spec
 from ..nn.init import WarmStart, pca_warm_start, warm_start_blocker
 from ..training import Callback, TrainConfig, TrainState, fit
 from ..training.config import default_budget
 from ..training.distributed import is_writer
-from ..training.strategy import check_device
+from ..training.strategy import check_device, resolve_device
 from ..views.figures import write_run_figures
 from .baseline import START_FILE, KeepStart, keep_or_revert, start_loss, write_check
 
@@ -298,6 +298,8 @@ def _fit_run(net, config, out: Path, image_shape, split, progress, device, *, co
     writer = RunWriter(out, config=config_json)
     callbacks: list[Callback] = [writer] if writes else []
     if restore:
+        where = resolve_device(device) if config.engine == "torch" else "cpu"
+        check_resume(out, where, config.precision)  # in every process, before any step
         callbacks.insert(0, _RestoreCheckpoint(out / ckpt.CHECKPOINT_FILE))
     state = TrainState()
     start, keeper = None, None

@@ -23,6 +23,7 @@ finished, so a run that never trained is never scored. Every file is written ato
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from ..errors import RunLockedError, file_error
 from ..training.callbacks import Callback
 from . import checkpoint as ckpt
 from .files import make_folder, write_json, write_jsonl
+from .provenance import provenance, resume_check
 
 METRICS_FILE = "metrics.jsonl"
 SUMMARY_FILE = "summary.json"
@@ -103,8 +105,13 @@ class RunWriter(Callback):
 
     def on_fit_start(self, loop) -> None:
         self.history = loop.state.history
+        made = provenance(getattr(loop.strategy, "device", "cpu"), loop.config.precision)
         if self.config is not None:
-            ckpt.write_config(loop.model, self.out, self.config)
+            ckpt.write_config(loop.model, self.out, {**self.config, "provenance": made})
+        else:  # resumed (checked by check_resume in every process): recorded beside the start
+            cfg = ckpt.read_config(self.out)
+            cfg["resumes"] = [*cfg.get("resumes", []), made]
+            ckpt.write_json(self.out / ckpt.CONFIG_FILE, cfg)
         if loop.state.epoch == 0:  # resumable from the very first step
             self._checkpoint(loop)
         elif loop.state.history:  # resumed: the checkpoint's history is the truth (a failed
@@ -119,6 +126,20 @@ class RunWriter(Callback):
     def _checkpoint(self, loop) -> None:
         path = self.out / ckpt.CHECKPOINT_FILE
         ckpt.save_checkpoint(path, loop.model, loop.optimizer, loop.state)
+
+
+def check_resume(out: Path, device, precision: str) -> None:
+    """Hold a resume against how the run was made (:func:`resume_check`): refused in one line
+    when it cannot give the run's result, one warning line when it differs but can."""
+    cfg = ckpt.read_config(out)
+    streamed = bool(cfg.get("data", {}).get("stream"))
+    said = resume_check(cfg.get("provenance"), provenance(device, precision), streamed)
+    if said:
+        warnings.warn(
+            f"resuming {out} with another {'; '.join(said)}; the run continues",
+            RuntimeWarning,
+            stacklevel=2,
+        )
 
 
 def holds_run(out: Path) -> bool:

@@ -1,0 +1,84 @@
+"""A run says how it was made (issue 26, point 2): config.json's ``provenance`` and ``resumes``,
+and a resume held against them."""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+
+import pytest
+import torch
+
+import aekit
+from aekit.cli import main
+from aekit.errors import ConfigError
+from aekit.io.provenance import provenance, resume_check
+
+QUICK = ["--limit", "200", "--hidden", "8", "--latent-dim", "2", "--quiet", "--init", "random"]
+
+
+def test_provenance_names_versions_device_processes_and_command(monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["aekit", "train", "--epochs", "1"])
+    made = provenance(torch.device("cpu"), "fp32")
+    assert made["aekit"] == aekit.__version__ and made["torch"] == torch.__version__
+    assert made["python"] == platform.python_version()
+    assert (made["device"], made["precision"], made["processes"]) == ("cpu", "fp32", 1)
+    assert made["threads"] == torch.get_num_threads()
+    assert made["command"] == ["aekit", "train", "--epochs", "1"]
+    assert provenance("cuda:1", "bf16")["device"] == "cuda"  # by kind: indices move
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    assert provenance("cpu", "fp32")["processes"] == 4  # under torchrun, before init
+
+
+def test_resume_check_refuses_what_changes_the_result_and_names_the_rest():
+    stored = provenance("cpu", "fp32")
+    assert resume_check(stored, dict(stored), streamed=True) == []
+    assert resume_check(None, stored, streamed=True) == []  # runs from before the record
+    with pytest.raises(ConfigError, match="streamed its data in 2 process.*cannot resume in 1"):
+        resume_check({**stored, "processes": 2}, stored, streamed=True)
+    assert resume_check({**stored, "processes": 2}, stored, streamed=False) == []  # in memory
+    with pytest.raises(ConfigError, match="computed in bf16 and cannot resume in fp32"):
+        resume_check({**stored, "precision": "bf16"}, stored, streamed=False)
+    said = resume_check({**stored, "machine": "elsewhere", "device": "cuda"}, stored, False)
+    assert said == [f"machine elsewhere -> {stored['machine']}", "device cuda -> cpu"]
+
+
+def test_a_run_records_its_making_and_each_resume(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "run"
+    argv = ["train", *QUICK, "--epochs", "1", "--out", str(out)]
+    monkeypatch.setattr(sys, "argv", ["aekit", *argv])
+    assert main(argv) == 0
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["provenance"]["command"] == ["aekit", *argv]
+    assert cfg["provenance"]["device"] == "cpu" and "resumes" not in cfg
+    cfg["provenance"]["machine"] = "another-host"  # as if trained elsewhere
+    (out / "config.json").write_text(json.dumps(cfg))
+    capsys.readouterr()
+    assert main(["train", "--resume", "--epochs", "2", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if "warning" in line]
+    assert len(lines) == 1 and "machine another-host ->" in lines[0]
+    cfg = json.loads((out / "config.json").read_text())
+    assert len(cfg["resumes"]) == 1 and cfg["resumes"][0]["device"] == "cpu"
+    assert cfg["provenance"]["machine"] == "another-host"  # the start's record is kept
+
+
+def test_a_streamed_run_is_not_resumed_under_another_process_count(tmp_path, capsys):
+    import numpy as np
+
+    data = tmp_path / "rows.npy"
+    np.save(data, np.random.default_rng(0).random((300, 6), dtype=np.float32))
+    out = tmp_path / "run"
+    argv = ["train", "--data", str(data), "--stream", *QUICK, "--epochs", "1", "--out", str(out)]
+    assert main(argv) == 0
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["data"].get("stream") and cfg["provenance"]["processes"] == 1
+    cfg["provenance"]["processes"] = 2  # as if it had run under torchrun with two processes
+    (out / "config.json").write_text(json.dumps(cfg))
+    before = (out / "checkpoint.safetensors").read_bytes()
+    capsys.readouterr()
+    assert main(["train", "--resume", "--epochs", "2", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "streamed its data in 2 process(es)" in err[0]
+    assert (out / "checkpoint.safetensors").read_bytes() == before  # nothing trained on
