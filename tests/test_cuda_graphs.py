@@ -72,18 +72,21 @@ def _fit(name: str, digits01, strategy=None, **kw):
     return [r["train_loss"] for r in state.history], weights
 
 
-def _runtime_warnings(record) -> list[str]:
-    return [str(w.message) for w in record if issubclass(w.category, RuntimeWarning)]
+def _fit_watched(name: str, digits01, strategy):
+    """``_fit`` with a given strategy, and the RuntimeWarnings it raised."""
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        curve, weights = _fit(name, digits01, strategy=strategy)
+    said = [str(w.message) for w in record if issubclass(w.category, RuntimeWarning)]
+    return curve, weights, said
 
 
 @pytest.mark.parametrize("name", ["dense", "denoising"])  # deterministic, and with noise
 def test_a_faithful_replay_is_kept_and_changes_nothing(digits01, name):
     eager_curve, eager_weights = _fit(name, digits01, cuda_graphs=False)
     forced = _ForcedCapture(faithful=True)
-    with warnings.catch_warnings(record=True) as record:
-        warnings.simplefilter("always")
-        curve, weights = _fit(name, digits01, strategy=forced)
-    assert _runtime_warnings(record) == []
+    curve, weights, said = _fit_watched(name, digits01, forced)
+    assert said == []
     assert len(forced.made) == 2 and all(g.checked for g in forced.made)
     assert sum(g.replays for g in forced.made) > 2  # replayed after the check, not dropped
     assert curve == eager_curve
@@ -95,10 +98,7 @@ def test_a_faithful_replay_is_kept_and_changes_nothing(digits01, name):
 def test_a_replay_with_another_loss_falls_back_to_eager_steps(digits01, name):
     eager_curve, eager_weights = _fit(name, digits01, cuda_graphs=False)
     forced = _ForcedCapture(faithful=False)
-    with warnings.catch_warnings(record=True) as record:
-        warnings.simplefilter("always")
-        curve, weights = _fit(name, digits01, strategy=forced)
-    said = _runtime_warnings(record)
+    curve, weights, said = _fit_watched(name, digits01, forced)
     assert len(said) == 1 and "replayed to a loss of" in said[0] and "\n" not in said[0]
     assert [g.replays for g in forced.made] == [1]  # the checked replay only, then eager
     assert not forced.capture
@@ -117,11 +117,7 @@ def test_a_capture_that_fails_falls_back_once(digits01, monkeypatch):
         _capture = TorchStrategy._capture  # the real one, whose capture raises
 
     eager_curve, eager_weights = _fit("dense", digits01, cuda_graphs=False)
-    failing = Failing(faithful=True)
-    with warnings.catch_warnings(record=True) as record:
-        warnings.simplefilter("always")
-        curve, weights = _fit("dense", digits01, strategy=failing)
-    said = _runtime_warnings(record)
+    curve, weights, said = _fit_watched("dense", digits01, Failing(faithful=True))
     assert len(said) == 1 and "could not be captured" in said[0] and "not permitted" in said[0]
     assert curve == eager_curve
     for a, b in zip(weights, eager_weights, strict=True):

@@ -82,3 +82,25 @@ def test_a_streamed_run_is_not_resumed_under_another_process_count(tmp_path, cap
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "streamed its data in 2 process(es)" in err[0]
     assert (out / "checkpoint.safetensors").read_bytes() == before  # nothing trained on
+
+
+def test_a_resume_stopped_at_its_record_write_resumes_again(tmp_path, monkeypatch):
+    """The resume's record is a new write before the resumed fit's first step: a failure there
+    leaves config.json as it was, and the next resume proceeds."""
+    from aekit.io import rundir
+
+    out = tmp_path / "run"
+    assert main(["train", *QUICK, "--epochs", "1", "--out", str(out)]) == 0
+    before = (out / "config.json").read_bytes()
+    real = rundir.ckpt.write_json
+
+    def fail(path, record):
+        raise KeyboardInterrupt  # stopped at this instant (as Ctrl-C)
+
+    monkeypatch.setattr(rundir.ckpt, "write_json", fail)
+    assert main(["train", "--resume", "--epochs", "1", "--out", str(out)]) == 130
+    assert (out / "config.json").read_bytes() == before
+    monkeypatch.setattr(rundir.ckpt, "write_json", real)
+    assert main(["train", "--resume", "--epochs", "2", "--out", str(out)]) == 0
+    cfg = json.loads((out / "config.json").read_text())
+    assert len(cfg["resumes"]) == 1 and cfg["training"]["epochs"] == 2

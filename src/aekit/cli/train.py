@@ -112,8 +112,8 @@ def add_parser(sub) -> None:
     t.add_argument(
         "--resume",
         action="store_true",
-        help="continue the run in --out; --epochs, --lr, --patience and the data's location "
-        "may change, other flags must match the run",
+        help="continue the run in --out; --epochs, --lr, --patience, --cuda-graphs and the "
+        "data's location may change, other flags must match the run",
     )
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.add_argument(
