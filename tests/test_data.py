@@ -190,9 +190,12 @@ def test_dataset_checks_image_shape_and_labels():
 def test_missing_file_unknown_suffix_and_name(tmp_path):
     with pytest.raises(DataError, match="no such data file: .*nope.csv"):
         load_dataset(tmp_path / "nope.csv")
-    for source in (str(_write(tmp_path / "x.txt", "1,2\n")), "cifar10"):
+    for source in (str(_write(tmp_path / "x.dat", "1,2\n")), "cifar10"):
         with pytest.raises(DataError, match=r"digits, mnist, fashion-mnist .*\.npy, \.npz, \.csv"):
             load_dataset(source)
+    # a .txt file is a list of image paths; numbers in it are named as such
+    with pytest.raises(DataError, match=r"x.txt line 1 names '1,2'.*list of image paths.*\.csv"):
+        load_dataset(_write(tmp_path / "x.txt", "1,2\n"))
     (tmp_path / "dir.csv").mkdir()
     with pytest.raises(DataError, match="is a folder"):
         load_dataset(tmp_path / "dir.csv")

@@ -7,6 +7,7 @@ What ``aekit eval / encode / reconstruct`` call. Each takes the run directory, t
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -24,31 +25,59 @@ __all__ = ["encode", "evaluate", "load_run_data", "reconstruct", "write_array"]
 SPLIT_SETS = ("mnist", "fashion-mnist")  # the sources with a train and a test split
 
 
-def load_run_data(run, data=None, *, data_dir=None, split="test", limit=None, device="auto"):
+def load_run_data(run, data=None, *, data_dir=None, split="test", limit=None, device="auto",
+                  color=None, resize=None, units="check"):  # fmt: skip
     """(model on ``device``, scaled X, dataset, what was scored) for a saved run.
 
     ``data`` defaults to the run's own; "what was scored" is ``{"data": source, "split":
-    "train"/"test" for MNIST and Fashion-MNIST, else "all"}``.
+    "train"/"test" for MNIST and Fashion-MNIST, else "all"}``. Image files are read as the run
+    read its own (its ``color`` and ``resize``) unless ``color`` / ``resize`` are given; the
+    data are checked against the run's units first (``units``:
+    :meth:`aekit.data.units.Units.check`).
     """
+    from .resume import reading_options
+
     model = ckpt.load(run).to(resolve_device(device))
     shape = None
+    d = ckpt.read_config(run).get("data", {})
+    reading = reading_options(d)
+    reading.update({k: v for k, v in (("color", color), ("resize", resize)) if v is not None})
     if data is None:
-        d = ckpt.read_config(run).get("data", {})
         data, data_dir = d.get("source", "digits"), data_dir or d.get("data_dir")
         if data not in SPLIT_SETS and data != "digits" and d.get("image_shape"):
             shape = tuple(d["image_shape"])  # a file of images folded as in training
-    ds = load_dataset(data, data_dir=data_dir, split=split, limit=limit, image_shape=shape)
-    if ds.X.shape[1] != model.input_dim:
-        raise DataError(
-            f"data has {ds.X.shape[1]} features but the model expects {model.input_dim}; "
-            "use data of the width the model was trained on"
-        )
-    X = model.scaler.transform(ds.X) if model.scaler is not None else ds.X
+    ds = load_dataset(
+        data, data_dir=data_dir, split=split, limit=limit, image_shape=shape, **reading
+    )
+    check_width(ds, model)
+    raw = ds.X
+    if model.units is not None:
+        raw = model.units.check(ds.X, mode=units, max_value=ds.max_value, what=f"the data {data}")
+        if raw is not ds.X:
+            ds = replace(ds, X=raw, max_value=model.units.max_value)
+    X = model.scaler.transform(raw) if model.scaler is not None else raw
     scored = {
         "data": str(data) if isinstance(data, str | os.PathLike) else "<array>",
         "split": split if ds.name in SPLIT_SETS else "all",
     }
     return model, X, ds, scored
+
+
+def check_width(ds, model) -> None:
+    """Refuse data of another width, naming the image shapes when both are images."""
+    if ds.X.shape[1] == model.input_dim:
+        return
+    want = getattr(model.config, "image_shape", None)
+    if ds.image_shape is not None and want:
+        raise DataError(
+            f"the data are images of shape {list(ds.image_shape)} (C, H, W) but the model takes "
+            f"{list(want)}; pass --resize {want[1]}x{want[2]} and --color "
+            f"{'gray' if want[0] == 1 else 'rgb'} (resize=, color=)"
+        )
+    raise DataError(
+        f"data has {ds.X.shape[1]} features but the model expects {model.input_dim}; "
+        "use data of the width the model was trained on"
+    )
 
 
 def evaluate(

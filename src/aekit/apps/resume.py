@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from ..data import Dataset, Scaler, load_dataset, train_val_split
+from ..data.units import Units
 from ..errors import ConfigError, DataError, ModelFileError
 from ..io import checkpoint as ckpt
 from ..training import TrainConfig
@@ -84,6 +85,8 @@ def prepare_resume(out: Path, *, data, data_dir, model, limit, scale, val_fracti
     torch.manual_seed(config.seed)  # the initial weights of a run started over, as train made them
     net = ckpt.build_from_record(record)
     net.scaler = scaler
+    if "units" in cfg:
+        net.units = Units.from_dict(cfg["units"])
     if (training != cfg["training"] or stored_data != cfg["data"]) and is_writer():
         cfg["training"], cfg["data"] = asdict(config), stored_data
         ckpt.write_json(out / ckpt.CONFIG_FILE, cfg)
@@ -122,6 +125,14 @@ def _norm(value):
     return list(value) if isinstance(value, tuple | list) else value
 
 
+def reading_options(stored: dict[str, Any]) -> dict[str, Any]:
+    """How the run read its image files (load_dataset's color and resize), from its record."""
+    if "color" not in stored:
+        return {}
+    resize = stored.get("resize")
+    return {"color": stored["color"], "resize": tuple(resize) if resize else None}
+
+
 def _find_data(stored: dict[str, Any], data, data_dir, out: Path) -> Dataset:
     """Load the run's data (from a new place when given) and check it is the same data."""
     source = stored["source"] if data is None else data
@@ -139,6 +150,7 @@ def _find_data(stored: dict[str, Any], data, data_dir, out: Path) -> Dataset:
             split="train",
             limit=stored.get("limit"),
             image_shape=None if named or shape is None else tuple(shape),
+            **reading_options(stored),
         )
     except DataError as e:
         raise DataError(

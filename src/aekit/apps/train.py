@@ -21,6 +21,7 @@ import torch
 
 from ..data import Dataset, Scaler, default_scaler_kind, load_dataset, train_val_split
 from ..data.stream import should_stream
+from ..data.units import Units
 from ..errors import ConfigError
 from ..io.rundir import RunLock, RunWriter, check_resume, holds_run, load_best
 from ..nn import build_model, model_spec
@@ -71,6 +72,8 @@ def train(
     scale: str | None = None,
     val_fraction: float | None = None,
     image_shape: tuple[int, int, int] | None = None,
+    color: str | None = None,
+    resize: tuple[int, int] | None = None,
     stream: bool | None = None,
     resume: bool = False,
     progress: bool = False,
@@ -95,7 +98,10 @@ def train(
     rows by more than two standard errors (:mod:`aekit.apps.baseline`). After
     training, the best model's held-out error is compared with PCA's at the same code size,
     in the data's units (``RunResult.check``, the run's ``summary.json``). ``image_shape``
-    (C, H, W) folds the rows of a data file into images (conv models). ``stream`` reads a
+    (C, H, W) folds the rows of a data file into images (conv models). ``color`` ("auto",
+    "gray", "rgb") and ``resize`` ((H, W)) say how image files are read
+    (:mod:`aekit.data.images`); the run records them, and its data's units
+    (:mod:`aekit.data.units`), which jobs on new data are checked against. ``stream`` reads a
     ``.npy`` file or a folder of ``.npy`` shards block by block instead of loading it (None:
     when the data are a folder, or a file over 1 GiB). ``device`` is where to
     train ("auto": CUDA when available, else the CPU); it is not stored, so a run resumes on
@@ -158,6 +164,7 @@ def train(
         return _new_run(
             out, data, model, data_dir, limit, scale, val_fraction, image_shape,
             model_options, train_options, progress, device, init,
+            reading={"color": color or "auto", "resize": resize},
         )  # fmt: skip
 
 
@@ -171,7 +178,8 @@ def _check_out(out) -> Path:
 
 
 def _new_run(out, data, model, data_dir, limit, scale, val_fraction, image_shape,
-             model_options, train_options, progress, device, init=None) -> RunResult:  # fmt: skip
+             model_options, train_options, progress, device, init=None,
+             reading=None) -> RunResult:  # fmt: skip
     data = DEFAULTS["data"] if data is None else data
     model = model or DEFAULTS["model"]
     val_fraction = DEFAULTS["val_fraction"] if val_fraction is None else val_fraction
@@ -180,7 +188,10 @@ def _new_run(out, data, model, data_dir, limit, scale, val_fraction, image_shape
     config = TrainConfig(**train_options)
     if config.engine == "torch":
         check_device(device, config.precision)  # before anything is written
-    ds = load_dataset(data, data_dir=data_dir, split="train", limit=limit, image_shape=image_shape)
+    reading = reading or {}
+    ds = load_dataset(
+        data, data_dir=data_dir, split="train", limit=limit, image_shape=image_shape, **reading
+    )
     split = split_and_scale(ds, val_fraction, config.seed, scale)
     budget = None
     if auto_budget:
@@ -195,6 +206,9 @@ def _new_run(out, data, model, data_dir, limit, scale, val_fraction, image_shape
     torch.manual_seed(config.seed)
     net = build_model(model, ds.X.shape[1], **options)
     net.scaler = split[2]
+    net.units = Units.fit(
+        ds.X, dtype=ds.dtype, max_value=ds.max_value, image=ds.image_shape is not None
+    )
     if config.engine == "numpy":  # refuse what the engine cannot train before writing anything
         from ..backends.numpy import check_representable
 
@@ -204,7 +218,7 @@ def _new_run(out, data, model, data_dir, limit, scale, val_fraction, image_shape
         warm = pca_warm_start(net, split[0], seed=config.seed)
         if init == "pca" and not warm.applied:
             raise ConfigError(f"--init pca cannot start this model from PCA: {warm.reason}")
-    extra = {"data": data_record(data, data_dir, limit, val_fraction, ds, split), "training": {}}
+    extra = {"data": data_record(data, data_dir, limit, val_fraction, ds, split, reading)}
     extra["training"] = asdict(config)
     extra["init"] = warm.to_dict()
     extra["budget"] = budget.to_dict() if budget else {"rule": "epochs", "epochs": config.epochs}
@@ -236,8 +250,11 @@ def _output_activation(model: str, options: dict, X: np.ndarray, init: str, ds) 
     return resolve_output_activation(model, requested, X)
 
 
-def data_record(data, data_dir, limit, val_fraction, ds: Dataset, split) -> dict[str, Any]:
-    """How to find the run's data again: absolute paths, and a fingerprint of the values."""
+def data_record(
+    data, data_dir, limit, val_fraction, ds: Dataset, split, reading=None
+) -> dict[str, Any]:
+    """How to find the run's data again: absolute paths, how image files were read (color,
+    resize), and a fingerprint of the values."""
     if isinstance(data, str | os.PathLike):
         named = str(data).lower().replace("_", "-") in ("digits", "mnist", "fashion-mnist")
         source = str(data) if named else str(Path(data).resolve())
@@ -252,7 +269,16 @@ def data_record(data, data_dir, limit, val_fraction, ds: Dataset, split) -> dict
         "n_train": int(len(split[0])),
         "n_val": 0 if split[1] is None else int(len(split[1])),
         "sha256": fingerprint(ds.X),
+        **_reading_record(ds, reading or {}),
     }
+
+
+def _reading_record(ds: Dataset, reading: dict) -> dict[str, Any]:
+    """For image files: how they were read (color, resize), for eval and resume."""
+    if ds.files is None:
+        return {}
+    resize = reading.get("resize")
+    return {"color": reading.get("color", "auto"), "resize": list(resize) if resize else None}
 
 
 def fingerprint(X: np.ndarray) -> str:

@@ -27,11 +27,39 @@ def sizes_arg(text: str) -> tuple[int, ...]:
         ) from None
 
 
+IMAGES_HELP = (
+    "a folder of images (read recursively, sorted), one image, or a .txt list of image paths "
+    "(.png .jpg .webp .tif .bmp)"
+)
+COLOR_HELP = (
+    "how image files are read: auto keeps each file's kind (grey: 1, L, LA, 16-bit I;16, 32-bit "
+    "I and F; RGB: RGB, RGBA, palette P, CMYK, YCbCr, LAB, HSV; alpha is dropped; a mix is "
+    "refused), gray or rgb converts every image (default: auto; a trained model reads images "
+    "as its run did)"
+)
+
+
+def resize_arg(text: str) -> tuple[int, int]:
+    """'64x48' -> (64, 48), height x width."""
+    from ..data.images import parse_resize
+    from ..errors import DataError
+
+    try:
+        return parse_resize(text)
+    except DataError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def data_args(
-    p: argparse.ArgumentParser, default: str | None = None, shown=None, required: bool = False
+    p: argparse.ArgumentParser,
+    default: str | None = None,
+    shown=None,
+    required: bool = False,
+    units: bool = True,
 ) -> None:
-    """--data, --data-dir, --limit; ``shown`` is the default the help names, ``required``: the
-    command has no default (it says so itself when --data is missing)."""
+    """--data, --data-dir, --limit, --color, --resize (and --units, for jobs on a trained
+    model); ``shown`` is the default the help names, ``required``: the command has no default
+    (it says so itself when --data is missing)."""
     if required:
         tail = " (required)"
     else:
@@ -41,10 +69,30 @@ def data_args(
     p.add_argument(
         "--data",
         default=default,
-        help="digits (built in), mnist, fashion-mnist, or a .npy/.npz/.csv/.parquet file" + tail,
+        help="digits (built in), mnist, fashion-mnist, a .npy/.npz/.csv/.parquet file, or "
+        + IMAGES_HELP
+        + tail,
     )
     p.add_argument("--data-dir", help="folder holding mnist/ and fashion-mnist/ (or AEKIT_DATA)")
     p.add_argument("--limit", type=int, help="use only the first N samples")
+    p.add_argument("--color", choices=("auto", "gray", "rgb"), help=COLOR_HELP)
+    p.add_argument(
+        "--resize",
+        type=resize_arg,
+        metavar="HxW",
+        help="resample every image to H x W pixels (Lanczos, aspect not kept); without it "
+        "images of mixed sizes are refused (default: none; a trained model resizes as its run "
+        "did)",
+    )
+    if units:
+        p.add_argument(
+            "--units",
+            choices=("check", "as-is", "convert"),
+            default="check",
+            help="data in other units than the model's training data (e.g. images in [0, 1] "
+            "for a model of 0-255 pixels) are refused (check), used unchanged (as-is) or "
+            "rescaled to the model's units (convert) (default: %(default)s)",
+        )
 
 
 def split_arg(p: argparse.ArgumentParser) -> None:
@@ -100,4 +148,13 @@ def job_kwargs(args) -> dict:
         "split": args.split,
         "limit": args.limit,
         "device": args.device,
+        **reading_kwargs(args),
     }
+
+
+def reading_kwargs(args) -> dict:
+    """--color, --resize and --units as keyword arguments of the jobs that read data."""
+    out = {"color": args.color, "resize": args.resize}
+    if hasattr(args, "units"):
+        out["units"] = args.units
+    return out

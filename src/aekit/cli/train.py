@@ -30,7 +30,7 @@ def add_parser(sub) -> None:
         epilog=TRAIN_EXAMPLE + presets(MODELS),
         formatter_class=FORMATTER,
     )
-    data_args(t, default=None, shown="digits")
+    data_args(t, default=None, shown="digits", units=False)
     t.add_argument(
         "--image-shape",
         type=sizes_arg,
@@ -220,6 +220,8 @@ def run(args) -> int:
         scale=args.scale,
         val_fraction=args.val_fraction,
         image_shape=args.image_shape or None,
+        color=args.color,
+        resize=args.resize,
         stream=args.stream,
         resume=args.resume,
         progress=not args.quiet,

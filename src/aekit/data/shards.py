@@ -147,8 +147,14 @@ def _pyarrow(path: Path):
     return pa, pq
 
 
-def open_shards(path: Path) -> list[NpyShard | ParquetShard]:
-    """The shards of a .npy or .parquet file, or of a folder of either kind (sorted by name)."""
+def open_shards(path: Path, reading: dict | None = None) -> list:
+    """The shards of a .npy or .parquet file, or of a folder of either kind (sorted by name);
+    image files (a folder of images, an image, a .txt list) are one shard decoded on read
+    (``reading``: their color and resize)."""
+    from .images import ImageShard, is_image_source
+
+    if is_image_source(path):
+        return [ImageShard(path, **(reading or {}))]
     if not path.is_dir():
         if path.suffix not in (".npy", ".parquet"):
             raise DataError(

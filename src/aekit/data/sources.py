@@ -6,7 +6,7 @@ import csv
 import gzip
 import os
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,12 @@ class Dataset:
         int64 class labels of shape (N,), where the source has them.
     max_value : float or None
         The pixel maximum of the image format (255 for IDX, 16 for digits); None for tabular.
+    files : tuple of str or None
+        For image files: each row's file name, relative to the folder (or list) read, which
+        outputs keep; None otherwise.
+    dtype : str or None
+        The values' type as stored (``"uint8"`` for 8-bit images and IDX, ``"float64"`` for
+        text tables, ...), which the run records with their range (:mod:`aekit.data.units`).
     """
 
     X: np.ndarray
@@ -44,6 +50,8 @@ class Dataset:
     image_shape: tuple[int, int, int] | None = None
     labels: np.ndarray | None = None
     max_value: float | None = None
+    files: tuple[str, ...] | None = None
+    dtype: str | None = None
 
     def __post_init__(self) -> None:
         if self.image_shape is not None and int(np.prod(self.image_shape)) != self.X.shape[1]:
@@ -165,14 +173,18 @@ def load_dataset(
     split: str = "train",
     limit: int | None = None,
     image_shape: tuple[int, int, int] | None = None,
+    color: str = "auto",
+    resize: tuple[int, int] | None = None,
 ) -> Dataset:
-    """Load a built-in data set, a data file or an in-memory array.
+    """Load a built-in data set, a data file, image files or an in-memory array.
 
     Parameters
     ----------
     source : str, path or array-like
         ``"digits"``, ``"mnist"``, ``"fashion-mnist"``; a path ending ``.npy``, ``.npz``,
-        ``.csv`` (or ``.csv.gz``), ``.parquet``; or a 2-D numeric array.
+        ``.csv`` (or ``.csv.gz``), ``.parquet``; images: a folder of them (read recursively in
+        sorted order), one image file (.png, .jpg, .webp, .tif, .bmp) or a ``.txt`` file
+        listing image paths (:mod:`aekit.data.images`); or a numeric array.
     data_dir : str or path, optional
         The folder holding ``mnist/`` and ``fashion-mnist/`` with the IDX ``.gz`` files.
         Defaults to the environment variable ``AEKIT_DATA``, else the cache ``~/.cache/aekit``.
@@ -186,6 +198,10 @@ def load_dataset(
         Fold each row of a file or array into an image (for convolutional models). Arrays of
         shape (N, H, W) or (N, C, H, W) are images already: they are flattened to rows and
         carry their shape. Images stored as uint8 are scaled by 255, images in [0, 1] by 1.
+    color : {"auto", "gray", "rgb"}
+        Image files: keep each file's mode ("auto"; a mix is refused) or convert all to one.
+    resize : (H, W), optional
+        Image files: resample every image to this size (a mix of sizes is refused without it).
 
     Returns
     -------
@@ -208,14 +224,38 @@ def load_dataset(
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r}; use 'train' or 'test'")
     limit = _check_limit(limit)
+    if isinstance(source, (str, os.PathLike)) and _is_images(source):
+        return _load_images(Path(os.fsdecode(os.fspath(source))), limit, image_shape, color, resize)
     if isinstance(source, (str, os.PathLike)):
         ds = _load_named(source, data_dir, split, limit, image_shape)
     else:
         ds = _dataset("array", source, None, "data", image_shape)
     if limit is not None and limit < ds.n_samples:
         labels = None if ds.labels is None else ds.labels[:limit]
-        ds = Dataset(ds.X[:limit].copy(), ds.name, ds.image_shape, labels, ds.max_value)
+        ds = replace(ds, X=ds.X[:limit].copy(), labels=labels)
     return ds
+
+
+def _is_images(source: str | os.PathLike) -> bool:
+    from aekit.data.images import is_image_source
+
+    key = os.fspath(source)
+    if isinstance(key, str) and key.lower().replace("_", "-") in BUILTIN:
+        return False
+    return is_image_source(os.fsdecode(key))
+
+
+def _load_images(path: Path, limit, image_shape, color, resize) -> Dataset:
+    from aekit.data.images import read_images
+
+    images = read_images(path, color=color, resize=resize, limit=limit)
+    if image_shape is not None and tuple(image_shape) != images.shape:
+        raise DataError(
+            f"{path} holds images of shape {list(images.shape)} (C, H, W), not the image_shape "
+            f"{list(image_shape)} given; drop the image shape, or pass --resize / --color"
+        )
+    name = path.stem if path.is_file() else path.name
+    return Dataset(images.X, name, images.shape, None, images.max_value, images.names, images.dtype)
 
 
 def _check_limit(limit: Any) -> int | None:
@@ -244,7 +284,8 @@ def _load_named(
     if suffix is None:
         raise DataError(
             f"unknown data source {str(path)!r}; use one of {', '.join(BUILTIN)} "
-            f"or a file ending {', '.join(SUFFIXES)}"
+            f"or a file ending {', '.join(SUFFIXES)}, or images (a folder, a .png/.jpg/.webp/"
+            ".tif/.bmp file, or a .txt list of image paths)"
         )
     if not path.exists():
         raise DataError(f"no such data file: {path}")
@@ -269,15 +310,17 @@ def _dataset(name: str, X: Any, labels: Any, what: str, image_shape) -> Dataset:
         arr = arr.reshape(len(arr), -1)
     elif image_shape is not None:
         shape = _image_shape(image_shape)
+    dtype = str(arr.dtype) if isinstance(arr, np.ndarray) else None
     if shape is None:
-        return Dataset(validate_array(arr, what=what), name, labels=_as_labels(labels, what))
+        rows = validate_array(arr, what=what)
+        return Dataset(rows, name, labels=_as_labels(labels, what), dtype=dtype or str(rows.dtype))
     raw = np.asarray(arr)
     rows = validate_array(raw, what=what)
     if raw.dtype == np.uint8:
         max_value: float | None = 255.0
     else:
         max_value = 1.0 if rows.min() >= 0 and rows.max() <= 1 else None
-    return Dataset(rows, name, shape, _as_labels(labels, what), max_value)
+    return Dataset(rows, name, shape, _as_labels(labels, what), max_value, dtype=str(raw.dtype))
 
 
 def _image_shape(value: Any) -> tuple[int, int, int]:
@@ -315,7 +358,7 @@ def _load_digits() -> Dataset:
 
     bunch = load_digits()
     X = np.ascontiguousarray(bunch.data, dtype=np.float32)  # (1797, 64), values 0..16
-    return Dataset(X, "digits", (1, 8, 8), bunch.target.astype(np.int64), 16.0)
+    return Dataset(X, "digits", (1, 8, 8), bunch.target.astype(np.int64), 16.0, dtype="float64")
 
 
 def _load_idx_set(name: str, data_dir: Any, split: str, limit: int | None) -> Dataset:
@@ -332,7 +375,7 @@ def _load_idx_set(name: str, data_dir: Any, split: str, limit: int | None) -> Da
     n = len(images) if limit is None else min(limit, len(images))
     X = images[:n].reshape(n, -1).astype(np.float32)  # (N, 28, 28) uint8 -> (N, 784) float32
     shape = (1, images.shape[1], images.shape[2])
-    return Dataset(X, name, shape, labels[:n].astype(np.int64), 255.0)
+    return Dataset(X, name, shape, labels[:n].astype(np.int64), 255.0, dtype="uint8")
 
 
 def _idx_folder(name: str, data_dir: Any, split: str, stems: tuple[str, ...]) -> Path:

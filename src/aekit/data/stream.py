@@ -28,13 +28,17 @@ SUFFIXES = (".npy", ".parquet")
 
 
 def should_stream(data, stream: bool | None) -> bool:
-    """Whether ``data`` are read block by block: asked for, or a folder, or a .npy / .parquet
-    file whose values take over 1 GiB as float32."""
+    """Whether ``data`` are read block by block: asked for, or a folder of shards, or a .npy /
+    .parquet file whose values take over 1 GiB as float32 (image files only when asked)."""
+    from .images import is_image_source
+
     if stream is False or not isinstance(data, str | os.PathLike):
         return False
     path = Path(data)
-    if stream or path.is_dir():
+    if stream:
         return True
+    if path.is_dir():
+        return not is_image_source(path)
     return path.suffix in SUFFIXES and path.is_file() and _float32_bytes(path) > STREAM_BYTES
 
 

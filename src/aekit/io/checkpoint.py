@@ -138,6 +138,8 @@ def write_config(model, path: str | os.PathLike, extra: dict[str, Any] | None = 
     config = {"aekit_version": __version__, "model": model_record(model)}
     if model.scaler is not None:
         config["scaler"] = model.scaler.to_dict()
+    if getattr(model, "units", None) is not None:
+        config["units"] = model.units.to_dict()
     config.update(extra or {})
     write_json(path / CONFIG_FILE, config)
     return path
@@ -193,6 +195,10 @@ def load(path: str | os.PathLike):
         raise ModelFileError(f"{weights} does not match its config.json: {first}") from None
     if "scaler" in config:
         model.scaler = Scaler.from_dict(config["scaler"])
+    if "units" in config:  # runs written before the record load unchecked
+        from ..data.units import Units
+
+        model.units = Units.from_dict(config["units"])
     model.eval()
     return model
 

@@ -43,13 +43,16 @@ class Autoencoder(nn.Module):
     (corruption, reparameterisation) comes from torch's global RNG; in eval mode from a
     fixed-seed generator, so that validation losses are reproducible. :meth:`encode`,
     :meth:`decode` and :meth:`reconstruct` are deterministic (a Gaussian latent uses its
-    posterior mean). ``scaler`` is the data scaler the model was trained with (or None); it
-    travels with the model through :func:`aekit.save` / :func:`aekit.load`.
+    posterior mean). ``scaler`` is the data scaler the model was trained with (or None), and
+    ``units`` the training data's units (:class:`aekit.data.units.Units`, or None), against
+    which :meth:`encode_numpy` and :meth:`reconstruct_numpy` check their input; both travel
+    with the model through :func:`aekit.save` / :func:`aekit.load`.
     """
 
     config_class: type
     name: str
     scaler = None
+    units = None
     encoder: nn.ModuleList
     decoder: nn.ModuleList
 
@@ -169,18 +172,31 @@ class Autoencoder(nn.Module):
         return self._batched(self.reconstruct, X, self.config.input_dim)
 
     # on data in their own units: the stored scaler (if any) applied and undone
-    def encode_numpy(self, X: np.ndarray) -> np.ndarray:
+    def encode_numpy(self, X: np.ndarray, *, units: str = "check") -> np.ndarray:
         """Codes Z of raw data X (N, D_in): the model's scaler is applied first.
 
         A model without a scaler (one built in Python) takes X as it is, as
-        :meth:`encode_scaled` does; a model loaded from a run scales X as training did.
+        :meth:`encode_scaled` does; a model loaded from a run scales X as training did, after
+        checking that X is in the training data's units (``units``: "check", "as-is" to skip
+        the check, "convert" to rescale images; :meth:`aekit.data.units.Units.check`).
         """
+        X = self._in_units(X, units)
         return self._batched(self.encode, X, self.config.input_dim, raw_in=True)
+
+    def _in_units(self, X, mode: str):
+        if self.units is None or torch.is_tensor(X):
+            return X
+        arr = np.asarray(X)
+        if arr.ndim != 2 or arr.dtype.kind not in "biuf":
+            return X  # the shape check in _batched says what is wrong
+        return self.units.check(arr, mode=mode)
 
     def decode_numpy(self, Z: np.ndarray) -> np.ndarray:
         """Decodings of codes Z in the data's own units (the scaler undone)."""
         return self._batched(self.decode, Z, self.config.latent_dim, raw_out=True)
 
-    def reconstruct_numpy(self, X: np.ndarray) -> np.ndarray:
-        """X_hat of raw data X, in the data's own units."""
+    def reconstruct_numpy(self, X: np.ndarray, *, units: str = "check") -> np.ndarray:
+        """X_hat of raw data X, in the data's own units (``units`` as in :meth:`encode_numpy`;
+        converted input comes back in the model's units)."""
+        X = self._in_units(X, units)
         return self._batched(self.reconstruct, X, self.config.input_dim, raw_in=True, raw_out=True)
