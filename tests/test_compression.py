@@ -136,8 +136,9 @@ BAD_FILES = {
     "trailing bytes": (lambda d: d + b"\0", "stray bytes"),
     "another format": (lambda d: b"\x89PNG\r\n\x1a\n" + d[8:], "not an aekit compressed file"),
     "an empty file": (lambda d: b"", "not an aekit compressed file"),
-    "a newer version": (lambda d: _with_version(d, 3), "format version 3"),
+    "a newer version": (lambda d: _with_version(d, 4), "format version 4"),
     "version 2 without a residual layer": (lambda d: _with_version(d, 2), "flags"),
+    "version 3 without file names": (lambda d: _with_version(d, 3), "flags"),
 }
 
 

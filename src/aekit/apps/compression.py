@@ -93,8 +93,11 @@ def _residual(model, X: np.ndarray, step: float):
     return symbols, x_hat, params, k
 
 
-def compress(model, X: np.ndarray, step: float | None = None) -> bytes:
+def compress(model, X: np.ndarray, step: float | None = None, names=None) -> bytes:
     """The .aek file's bytes for rows X (N, D) in the data's units.
+
+    ``names`` (one per row: the input files' relative names) are stored in the file (format
+    version 3), so that decompressing into a folder writes the same names.
 
     Without ``step`` the file holds the quantised code only; its quality is the model's. With
     ``step`` q (in the data's units) a residual layer follows (:mod:`aekit.apps.residual`):
@@ -125,13 +128,30 @@ def compress(model, X: np.ndarray, step: float | None = None) -> bytes:
         encoder.encode(np.ascontiguousarray(symbols[:, c], dtype=np.int32), coder)
     words = encoder.get_compressed().astype("<u4").tobytes()
     header = Header(
-        image_shape(model), len(X), symbols.shape[1], model_hash(model), step is not None
-    )
+        image_shape(model), len(X), symbols.shape[1], model_hash(model), step is not None,
+        _check_names(names, len(X)),
+    )  # fmt: skip
     if step is None:
         return pack(header, words)
     residual_words, _ = residual.encode(k, x_hat, params)
     lengths = struct.pack("<I", len(words) // 4)
     return pack(header, params.pack() + lengths + words + residual_words)
+
+
+def _check_names(names, n: int) -> tuple[str, ...] | None:
+    if names is None:
+        return None
+    names = tuple(str(v) for v in names)
+    if len(names) != n:
+        raise DataError(f"{len(names)} file names for {n} images; give one name per image")
+    if any("\n" in v or "\r" in v for v in names):
+        raise DataError("a file name holds a line break; rename the file")
+    return names
+
+
+def file_names(data: bytes) -> tuple[str, ...] | None:
+    """The file names a .aek file carries (format version 3), or None."""
+    return unpack(data)[0].names
 
 
 def _sections(model, data: bytes):
@@ -249,14 +269,16 @@ def compression_report(
     data: bytes | None = None,
     data_range: float | None = None,
     step: float | None = None,
+    names=None,
 ) -> tuple[CompressionReport, bytes, np.ndarray]:
     """(report, file bytes, decoded X_hat) for X: compress at ``step`` (unless ``data`` is
     given: then the file's own step counts), decode, time both, and score the decoded rows.
 
-    ``data_range`` is the PSNR/SSIM peak (default: :func:`pixel_max`).
+    ``data_range`` is the PSNR/SSIM peak (default: :func:`pixel_max`); ``names`` the images'
+    file names, stored in the file.
     """
     t0 = time.perf_counter()
-    data = compress(model, X, step) if data is None else data
+    data = compress(model, X, step, names) if data is None else data
     t1 = time.perf_counter()
     params = _sections(model, data)[1]
     step = None if params is None else params.step

@@ -147,15 +147,21 @@ def evaluate(
 
 def encode(run, data=None, **kwargs) -> np.ndarray:
     """Codes Z (N, D_latent) of the data under a saved run's model."""
-    model, X, _, _ = load_run_data(run, data, **kwargs)
-    return model.encode_scaled(X)
+    return outputs(run, data, "encode", **kwargs)[0]
 
 
 def reconstruct(run, data=None, **kwargs) -> np.ndarray:
     """Reconstructions in the data's original units (the scaler inverted)."""
-    model, X, _, _ = load_run_data(run, data, **kwargs)
+    return outputs(run, data, "reconstruct", **kwargs)[0]
+
+
+def outputs(run, data=None, what: str = "encode", **kwargs):
+    """(codes or reconstructions, the dataset they came from: its file names and shape)."""
+    model, X, ds, _ = load_run_data(run, data, **kwargs)
+    if what == "encode":
+        return model.encode_scaled(X), ds
     X_hat = model.reconstruct_scaled(X)
-    return model.scaler.inverse_transform(X_hat) if model.scaler is not None else X_hat
+    return (model.scaler.inverse_transform(X_hat) if model.scaler is not None else X_hat), ds
 
 
 def stream_to_file(run, data, out, what: str = "encode", device="auto") -> tuple[int, int]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import ConfigError, DataError
-from ._common import FORMATTER, data_args, device_arg, split_arg
+from ._common import FORMATTER, data_args, device_arg, reading_kwargs, split_arg
 
 COMPRESS_EXAMPLE = """examples:
   aekit train --data mnist --model compress --out runs/codec
@@ -65,10 +65,10 @@ def run_compress(args) -> int:
 
     model, _, ds, _ = load_run_data(
         args.run, args.data, data_dir=args.data_dir, split=args.split, limit=args.limit,
-        device=args.device,
+        device=args.device, **reading_kwargs(args),
     )  # fmt: skip
     report, data, _ = compression_report(
-        model, ds.X, data_range=_data_range(model, ds), step=args.step
+        model, ds.X, data_range=_data_range(model, ds), step=args.step, names=ds.files
     )
     atomic_write(args.out, lambda tmp: Path(tmp).write_bytes(data))
     print(f"wrote {args.out}")
@@ -77,7 +77,7 @@ def run_compress(args) -> int:
 
 
 def run_decompress(args) -> int:
-    from ..apps.compression import compression_report, decompress
+    from ..apps.compression import compression_report, decompress, file_names
     from ..apps.evaluate import load_run_data
     from ..io import checkpoint
     from ..io.files import write_array
@@ -91,7 +91,7 @@ def run_decompress(args) -> int:
     if args.data is not None:
         model, _, ds, _ = load_run_data(
             args.run, args.data, data_dir=args.data_dir, split=args.split, limit=args.limit,
-            device=args.device,
+            device=args.device, **reading_kwargs(args),
         )  # fmt: skip
         report, _, X_hat = compression_report(model, ds.X, data, _data_range(model, ds))
     else:
@@ -102,7 +102,7 @@ def run_decompress(args) -> int:
     elif out.suffix:
         raise ConfigError(f"cannot write {out}: use a .npy or .csv file, or a folder for PNGs")
     else:
-        write_pngs(out, X_hat, model)
+        write_pngs(out, X_hat, model, file_names(data))
     print(f"wrote {len(X_hat)} images to {out}")
     if report is not None:
         _print_report(report, args.json)
@@ -116,23 +116,14 @@ def _data_range(model, ds) -> float:
     return float(ds.max_value) if getattr(ds, "max_value", None) else pixel_max(model, ds.X)
 
 
-def write_pngs(folder: Path, X_hat, model) -> None:
-    """One 8-bit PNG per row, 00000.png, 00001.png, ..., (C = 1 grey, C = 3 RGB)."""
-    import numpy as np
-    from PIL import Image
-
+def write_pngs(folder: Path, X_hat, model, names=None) -> None:
+    """One PNG per row (C = 1 grey, C = 3 RGB; 16-bit for 16-bit grey), under the images'
+    own names when the file carries them, else 00000.png, 00001.png, ...; the folder appears
+    when complete (:func:`aekit.io.images.write_image_folder`)."""
     from ..apps.compression import image_shape, pixel_max
-    from ..io.files import atomic_write, make_folder
+    from ..io.images import write_image_folder
 
-    c, h, w = image_shape(model)
-    if c not in (1, 3) or h == 1:
-        raise ConfigError(f"rows of shape {(c, h, w)} are not images: write a .npy file instead")
-    make_folder(folder)
-    pixels = np.clip(np.rint(X_hat / pixel_max(model) * 255), 0, 255).astype(np.uint8)
-    for i, row in enumerate(pixels):
-        img = row.reshape(c, h, w).transpose(1, 2, 0)
-        image = Image.fromarray(img[:, :, 0] if c == 1 else img)
-        atomic_write(folder / f"{i:05d}.png", lambda tmp, im=image: im.save(tmp, format="PNG"))
+    write_image_folder(folder, X_hat, image_shape(model), pixel_max(model), names)
 
 
 def _print_report(report, json_path: str | None) -> None:

@@ -25,7 +25,13 @@ def add_parsers(sub) -> None:
         c.add_argument("run", help="run directory")
         data_args(c, default=None)
         split_arg(c)
-        c.add_argument("--out", required=True, help="output file, .npy or .csv")
+        c.add_argument(
+            "--out",
+            required=True,
+            help="output file, .npy or .csv (a .csv of image files gets a 'file' column)"
+            + (", or a folder: one PNG per image, under the input's relative names"
+               if name == "reconstruct" else ""),
+        )  # fmt: skip
         c.add_argument(
             "--stream",
             action="store_true",
@@ -48,10 +54,18 @@ def run(args) -> int:
         n, width = evaluate.stream_to_file(args.run, args.data, args.out, args.command, args.device)
         print(f"wrote {n} x {width} to {args.out}")
         return 0
-    job = evaluate.encode if args.command == "encode" else evaluate.reconstruct
-    if Path(args.out).suffix not in (".npy", ".csv"):
-        raise ConfigError(f"cannot write {args.out}: use a .npy or .csv output file")
-    array = job(args.run, args.data, **job_kwargs(args))
-    write_array(args.out, array)
+    folder = args.command == "reconstruct" and not Path(args.out).suffix
+    if Path(args.out).suffix not in (".npy", ".csv") and not folder:
+        what = "a .npy or .csv file" + (", or a folder" if args.command == "reconstruct" else "")
+        raise ConfigError(f"cannot write {args.out}: use {what}")
+    array, ds = evaluate.outputs(args.run, args.data, args.command, **job_kwargs(args))
+    if folder:
+        from ..io.images import write_image_folder
+
+        write_image_folder(args.out, array, ds.image_shape or (1, 1, array.shape[1]),
+                           ds.max_value, ds.files)  # fmt: skip
+        print(f"wrote {len(array)} images to {args.out}")
+        return 0
+    write_array(args.out, array, ds.files, prefix="z" if args.command == "encode" else "x")
     print(f"wrote {array.shape[0]} x {array.shape[1]} to {args.out}")
     return 0

@@ -85,17 +85,30 @@ def add_parsers(sub) -> None:
         c.set_defaults(func=score)
 
 
-def _load(args, width: int | None = None) -> np.ndarray:
+def _load(args, width: int | None = None, names: list | None = None) -> np.ndarray:
+    """The rows (images divided by their format's maximum); ``names`` gets the file names."""
     from ..data import load_dataset
 
     if args.data is None:
         raise ConfigError("give the data to use with --data FILE")
-    ds = load_dataset(args.data, data_dir=args.data_dir, split=args.split, limit=args.limit)
+    ds = load_dataset(
+        args.data, data_dir=args.data_dir, split=args.split, limit=args.limit,
+        color=args.color or "auto", resize=args.resize,
+    )  # fmt: skip
     X = ds.X / np.float32(ds.max_value) if ds.max_value else ds.X
     if len(X) == 0:
         raise DataError(f"{args.data} holds no rows")
     if width is not None and X.shape[1] != width:
-        raise DataError(f"data has {X.shape[1]} columns but the detector was fitted on {width}")
+        hint = (
+            " (images: read them with the --color and --resize the detector was fitted with)"
+            if ds.files is not None
+            else ""
+        )
+        raise DataError(
+            f"data has {X.shape[1]} columns but the detector was fitted on {width}{hint}"
+        )
+    if names is not None and ds.files is not None:
+        names.extend(ds.files)
     return X
 
 
@@ -143,7 +156,8 @@ def score(args) -> int:
         raise ConfigError(f"cannot write {args.out}: use a .csv output file")
     det = AutoencoderOutlierDetector.load(args.run, device=args.device)
     anomaly = _streamed_scores(args, det)  # None: the data are loaded whole
-    X = _load(args, det.n_features_in_) if anomaly is None else anomaly
+    names: list[str] = []
+    X = _load(args, det.n_features_in_, names) if anomaly is None else anomaly
     labels = read_labels(args.labels, len(X)) if args.labels else None
     if args.command == "detect" and (args.fpr is None) != (args.normal is None):
         raise ConfigError("--fpr and --normal go together")
@@ -154,16 +168,14 @@ def score(args) -> int:
     if anomaly is None:
         anomaly = -det.score_samples(X)
     if args.command == "score":
-        header, table = SCORE_COLUMN, anomaly[:, None]
+        header, table = [SCORE_COLUMN], [anomaly]
     else:
         flags = (anomaly > -det.offset_).astype(int)
-        header, table = f"is_outlier,{SCORE_COLUMN}", np.column_stack([flags, anomaly])
+        header, table = ["is_outlier", SCORE_COLUMN], [flags, anomaly]
         print(f"{int(flags.sum())} of {len(X)} rows flagged")
-    fmt = "%.9g" if args.command == "score" else ("%d", "%.9g")
-    atomic_write(
-        args.out,
-        lambda tmp: np.savetxt(tmp, table, delimiter=",", header=header, comments="", fmt=fmt),
-    )
+    if names:  # image files: each row's file first
+        header, table = ["file", *header], [np.asarray(names), *table]
+    atomic_write(args.out, lambda tmp: _write_scores(tmp, header, table))
     print(f"wrote {len(X)} rows to {args.out}")
     if labels is not None:
         m = roc_pr_auc(labels, anomaly)
@@ -175,6 +187,18 @@ def score(args) -> int:
         save_figure(score_figure(anomaly, -det.offset_, labels), args.figure)
         print(f"wrote {args.figure}")
     return 0
+
+
+def _write_scores(tmp: str, header: list[str], columns: list[np.ndarray]) -> None:
+    import csv
+
+    cells = [
+        [f"{v:.9g}" for v in c] if c.dtype.kind == "f" else [str(v) for v in c] for c in columns
+    ]
+    with open(tmp, "w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(header)
+        out.writerows(zip(*cells, strict=True))
 
 
 def _streamed_scores(args, det) -> np.ndarray | None:

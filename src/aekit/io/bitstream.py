@@ -4,8 +4,10 @@ Layout (little-endian), 52 bytes of header then the payload::
 
     offset  size  field
     0       4     magic b"AEKC"
-    4       2     format version: 1 (the code only) or 2 (code and residual layer)
-    6       2     flags: bit 0 set = a residual layer follows the code (version 2)
+    4       2     format version: 1 (the code only), 2 (code and residual layer) or 3
+                  (either, with the images' file names)
+    6       2     flags: bit 0 set = a residual layer follows the code (version 2 or 3);
+                  bit 1 set = the file names come first in the payload (version 3)
     8       12    image shape C, H, W (3 x uint32; 1, 1, D for rows that are not images)
     20      4     number of images N
     24      4     code width L
@@ -19,6 +21,11 @@ With a residual layer (version 2; :mod:`aekit.apps.residual`) the payload is: th
 parameters (29 bytes: step, lo, hi as float64, half-width A as uint32, integer flag as uint8),
 the number of the code's 32-bit words (uint32), the code's words, then the residual's words.
 A reader that knows only version 1 refuses such a file instead of decoding the code alone.
+With file names (version 3, flag bit 1) the payload begins with their length in bytes
+(uint32) and the names, UTF-8, one per image, joined by newlines and zlib-compressed; the
+rest is the payload of version 1 or 2. The names are bytes of the file like any other (the
+reports' bits per pixel count them); they are checked again when written out (never outside
+the output folder, :mod:`aekit.io.images`).
 
 Every way a file can be wrong is refused by :func:`unpack` with one
 :class:`~aekit.errors.CompressedFileError` line before anything is decoded: too short,
@@ -38,8 +45,9 @@ from ..errors import CompressedFileError
 from .checkpoint import model_record, tensors_digest
 
 MAGIC = b"AEKC"
-VERSION = 2  # the newest this aekit reads and writes (version 1 files: no residual layer)
+VERSION = 3  # the newest this aekit reads and writes (version 1 files: no residual layer)
 RESIDUAL = 1  # flag bit
+NAMES = 2  # flag bit (version 3)
 _HEADER = struct.Struct("<4sHH3III16sII")
 HEADER_SIZE = _HEADER.size  # 52
 
@@ -53,6 +61,7 @@ class Header:
     width: int  # code width L
     model_hash: bytes  # 16 bytes
     residual: bool = False  # a residual layer follows the code (format version 2)
+    names: tuple[str, ...] | None = None  # the images' file names (format version 3)
 
 
 def model_hash(model) -> bytes:
@@ -72,6 +81,12 @@ def model_hash(model) -> bytes:
 def pack(header: Header, payload: bytes) -> bytes:
     """The file's bytes: the header (with length and checksum) followed by ``payload``."""
     version, flags = (2, RESIDUAL) if header.residual else (1, 0)
+    if header.names is not None:
+        if len(header.names) != header.count:
+            raise ValueError(f"{len(header.names)} names for {header.count} images")
+        block = zlib.compress("\n".join(header.names).encode("utf-8"), 9)
+        version, flags = 3, flags | NAMES
+        payload = struct.pack("<I", len(block)) + block + payload
     head = _HEADER.pack(
         MAGIC, version, flags, *header.shape, header.count, header.width, header.model_hash,
         len(payload), 0,
@@ -106,7 +121,8 @@ def unpack(data: bytes, expected_hash: bytes | None = None) -> tuple[Header, byt
             f"the compressed file has format version {version}; this aekit reads versions 1 "
             f"to {VERSION}"
         )
-    if flags != (RESIDUAL if version == 2 else 0):
+    valid = {1: flags == 0, 2: flags == RESIDUAL, 3: flags in (NAMES, NAMES | RESIDUAL)}
+    if not valid[version]:
         raise CompressedFileError(
             f"the compressed file's flags {flags:#x} are not valid for format version {version}"
         )
@@ -119,10 +135,37 @@ def unpack(data: bytes, expected_hash: bytes | None = None) -> tuple[Header, byt
         )
     if zlib.crc32(payload, zlib.crc32(data[: HEADER_SIZE - 4])) != crc:
         raise CompressedFileError("the compressed file is corrupt: its checksum does not match")
-    header = Header((c, h, w), count, width, digest, residual=bool(flags & RESIDUAL))
+    names = None
+    if flags & NAMES:
+        names, payload = _names(payload, count)
+    header = Header((c, h, w), count, width, digest, bool(flags & RESIDUAL), names)
     if expected_hash is not None and digest != expected_hash:
         raise CompressedFileError(
             f"the compressed file was written by another model (hash {digest.hex()}, this "
             f"model's is {expected_hash.hex()}): decompress it with the run that compressed it"
         )
     return header, payload
+
+
+def _names(payload: bytes, count: int) -> tuple[tuple[str, ...], bytes]:
+    """(the file names, the rest of the payload); a broken names block is refused."""
+    if len(payload) < 4:
+        raise CompressedFileError("the compressed file's names section is truncated")
+    (size,) = struct.unpack("<I", payload[:4])
+    if size > len(payload) - 4:
+        raise CompressedFileError(
+            f"the compressed file's names section announces {size} bytes, more than follow"
+        )
+    try:
+        d = zlib.decompressobj()
+        text = d.decompress(payload[4 : 4 + size], 64 * count * 1024 + 1024)
+        if d.unconsumed_tail or not d.eof:
+            raise ValueError("names block too long or incomplete")
+        names = tuple(text.decode("utf-8").split("\n"))
+    except (zlib.error, ValueError) as e:
+        raise CompressedFileError(f"the compressed file's names section is corrupt ({e})") from None
+    if len(names) != count:
+        raise CompressedFileError(
+            f"the compressed file names {len(names)} files for its {count} images"
+        )
+    return names, payload[4 + size :]

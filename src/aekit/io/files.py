@@ -64,6 +64,17 @@ def make_folder(path: str | os.PathLike) -> Path:
     return path
 
 
+def _named_csv(tmp: str, array: np.ndarray, names, prefix: str) -> None:
+    import csv
+
+    table = np.asarray(array).reshape(len(array), -1)
+    with open(tmp, "w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(["file", *(f"{prefix}{j}" for j in range(table.shape[1]))])
+        for name, row in zip(names, table, strict=True):
+            out.writerow([name, *(f"{v:.9g}" for v in row)])
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> None:
     text = json.dumps(obj, indent=2, allow_nan=True) + "\n"
     atomic_write(path, lambda tmp: Path(tmp).write_text(text))
@@ -74,9 +85,16 @@ def write_jsonl(path: str | os.PathLike, rows: list[dict]) -> None:
     atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
-def write_array(path: str | os.PathLike, array: np.ndarray) -> None:
-    """Write .npy or .csv atomically; any other suffix is refused before anything is written."""
+def write_array(path: str | os.PathLike, array: np.ndarray, names=None, prefix="x") -> None:
+    """Write .npy or .csv atomically; any other suffix is refused before anything is written.
+
+    With ``names`` (one per row: the input files) a .csv gets a header and a first column
+    ``file``, the other columns named ``{prefix}0``, ``{prefix}1``, ...
+    """
     path = Path(path)
+    if path.suffix == ".csv" and names is not None:
+        atomic_write(path, lambda tmp: _named_csv(tmp, array, names, prefix))
+        return
     if path.suffix == ".npy":
 
         def write_npy(tmp: str) -> None:
