@@ -164,22 +164,28 @@ def outputs(run, data=None, what: str = "encode", **kwargs):
     return (model.scaler.inverse_transform(X_hat) if model.scaler is not None else X_hat), ds
 
 
-def stream_to_file(run, data, out, what: str = "encode", device="auto") -> tuple[int, int]:
-    """Codes or reconstructions of a streamed .npy (or folder of shards), written block by
+def stream_to_file(run, data, out, what: str = "encode", device="auto", *, color=None,
+                   resize=None, units="check") -> tuple[int, int]:  # fmt: skip
+    """Codes or reconstructions of a streamed .npy (or folder of shards, or image files read
+    as the run read its own unless ``color`` / ``resize`` say otherwise), written block by
     block to the .npy ``out`` (atomically), in bounded memory; returns the output's shape.
 
-    Reconstructions are in the data's own units, as :func:`reconstruct`'s.
+    Reconstructions are in the data's own units, as :func:`reconstruct`'s; each block is
+    checked against the run's units (``units``).
     """
     from pathlib import Path
 
     from ..data.stream import StreamedArray
     from ..errors import ConfigError
     from ..io.files import atomic_write
+    from .resume import reading_options
 
     if Path(out).suffix != ".npy":
         raise ConfigError(f"cannot stream into {Path(out).name}: streamed output is a .npy file")
     model = ckpt.load(run).to(resolve_device(device))
-    arr = StreamedArray(data)
+    reading = reading_options(ckpt.read_config(run).get("data", {}))
+    reading.update({k: v for k, v in (("color", color), ("resize", resize)) if v is not None})
+    arr = StreamedArray(data, reading=reading)
     if arr.width != model.input_dim:
         raise DataError(
             f"data has {arr.width} features but the model expects {model.input_dim}; "
@@ -190,5 +196,5 @@ def stream_to_file(run, data, out, what: str = "encode", device="auto") -> tuple
     from .streamed import map_to_npy
 
     # reads, computation and writes overlap (two threads beside this one)
-    atomic_write(out, lambda tmp: map_to_npy(arr, job, tmp, width))
+    atomic_write(out, lambda tmp: map_to_npy(arr, lambda rows: job(rows, units=units), tmp, width))
     return arr.n, width

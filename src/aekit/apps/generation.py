@@ -183,11 +183,13 @@ def fit_density(
     data_dir=None,
     limit: int | None = None,
     device: str = "auto",
+    **reading,
 ) -> tuple[CodeDensity, Path]:
     """Fit a Gaussian mixture on the codes of the run's training data; store it with the model.
 
     ``data`` defaults to the rows the run trained on (its data found again, without the
-    validation rows it held out); given data (or ``limit``) are encoded as they are.
+    validation rows it held out); given data (or ``limit``) are encoded as they are
+    (``reading``: load_run_data's color, resize and units).
     The density is written to ``density.safetensors`` in the run folder (beside the model file
     when ``run`` names one), with the digest of the weights it was fitted on. Returns the
     density and its path.
@@ -207,7 +209,7 @@ def fit_density(
         }
     else:
         model, X, _, scored = load_run_data(
-            run, data, data_dir=data_dir, split="train", limit=limit, device=device
+            run, data, data_dir=data_dir, split="train", limit=limit, device=device, **reading
         )
     density = CodeDensity.fit(
         model.encode_scaled(X), n_components, covariance_type=covariance_type, seed=seed

@@ -21,7 +21,8 @@ from ..training.strategy import check_device
 
 
 def new_streamed_run(out, data, model, scale, val_fraction, image_shape, model_options,
-                     train_options, progress, device):  # fmt: skip
+                     train_options, progress, device, reading=None):  # fmt: skip
+    from ..data.units import Units
     from .train import DEFAULTS, _fit_run, resolve_output_activation
 
     model = model or DEFAULTS["model"]
@@ -30,9 +31,17 @@ def new_streamed_run(out, data, model, scale, val_fraction, image_shape, model_o
     if config.engine != "torch":
         raise DataError("streamed data train with the torch engine; drop --engine numpy")
     check_device(device, config.precision)
-    arr = StreamedArray(data)
+    arr = StreamedArray(data, reading=reading)
+    if arr.image_shape is not None:  # image files: their shape, and their format's maximum
+        if image_shape is not None and tuple(image_shape) != arr.image_shape:
+            raise DataError(
+                f"{data} holds images of shape {list(arr.image_shape)}, not the image_shape "
+                f"{list(image_shape)} given; drop the image shape, or pass --resize / --color"
+            )
+        image_shape = arr.image_shape
     train, val = split_blocks(arr, val_fraction, config.seed)
-    kind = scale or ("image" if image_shape is not None and arr.integer_valued() else "minmax")
+    integer = arr.integer_valued() or arr.max_value is not None
+    kind = scale or ("image" if image_shape is not None and integer else "minmax")
     scaler = fit_scaler(train, kind, **_scaler_part(device))
     for view in (train, val):
         if view is not None:
@@ -47,6 +56,11 @@ def new_streamed_run(out, data, model, scale, val_fraction, image_shape, model_o
     torch.manual_seed(config.seed)
     net = build_model(model, arr.width, **options)
     net.scaler = scaler
+    if arr.max_value is not None:  # streamed images: their format's range is their units
+        net.units = Units.from_ranges(
+            [0.0], [arr.max_value], dtype=str(arr.shards[0].dtype), max_value=arr.max_value,
+            image=True,
+        )  # fmt: skip
     record = {
         "source": str(Path(data).resolve()),
         "stream": True,
@@ -58,6 +72,10 @@ def new_streamed_run(out, data, model, scale, val_fraction, image_shape, model_o
         "n_val": 0 if val is None else len(val),
         "sha256": arr.fingerprint(),
     }
+    if arr.names is not None:
+        resize = (reading or {}).get("resize")
+        record.update(color=(reading or {}).get("color") or "auto",
+                      resize=list(resize) if resize else None)  # fmt: skip
     extra = {"data": record, "training": asdict(config)}
     split = (train, val, scaler)
     return _fit_run(net, config, out, image_shape, split, progress, device, config_json=extra)
@@ -78,9 +96,11 @@ def _scaler_part(device) -> dict:
 
 def find_streamed(stored: dict, data, out: Path, seed: int, scaler):
     """The streamed split of a run being resumed (from a new place when ``data`` is given)."""
+    from .resume import reading_options
+
     source = stored["source"] if data is None else str(Path(data).resolve())
     try:
-        arr = StreamedArray(source)
+        arr = StreamedArray(source, reading=reading_options(stored))
     except DataError as e:
         raise DataError(f"{e} (resuming {out}: if the data moved, pass --data)") from None
     if arr.fingerprint() != stored.get("sha256"):
@@ -128,17 +148,22 @@ def map_to_npy(arr: StreamedArray, job, path: str, width: int) -> None:
             written.result()
 
 
-def stream_scores(detector, data) -> np.ndarray:
+def stream_scores(detector, data, reading=None, names: list | None = None) -> np.ndarray:
     """Anomaly scores (higher = more abnormal) of a streamed file or folder of shards, block
     by block: an :class:`~aekit.sklearn.AutoencoderOutlierDetector` scores each row on its
     own (in float64), so the result equals scoring the data loaded whole. Memory: a block,
-    and one float per row."""
-    arr = StreamedArray(data)
+    and one float per row. Image files (``reading``: color, resize) are divided by their
+    format's maximum, as when they are loaded whole; ``names`` gets their file names."""
+    arr = StreamedArray(data, reading=reading)
+    if names is not None and arr.names is not None:
+        names.extend(arr.names)
     width = detector.n_features_in_
     if arr.width != width:
         raise DataError(f"data has {arr.width} columns but the detector was fitted on {width}")
     scores = np.empty(arr.n)
     for b, rows in enumerate(read_ahead(arr)):
         lo, hi = arr.block_range(b)
+        if arr.max_value:
+            rows = rows / np.float32(arr.max_value)
         scores[lo:hi] = -detector.score_samples(rows)
     return scores

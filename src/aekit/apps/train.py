@@ -159,7 +159,7 @@ def train(
                 train_options["epochs"] = TrainConfig.epochs  # streamed: epochs, as before
             return new_streamed_run(
                 out, data, model, scale, val_fraction, image_shape, model_options,
-                train_options, progress, device,
+                train_options, progress, device, {"color": color, "resize": resize},
             )  # fmt: skip
         return _new_run(
             out, data, model, data_dir, limit, scale, val_fraction, image_shape,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import ConfigError
-from ._common import FORMATTER, data_args, device_arg, job_kwargs, split_arg
+from ._common import FORMATTER, data_args, device_arg, job_kwargs, reading_kwargs, split_arg
 
 EXAMPLES = {
     "encode": "example:\n  aekit encode runs/digits --data digits --out z.npy\n",
@@ -51,7 +51,9 @@ def run(args) -> int:
     if args.data is not None and should_stream(args.data, args.stream):
         if args.limit is not None:
             raise ConfigError("--limit does not apply to streamed data; drop one of them")
-        n, width = evaluate.stream_to_file(args.run, args.data, args.out, args.command, args.device)
+        n, width = evaluate.stream_to_file(
+            args.run, args.data, args.out, args.command, args.device, **reading_kwargs(args)
+        )
         print(f"wrote {n} x {width} to {args.out}")
         return 0
     folder = args.command == "reconstruct" and not Path(args.out).suffix

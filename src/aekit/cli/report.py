@@ -27,8 +27,9 @@ def add_parser(sub) -> None:
     p.add_argument("--out", help="the HTML file to write (default: RUN/report.html)")
     p.add_argument(
         "--data",
-        help="rows to show instead of the run's held-out rows: digits, mnist, fashion-mnist or "
-        "a .npy/.npz/.csv/.parquet file",
+        help="rows to show instead of the run's held-out rows: digits, mnist, fashion-mnist, "
+        "a .npy/.npz/.csv/.parquet file, or images (a folder, an image, a .txt list; read as "
+        "the run read its own)",
     )
     p.add_argument("--data-dir", help="folder holding mnist/ and fashion-mnist/ (or AEKIT_DATA)")
     p.add_argument(

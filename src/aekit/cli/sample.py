@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError
-from ._common import FORMATTER, data_args, device_arg, split_arg
+from ._common import FORMATTER, data_args, device_arg, reading_kwargs, split_arg
 
 EXAMPLES = {
     "sample": "examples:\n  aekit sample runs/vae --n 64 --out samples.png --seed 0\n"
@@ -111,7 +111,7 @@ def run_interpolate(args) -> int:
     paths, model = generation.interpolate_run(
         args.run, args.data, pairs=args.pairs, steps=args.steps, method=args.method,
         seed=args.seed, data_dir=args.data_dir, split=args.split, limit=args.limit,
-        device=args.device,
+        device=args.device, **reading_kwargs(args),
     )  # fmt: skip
     _write(args.out, paths.reshape(-1, paths.shape[-1]), model, cols=paths.shape[1])
     print(f"wrote {paths.shape[0]} paths of {paths.shape[1]} steps to {args.out}")
@@ -124,6 +124,7 @@ def run_fit_density(args) -> int:
     density, path = generation.fit_density(
         args.run, args.data, n_components=args.components, covariance_type=args.covariance,
         seed=args.seed, data_dir=args.data_dir, limit=args.limit, device=args.device,
+        **reading_kwargs(args),
     )  # fmt: skip
     info = density.info
     print(

@@ -33,7 +33,7 @@ def add_parsers(sub) -> None:
         epilog=EXAMPLES["fit-detector"],
         formatter_class=FORMATTER,
     )
-    data_args(f, required=True)
+    data_args(f, required=True, units=False)  # images are divided by their format's maximum
     f.add_argument("--out", required=True, help="folder to write the detector to")
     f.add_argument("--contamination", default="auto", help="'auto' or a share in (0, 0.5]")
     f.add_argument("--n-estimators", type=int, default=5, help="autoencoders (default: 5)")
@@ -66,7 +66,7 @@ def add_parsers(sub) -> None:
             formatter_class=FORMATTER,
         )
         c.add_argument("run", help="detector folder written by aekit fit-detector")
-        data_args(c, required=True)
+        data_args(c, required=True, units=False)
         split_arg(c)
         c.add_argument("--out", required=True, help="output .csv file, one row per input row")
         c.add_argument("--labels", help="0/1 labels (1 = anomaly): .npy, .csv or .npz (key y)")
@@ -155,8 +155,8 @@ def score(args) -> int:
     if not args.out.endswith(".csv"):
         raise ConfigError(f"cannot write {args.out}: use a .csv output file")
     det = AutoencoderOutlierDetector.load(args.run, device=args.device)
-    anomaly = _streamed_scores(args, det)  # None: the data are loaded whole
     names: list[str] = []
+    anomaly = _streamed_scores(args, det, names)  # None: the data are loaded whole
     X = _load(args, det.n_features_in_, names) if anomaly is None else anomaly
     labels = read_labels(args.labels, len(X)) if args.labels else None
     if args.command == "detect" and (args.fpr is None) != (args.normal is None):
@@ -201,7 +201,7 @@ def _write_scores(tmp: str, header: list[str], columns: list[np.ndarray]) -> Non
         out.writerows(zip(*cells, strict=True))
 
 
-def _streamed_scores(args, det) -> np.ndarray | None:
+def _streamed_scores(args, det, names: list) -> np.ndarray | None:
     """The anomaly scores of data read block by block, or None for data loaded whole."""
     from ..data.stream import should_stream
 
@@ -211,7 +211,8 @@ def _streamed_scores(args, det) -> np.ndarray | None:
         raise ConfigError("--limit does not apply to streamed data; drop one of them")
     from ..apps.streamed import stream_scores
 
-    return stream_scores(det, args.data)
+    reading = {"color": args.color, "resize": args.resize}
+    return stream_scores(det, args.data, reading, names)
 
 
 def _with_data(args, data: str):

@@ -57,10 +57,16 @@ def _float32_bytes(path: Path) -> int:
 class StreamedArray:
     """Rows of one .npy / .parquet file or of a folder's shards (sorted by name), in blocks."""
 
-    def __init__(self, path: str | os.PathLike, block_bytes: int | None = None) -> None:
+    def __init__(
+        self, path: str | os.PathLike, block_bytes: int | None = None, reading: dict | None = None
+    ) -> None:
         path = Path(path)
         block_bytes = BLOCK_BYTES if block_bytes is None else block_bytes
-        self.path, self.shards = path, open_shards(path)
+        self.path, self.shards = path, open_shards(path, reading)
+        first = self.shards[0]  # image files: their shape, format maximum and names
+        self.image_shape = getattr(first, "shape", None)
+        self.max_value = getattr(first, "max_value", None)
+        self.names = getattr(first, "names", None)
         widths = {s.width for s in self.shards}
         if len(widths) != 1:
             raise DataError(
@@ -196,9 +202,12 @@ def fit_scaler(view_or_data, kind: str, part: tuple[int, int] = (0, 1), combine=
     data = view_or_data.data if isinstance(view_or_data, BlockView) else view_or_data
     blocks = view_or_data.blocks if isinstance(view_or_data, BlockView) else range(data.n_blocks)
     if kind == "image":
-        if not data.integer_valued():
-            raise DataError("the image scaler streams uint8 images only; use --scale minmax")
-        return Scaler("image", np.zeros(1), np.array([1 / 255.0]))
+        top = data.max_value or (255.0 if data.integer_valued() else None)
+        if top is None:
+            raise DataError(
+                "the image scaler streams uint8 data or image files only; use --scale minmax"
+            )
+        return Scaler("image", np.zeros(1), np.array([1 / top]))
     if kind == "none":
         return Scaler("none")
     moments = _moments(data, list(blocks)[part[0] :: part[1]])

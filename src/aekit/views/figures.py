@@ -138,7 +138,8 @@ def write_run_figures(out: Path, history, model, X_show, image_shape) -> None:
     title = f"Loss of '{model.name}' per epoch"
     save_figure(loss_curve(history, units=units, title=title), Path(out) / "loss.png")
     if image_shape is not None and bool(torch.isfinite(next(model.parameters())).all()):
-        X_show = np.asarray(X_show[:10])
+        first = getattr(X_show, "first_rows", None)  # streamed data: the first rows read
+        X_show = np.asarray(first(10) if first is not None else X_show[:10])
         noisy = noisy_inputs(model, X_show)  # a denoising model is shown denoising
         X_hat = model.reconstruct_scaled(X_show if noisy is None else noisy)
         fig = reconstructions(X_show, X_hat, image_shape, X_noisy=noisy)
