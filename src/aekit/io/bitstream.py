@@ -5,7 +5,9 @@ Layout (little-endian), 52 bytes of header then the payload::
     offset  size  field
     0       4     magic b"AEKC"
     4       2     format version: 1 (the code only) or 2 (code and residual layer)
-    6       2     flags: bit 0 set = a residual layer follows the code (version 2)
+    6       2     flags: bit 0 set = a residual layer follows the code (version 2);
+                  bits 1-2: how the images came in and go back out, 0 = rows (N, C*H*W),
+                  1 = (N, H, W) (C = 1), 2 = (N, C, H, W)
     8       12    image shape C, H, W (3 x uint32; 1, 1, D for rows that are not images)
     20      4     number of images N
     24      4     code width L
@@ -40,6 +42,7 @@ from .checkpoint import model_record, tensors_digest
 MAGIC = b"AEKC"
 VERSION = 2  # the newest this aekit reads and writes (version 1 files: no residual layer)
 RESIDUAL = 1  # flag bit
+LAYOUT_SHIFT, LAYOUT_MASK = 1, 0b110  # flag bits 1-2: the sample's dimensions minus one
 _HEADER = struct.Struct("<4sHH3III16sII")
 HEADER_SIZE = _HEADER.size  # 52
 
@@ -53,6 +56,13 @@ class Header:
     width: int  # code width L
     model_hash: bytes  # 16 bytes
     residual: bool = False  # a residual layer follows the code (format version 2)
+    sample_ndim: int = 1  # 1: rows (N, D); 2: images (N, H, W); 3: images (N, C, H, W)
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        """One sample's shape as it was given to compress: (D,), (H, W) or (C, H, W)."""
+        c, h, w = self.shape
+        return ((c * h * w,), (h, w), (c, h, w))[self.sample_ndim - 1]
 
 
 def model_hash(model) -> bytes:
@@ -72,6 +82,7 @@ def model_hash(model) -> bytes:
 def pack(header: Header, payload: bytes) -> bytes:
     """The file's bytes: the header (with length and checksum) followed by ``payload``."""
     version, flags = (2, RESIDUAL) if header.residual else (1, 0)
+    flags |= (header.sample_ndim - 1) << LAYOUT_SHIFT
     head = _HEADER.pack(
         MAGIC, version, flags, *header.shape, header.count, header.width, header.model_hash,
         len(payload), 0,
@@ -106,7 +117,9 @@ def unpack(data: bytes, expected_hash: bytes | None = None) -> tuple[Header, byt
             f"the compressed file has format version {version}; this aekit reads versions 1 "
             f"to {VERSION}"
         )
-    if flags != (RESIDUAL if version == 2 else 0):
+    ndim = ((flags & LAYOUT_MASK) >> LAYOUT_SHIFT) + 1
+    residual_flag = RESIDUAL if version == 2 else 0
+    if flags & ~LAYOUT_MASK != residual_flag or ndim > 3 or (ndim == 2 and c != 1):
         raise CompressedFileError(
             f"the compressed file's flags {flags:#x} are not valid for format version {version}"
         )
@@ -119,7 +132,7 @@ def unpack(data: bytes, expected_hash: bytes | None = None) -> tuple[Header, byt
         )
     if zlib.crc32(payload, zlib.crc32(data[: HEADER_SIZE - 4])) != crc:
         raise CompressedFileError("the compressed file is corrupt: its checksum does not match")
-    header = Header((c, h, w), count, width, digest, residual=bool(flags & RESIDUAL))
+    header = Header((c, h, w), count, width, digest, bool(flags & RESIDUAL), ndim)
     if expected_hash is not None and digest != expected_hash:
         raise CompressedFileError(
             f"the compressed file was written by another model (hash {digest.hex()}, this "
