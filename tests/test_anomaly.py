@@ -71,7 +71,9 @@ def test_planted_outliers_rank_first_and_feature_errors_name_the_column(planted,
 def _reference_scores(det, X_train, X, quantile):
     """The recipe by hand: per member, elementwise losses (the member's own, computed here
     from its reconstruction), each column divided by its training quantile floored at 1e-3
-    of the mean, summed per row, standardised by the training rows; the members' mean."""
+    of the mean, summed per row, standardised by the training rows; the members' mean.
+    The detector reads X as float32, as the CLI reads files."""
+    X_train, X = X_train.astype(np.float32), X.astype(np.float32)
     z = []
     for net in det._nets():
         rows = []
