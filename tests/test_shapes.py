@@ -9,7 +9,7 @@ import torch
 
 import aekit
 from aekit.data.shapes import Layout, as_rows
-from aekit.errors import DataError
+from aekit.errors import CompressedFileError, DataError
 from aekit.nn import build_model
 from aekit.sklearn import AutoencoderOutlierDetector, AutoencoderTransformer
 
@@ -96,6 +96,8 @@ def test_a_loaded_mnist_model_takes_images_and_gives_them_back_in_their_shape(mn
         assert named in str(e.value)
     with pytest.raises(DataError, match=r"shape=\(1, 28, 27\) does not fit"):
         model.decode_numpy(Z, shape=(1, 28, 27))
+    np.testing.assert_array_equal(aekit.reconstruct(run, images, device="cpu"), out3)
+    assert aekit.reconstruct(run, rows, device="cpu").shape == (50, 784)
 
 
 def test_compress_gives_images_back_in_the_shape_they_came_in():
@@ -115,6 +117,18 @@ def test_compress_gives_images_back_in_the_shape_they_came_in():
         assert lossless.shape == shape and np.array_equal(lossless, X.reshape(shape))
     with pytest.raises(DataError, match=r"\(100, 8, 9\).*\(n, 1, 8, 8\)"):
         aekit.compress(model, np.zeros((100, 8, 9), np.float32))
+
+
+def test_a_files_layout_flags_are_checked():
+    from test_compression import _codec
+
+    model, X = _codec(epochs=1)
+    data = aekit.compress(model, X[:10].reshape(10, 8, 8))
+    assert data[6] == 0b010  # flag bits 1-2: (N, H, W)
+    for flags in (0b110, 0b1000):  # a fourth layout, an unknown bit
+        bad = data[:6] + bytes([flags, 0]) + data[8:]
+        with pytest.raises(CompressedFileError, match="flags"):
+            aekit.decompress(model, bad)
 
 
 def test_estimators_take_images_of_their_image_shape():

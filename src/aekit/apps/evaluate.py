@@ -123,10 +123,16 @@ def encode(run, data=None, **kwargs) -> np.ndarray:
 
 
 def reconstruct(run, data=None, **kwargs) -> np.ndarray:
-    """Reconstructions in the data's original units (the scaler inverted)."""
+    """Reconstructions in the data's original units (the scaler inverted); an array of
+    images (N, H, W) / (N, C, H, W) gets them back in its shape, anything else as rows."""
     model, X, _, _ = load_run_data(run, data, **kwargs)
     X_hat = model.reconstruct_scaled(X)
-    return model.scaler.inverse_transform(X_hat) if model.scaler is not None else X_hat
+    X_hat = model.scaler.inverse_transform(X_hat) if model.scaler is not None else X_hat
+    if isinstance(data, np.ndarray) and data.ndim in (3, 4):
+        from ..data.shapes import as_rows
+
+        X_hat = as_rows(data, width=model.input_dim)[1].unfold(X_hat)
+    return X_hat
 
 
 def stream_to_file(run, data, out, what: str = "encode", device="auto") -> tuple[int, int]:
