@@ -71,7 +71,9 @@ def test_planted_outliers_rank_first_and_feature_errors_name_the_column(planted,
 def _reference_scores(det, X_train, X, quantile):
     """The recipe by hand: per member, elementwise losses (the member's own, computed here
     from its reconstruction), each column divided by its training quantile floored at 1e-3
-    of the mean, summed per row, standardised by the training rows; the members' mean."""
+    of the mean, summed per row, standardised by the training rows; the members' mean.
+    The detector reads X as float32, as the CLI reads files."""
+    X_train, X = X_train.astype(np.float32), X.astype(np.float32)
     z = []
     for net in det._nets():
         rows = []
@@ -279,6 +281,28 @@ def test_cli_fit_score_detect(tmp_path, planted, capsys):
     table = np.loadtxt(flags, delimiter=",", skiprows=1)
     assert table.shape == (600, 2) and set(np.unique(table[:, 0])) <= {0, 1}
     assert 0.05 < table[:, 0].mean() < 0.15
+
+
+def test_cli_and_python_give_the_same_scores_for_the_same_csv_and_seed(tmp_path, planted):
+    """One dtype path: the CLI reads files as float32 and the estimator reads X as float32
+    too, so a column far from zero (here near 1e5, where float32 keeps ~0.008) no longer
+    makes the two disagree (they differed by 0.022 in score before)."""
+    X = planted[0].copy()
+    X[:, 0] = 1e5 + 0.1 * X[:, 0]  # e.g. an id or a reading with a large offset
+    data, run, out = _write(tmp_path / "x.csv", X), str(tmp_path / "det"), str(tmp_path / "s.csv")
+    argv = ["--epochs", "6", "--n-estimators", "3", "--seed", "0", "--device", "cpu"]
+    assert main(["fit-detector", "--data", data, "--out", run, *argv]) == 0
+    assert main(["score", run, "--data", data, "--out", out, "--device", "cpu"]) == 0
+    cli = np.loadtxt(out, skiprows=1)
+    X_csv = np.loadtxt(data, delimiter=",")  # float64, as a Python user reads it
+    assert X_csv.dtype == np.float64
+    det = AutoencoderOutlierDetector(n_estimators=3, max_iter=6, random_state=0, device="cpu")
+    python = -det.fit(X_csv).score_samples(X_csv)
+    # the CSV of scores keeps 9 significant digits
+    np.testing.assert_allclose(cli, python, rtol=1e-8, atol=1e-8)
+    np.testing.assert_array_equal(
+        AutoencoderOutlierDetector.load(run).score_samples(X_csv), -python
+    )
 
 
 def test_cli_fit_detector_defaults_to_the_mixed_loss_and_takes_another(tmp_path, planted):

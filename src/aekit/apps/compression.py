@@ -1,6 +1,7 @@
 """Image compression with a quantised-latent model: real bitstreams, every byte counted.
 
-:func:`compress` encodes rows X (N, D) in the data's own units (the model's scaler applies)
+:func:`compress` encodes rows X (N, D) in the data's own units (the model's scaler applies;
+images (N, H, W) / (N, C, H, W) are taken as rows and come back in their shape)
 to the quantised code, then writes each code channel's N integers with constriction's range
 coder under that channel's integer table (:meth:`QuantizedLatent.tables`), channel after
 channel, behind the header of :mod:`aekit.io.bitstream`. :func:`decompress` checks the
@@ -20,6 +21,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from ..data.shapes import Layout, as_rows
 from ..errors import CompressedFileError, ConfigError, DataError
 from ..functional.rate import bits_per_pixel, mean_psnr, mean_ssim
 from ..io.bitstream import Header, model_hash, pack, unpack
@@ -61,15 +63,15 @@ def _coder_models(model):
     return m, lo, [Categorical(c / c.sum(), perfect=False) for c in counts]
 
 
-def _check_data(model, X) -> np.ndarray:
-    X = np.asarray(X)
-    if X.ndim != 2 or len(X) == 0 or X.shape[1] != model.input_dim:
-        raise DataError(
-            f"data has shape {X.shape} but the model compresses (n, {model.input_dim}) with n >= 1"
-        )
-    if not np.isfinite(X).all():
+def _check_data(model, X) -> tuple[np.ndarray, Layout]:
+    """X as rows (N, D) and the layout it came in: rows, or images of the model's shape as
+    (N, H, W) or (N, C, H, W) (:func:`aekit.data.shapes.as_rows`)."""
+    rows, layout = as_rows(X, width=model.input_dim, image_shape=image_shape(model))
+    if len(rows) == 0:
+        raise DataError(f"data has shape {np.shape(X)}: there are no images to compress")
+    if not np.isfinite(rows).all():
         raise DataError("data contains NaN or infinite values; clean or impute them first")
-    return X
+    return rows, layout
 
 
 def _codes(symbols: np.ndarray, m: np.ndarray, lo: np.ndarray) -> np.ndarray:
@@ -94,7 +96,9 @@ def _residual(model, X: np.ndarray, step: float):
 
 
 def compress(model, X: np.ndarray, step: float | None = None, names=None) -> bytes:
-    """The .aek file's bytes for rows X (N, D) in the data's units.
+    """The .aek file's bytes for X in the data's units: rows (N, D), or images of the
+    model's shape as (N, H, W) or (N, C, H, W); the file records which, and
+    :func:`decompress` gives them back in that shape.
 
     ``names`` (one per row: the input files' relative names) are stored in the file (format
     version 3), so that decompressing into a folder writes the same names.
@@ -109,13 +113,13 @@ def compress(model, X: np.ndarray, step: float | None = None, names=None) -> byt
     ConfigError
         The model has no quantised latent.
     DataError
-        X is empty, not 2-D, of another width, or not finite; the step is not positive or
-        too small for the data's range.
+        X is empty, of another width or image shape, or not finite; the step is not positive
+        or too small for the data's range.
     """
     import constriction
 
     _check_model(model)
-    X = _check_data(model, X)
+    X, layout = _check_data(model, X)
     if step is not None:
         residual.check_step(step)
     m, lo, coders = _coder_models(model)
@@ -128,9 +132,14 @@ def compress(model, X: np.ndarray, step: float | None = None, names=None) -> byt
         encoder.encode(np.ascontiguousarray(symbols[:, c], dtype=np.int32), coder)
     words = encoder.get_compressed().astype("<u4").tobytes()
     header = Header(
-        image_shape(model), len(X), symbols.shape[1], model_hash(model), step is not None,
+        image_shape(model),
+        len(X),
+        symbols.shape[1],
+        model_hash(model),
+        step is not None,
+        max(len(layout.sample_shape), 1),
         _check_names(names, len(X)),
-    )  # fmt: skip
+    )
     if step is None:
         return pack(header, words)
     residual_words, _ = residual.encode(k, x_hat, params)
@@ -193,7 +202,8 @@ def decode_codes(model, data: bytes) -> np.ndarray:
 
 
 def decompress(model, data: bytes) -> np.ndarray:
-    """The reconstructions (N, D), in the data's units, of a file :func:`compress` wrote:
+    """The reconstructions, in the data's units and in the shape X had (rows (N, D), or
+    images (N, H, W) / (N, C, H, W)), of a file :func:`compress` wrote:
     ``model.reconstruct_numpy(X)`` bit for bit, or with a residual layer
     :func:`reconstruction` ``(model, X, step)`` bit for bit (same machine).
 
@@ -203,21 +213,27 @@ def decompress(model, data: bytes) -> np.ndarray:
         The file is truncated, corrupt, of another format or written by another model.
     """
     header, params, words, residual_words = _sections(model, data)
+    layout = Layout(header.sample_shape if header.sample_ndim > 1 else ())
     x_hat = model.decode_numpy(_decode_code(model, header, words))
     if params is None:
-        return x_hat
+        return layout.unfold(x_hat)
     s = residual.decode(residual_words, x_hat, params)
-    return residual.reconstruct(x_hat, s, params).astype(residual.output_dtype(params))
+    return layout.unfold(
+        residual.reconstruct(x_hat, s, params).astype(residual.output_dtype(params))
+    )
 
 
 def reconstruction(model, X: np.ndarray, step: float | None = None) -> np.ndarray:
-    """What decoding ``compress(model, X, step)`` gives, computed without the coder."""
+    """What decoding ``compress(model, X, step)`` gives, computed without the coder, in X's
+    shape."""
     _check_model(model)
-    X = _check_data(model, X)
+    X, layout = _check_data(model, X)
     if step is None:
-        return model.reconstruct_numpy(X)
+        return layout.unfold(model.reconstruct_numpy(X))
     _, x_hat, params, k = _residual(model, X, step)
-    return residual.reconstruct(x_hat, k, params).astype(residual.output_dtype(params))
+    return layout.unfold(
+        residual.reconstruct(x_hat, k, params).astype(residual.output_dtype(params))
+    )
 
 
 @dataclass
@@ -274,8 +290,8 @@ def compression_report(
     """(report, file bytes, decoded X_hat) for X: compress at ``step`` (unless ``data`` is
     given: then the file's own step counts), decode, time both, and score the decoded rows.
 
-    ``data_range`` is the PSNR/SSIM peak (default: :func:`pixel_max`); ``names`` the images'
-    file names, stored in the file.
+    ``data_range`` is the PSNR/SSIM peak (default: :func:`pixel_max`). X_hat has X's shape.
+    ``names`` are the images' file names, stored in the file.
     """
     t0 = time.perf_counter()
     data = compress(model, X, step, names) if data is None else data
@@ -284,6 +300,8 @@ def compression_report(
     step = None if params is None else params.step
     X_hat = decompress(model, data)
     t2 = time.perf_counter()
+    X, layout = _check_data(model, X)
+    X_hat = X_hat.reshape(len(X_hat), -1)  # rows, whatever shape the file gives back
     n = len(X_hat)
     c, h, w = image_shape(model)
     if data_range is None:
@@ -304,7 +322,7 @@ def compression_report(
         step=step,
         max_abs_error=float(np.max(np.abs(X_hat.astype(np.float64) - X))) if n else None,
     )
-    return report, data, X_hat
+    return report, data, layout.unfold(X_hat)
 
 
 def pixel_max(model, X: np.ndarray | None = None) -> float:
@@ -325,6 +343,7 @@ def estimated_bits(model, X: np.ndarray, step: float | None = None) -> float:
 
     from ..functional.rate import bits_from_likelihoods
 
+    X, _ = _check_data(model, X)
     codes = torch.as_tensor(model.encode_numpy(X))
     p = next(model.parameters())
     with torch.no_grad():

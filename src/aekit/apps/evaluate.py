@@ -151,12 +151,19 @@ def encode(run, data=None, **kwargs) -> np.ndarray:
 
 
 def reconstruct(run, data=None, **kwargs) -> np.ndarray:
-    """Reconstructions in the data's original units (the scaler inverted)."""
-    return outputs(run, data, "reconstruct", **kwargs)[0]
+    """Reconstructions in the data's original units (the scaler inverted); an array of
+    images (N, H, W) / (N, C, H, W) gets them back in its shape, anything else as rows."""
+    X_hat = outputs(run, data, "reconstruct", **kwargs)[0]
+    if isinstance(data, np.ndarray) and data.ndim in (3, 4):
+        from ..data.shapes import as_rows
+
+        X_hat = as_rows(data, width=X_hat.shape[1])[1].unfold(X_hat)
+    return X_hat
 
 
 def outputs(run, data=None, what: str = "encode", **kwargs):
-    """(codes or reconstructions, the dataset they came from: its file names and shape)."""
+    """(codes or reconstructions as rows, the dataset they came from: its file names and
+    shape)."""
     model, X, ds, _ = load_run_data(run, data, **kwargs)
     if what == "encode":
         return model.encode_scaled(X), ds

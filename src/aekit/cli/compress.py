@@ -97,8 +97,8 @@ def run_decompress(args) -> int:
     else:
         model = checkpoint.load(args.run).to(resolve_device(args.device))
         report, X_hat = None, decompress(model, data)
-    if out.suffix in (".npy", ".csv"):
-        write_array(out, X_hat)
+    if out.suffix in (".npy", ".csv"):  # a .npy keeps the shape compress was given
+        write_array(out, X_hat if out.suffix == ".npy" else X_hat.reshape(len(X_hat), -1))
     elif out.suffix:
         raise ConfigError(f"cannot write {out}: use a .npy or .csv file, or a folder for PNGs")
     else:

@@ -7,8 +7,9 @@ dtype, format maximum and range (per column for tables) as :class:`Units` (``con
 key ``"units"``), and every job on new data calls :meth:`Units.check` first:
 
 - image data whose format maximum differs from training's (16-bit files to an 8-bit model), or
-  that lie in [0, 1] where training's reached past 1 (or the other way round), are refused in
-  one line saying what was expected and what to do;
+  that lie in [0, 1] with fractions where training's reached past 1 (or reach past 1 where
+  training's lay in [0, 1]), are refused in one line saying what was expected and what to do
+  (images of 0s and 1s only say nothing of their units and pass);
 - table columns far outside their training range (more than one training range beyond it)
   get one warning line naming them;
 - ``mode="as-is"`` skips the check, ``mode="convert"`` rescales images to the model's units
@@ -105,7 +106,8 @@ class Units:
             where = "lie in [0, 1]" if max_value == 1 else f"are in values 0-{max_value:g}"
             return self.max_value / max_value, where
         lo, hi = float(np.min(X)), float(np.max(X))
-        if trained_hi > 1.5 and lo >= 0 and hi <= 1.0:
+        fractional = lo >= 0 and hi <= 1.0 and bool(np.any(np.asarray(X) % 1))
+        if trained_hi > 1.5 and fractional:  # (all 0s and 1s say nothing of the units)
             target = self.max_value if self.max_value is not None else trained_hi
             return target, "lie in [0, 1]"
         if trained_hi <= 1.0 and hi > 1.5:

@@ -7,7 +7,9 @@ Layout (little-endian), 52 bytes of header then the payload::
     4       2     format version: 1 (the code only), 2 (code and residual layer) or 3
                   (either, with the images' file names)
     6       2     flags: bit 0 set = a residual layer follows the code (version 2 or 3);
-                  bit 1 set = the file names come first in the payload (version 3)
+                  bits 1-2: how the images came in and go back out, 0 = rows (N, C*H*W),
+                  1 = (N, H, W) (C = 1), 2 = (N, C, H, W); bit 3 set = the file names come
+                  first in the payload (version 3)
     8       12    image shape C, H, W (3 x uint32; 1, 1, D for rows that are not images)
     20      4     number of images N
     24      4     code width L
@@ -47,7 +49,8 @@ from .checkpoint import model_record, tensors_digest
 MAGIC = b"AEKC"
 VERSION = 3  # the newest this aekit reads and writes (version 1 files: no residual layer)
 RESIDUAL = 1  # flag bit
-NAMES = 2  # flag bit (version 3)
+NAMES = 8  # flag bit 3 (version 3)
+LAYOUT_SHIFT, LAYOUT_MASK = 1, 0b110  # flag bits 1-2: the sample's dimensions minus one
 _HEADER = struct.Struct("<4sHH3III16sII")
 HEADER_SIZE = _HEADER.size  # 52
 
@@ -61,7 +64,14 @@ class Header:
     width: int  # code width L
     model_hash: bytes  # 16 bytes
     residual: bool = False  # a residual layer follows the code (format version 2)
+    sample_ndim: int = 1  # 1: rows (N, D); 2: images (N, H, W); 3: images (N, C, H, W)
     names: tuple[str, ...] | None = None  # the images' file names (format version 3)
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        """One sample's shape as it was given to compress: (D,), (H, W) or (C, H, W)."""
+        c, h, w = self.shape
+        return ((c * h * w,), (h, w), (c, h, w))[self.sample_ndim - 1]
 
 
 def model_hash(model) -> bytes:
@@ -81,6 +91,7 @@ def model_hash(model) -> bytes:
 def pack(header: Header, payload: bytes) -> bytes:
     """The file's bytes: the header (with length and checksum) followed by ``payload``."""
     version, flags = (2, RESIDUAL) if header.residual else (1, 0)
+    flags |= (header.sample_ndim - 1) << LAYOUT_SHIFT
     if header.names is not None:
         if len(header.names) != header.count:
             raise ValueError(f"{len(header.names)} names for {header.count} images")
@@ -121,8 +132,10 @@ def unpack(data: bytes, expected_hash: bytes | None = None) -> tuple[Header, byt
             f"the compressed file has format version {version}; this aekit reads versions 1 "
             f"to {VERSION}"
         )
-    valid = {1: flags == 0, 2: flags == RESIDUAL, 3: flags in (NAMES, NAMES | RESIDUAL)}
-    if not valid[version]:
+    ndim = ((flags & LAYOUT_MASK) >> LAYOUT_SHIFT) + 1
+    base = flags & ~LAYOUT_MASK
+    valid = {1: base == 0, 2: base == RESIDUAL, 3: base in (NAMES, NAMES | RESIDUAL)}
+    if not valid[version] or ndim > 3 or (ndim == 2 and c != 1):
         raise CompressedFileError(
             f"the compressed file's flags {flags:#x} are not valid for format version {version}"
         )
@@ -138,7 +151,7 @@ def unpack(data: bytes, expected_hash: bytes | None = None) -> tuple[Header, byt
     names = None
     if flags & NAMES:
         names, payload = _names(payload, count)
-    header = Header((c, h, w), count, width, digest, bool(flags & RESIDUAL), names)
+    header = Header((c, h, w), count, width, digest, bool(flags & RESIDUAL), ndim, names)
     if expected_hash is not None and digest != expected_hash:
         raise CompressedFileError(
             f"the compressed file was written by another model (hash {digest.hex()}, this "

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..data.shapes import Layout, as_rows, sample_layout
 from ..errors import DataError
 from .activations import ACTIVATIONS, activation_module
 from .corruption import Corruption
@@ -123,26 +124,31 @@ class Autoencoder(nn.Module):
 
     def _to_tensor(self, X: np.ndarray | torch.Tensor, width: int) -> torch.Tensor:
         p = next(self.parameters())
-        t = torch.as_tensor(np.asarray(X) if not torch.is_tensor(X) else X)
-        if t.ndim != 2 or t.shape[1] != width:
-            raise DataError(
-                f"data has shape {tuple(t.shape)} but the model expects (n, {width}); "
-                "use data of the width the model was trained on"
-            )
+        t, _ = self._rows(torch.as_tensor(np.asarray(X) if not torch.is_tensor(X) else X), width)
         return t.to(dtype=p.dtype, device=p.device)
+
+    def _rows(self, X, width: int):
+        """(X as rows (N, width), the layout it came in): images (N, H, W) / (N, C, H, W) of
+        the model's image shape are flattened (:func:`aekit.data.shapes.as_rows`); codes
+        (width latent_dim) are rows only."""
+        image_shape = self.config.image_shape if width == self.config.input_dim else None
+        if width != self.config.input_dim:
+            arr = X if torch.is_tensor(X) else np.asarray(X)
+            if arr.ndim != 2 or arr.shape[1] != width:
+                raise DataError(
+                    f"codes have shape {tuple(arr.shape)} but the model's codes are "
+                    f"(n, {width}); pass one row of {width} numbers per sample"
+                )
+            return arr, Layout(())
+        return as_rows(X, width=width, image_shape=image_shape)
 
     @torch.no_grad()
     def _batched(self, fn, X, width: int, *, raw_in=False, raw_out=False, batch_size=4096):
         """fn over X in batches, in eval mode; ``raw_in`` / ``raw_out``: the stored scaler is
         applied to each input batch / undone on each output batch (batch by batch, so that a
-        large X is never copied whole)."""
+        large X is never copied whole). Images come back in the shape they came in."""
         p = next(self.parameters())
-        arr = X if torch.is_tensor(X) else np.asarray(X)
-        if arr.ndim != 2 or arr.shape[1] != width:
-            raise DataError(
-                f"data has shape {tuple(arr.shape)} but the model expects (n, {width}); "
-                "use data of the width the model was trained on"
-            )
+        arr, layout = self._rows(X, width)
         scaler = self.scaler
         was_training = self.training
         self.eval()
@@ -156,47 +162,80 @@ class Autoencoder(nn.Module):
                 outs.append(scaler.inverse_transform(out) if raw_out and scaler else out)
         finally:
             self.train(was_training)
-        return np.concatenate(outs)
+        return layout.unfold(np.concatenate(outs))
 
-    # on already-scaled data (what the model computes on)
+    # on already-scaled data (what the model computes on); X as rows (N, D_in) or images
+    # (N, H, W) / (N, C, H, W) of the model's image shape, given back in that shape
     def encode_scaled(self, X: np.ndarray) -> np.ndarray:
         """Codes Z for already-scaled data X (N, D_in) -> (N, D_latent)."""
         return self._batched(self.encode, X, self.config.input_dim)
 
-    def decode_scaled(self, Z: np.ndarray) -> np.ndarray:
-        """Reconstructions in the scaled space from codes (N, D_latent) -> (N, D_in)."""
-        return self._batched(self.decode, Z, self.config.latent_dim)
+    def decode_scaled(self, Z: np.ndarray, shape=None) -> np.ndarray:
+        """Reconstructions in the scaled space from codes (N, D_latent) -> (N, D_in); with
+        ``shape`` as :meth:`decode_numpy`."""
+        return self._unfold(self._batched(self.decode, Z, self.config.latent_dim), shape)
 
     def reconstruct_scaled(self, X: np.ndarray) -> np.ndarray:
-        """X_hat in the scaled space for already-scaled data X."""
+        """X_hat in the scaled space for already-scaled data X, in X's shape."""
         return self._batched(self.reconstruct, X, self.config.input_dim)
 
     # on data in their own units: the stored scaler (if any) applied and undone
     def encode_numpy(self, X: np.ndarray, *, units: str = "check") -> np.ndarray:
-        """Codes Z of raw data X (N, D_in): the model's scaler is applied first.
+        """Codes Z (N, D_latent) of raw data X: the model's scaler is applied first.
 
-        A model without a scaler (one built in Python) takes X as it is, as
-        :meth:`encode_scaled` does; a model loaded from a run scales X as training did, after
-        checking that X is in the training data's units (``units``: "check", "as-is" to skip
-        the check, "convert" to rescale images; :meth:`aekit.data.units.Units.check`).
+        X is rows (N, D_in) or images of the model's image shape, (N, H, W) (one channel) or
+        (N, C, H, W); any other shape is refused in one line naming both. A model without a
+        scaler (one built in Python) takes X as it is, as :meth:`encode_scaled` does; a model
+        loaded from a run scales X as training did, after checking that X is in the training
+        data's units (``units``: "check", "as-is" to skip the check, "convert" to rescale
+        images; :meth:`aekit.data.units.Units.check`).
         """
         X = self._in_units(X, units)
         return self._batched(self.encode, X, self.config.input_dim, raw_in=True)
 
     def _in_units(self, X, mode: str):
+        """X checked against (or converted to) the training data's units, when recorded."""
         if self.units is None or torch.is_tensor(X):
             return X
         arr = np.asarray(X)
-        if arr.ndim != 2 or arr.dtype.kind not in "biuf":
+        if arr.dtype.kind not in "biuf" or arr.size == 0:
             return X  # the shape check in _batched says what is wrong
+        if arr.ndim < 2 or int(np.prod(arr.shape[1:])) != self.config.input_dim:
+            return X  # the shape check in _batched says what is wrong
+        if arr.ndim != 2 and not self.units.image:
+            return X
         return self.units.check(arr, mode=mode)
 
-    def decode_numpy(self, Z: np.ndarray) -> np.ndarray:
-        """Decodings of codes Z in the data's own units (the scaler undone)."""
-        return self._batched(self.decode, Z, self.config.latent_dim, raw_out=True)
+    def decode_numpy(self, Z: np.ndarray, shape=None) -> np.ndarray:
+        """Decodings of codes Z (N, D_latent) in the data's own units (the scaler undone).
+
+        Rows (N, D_in) by default, for every model: codes carry no shape. ``shape`` folds
+        them into images: a sample's shape, ``(H, W)`` or ``(C, H, W)``, checked against
+        the model's image shape, or ``"image"`` for the model's own (C, H, W), e.g.
+        ``model.decode_numpy(Z, shape=(28, 28))`` -> (N, 28, 28).
+        """
+        return self._unfold(
+            self._batched(self.decode, Z, self.config.latent_dim, raw_out=True), shape
+        )
 
     def reconstruct_numpy(self, X: np.ndarray, *, units: str = "check") -> np.ndarray:
-        """X_hat of raw data X, in the data's own units (``units`` as in :meth:`encode_numpy`;
-        converted input comes back in the model's units)."""
+        """X_hat of raw data X, in the data's own units and in X's shape: (N, H, W) images
+        give (N, H, W), (N, C, H, W) give (N, C, H, W), rows (N, D_in) give rows (``units``
+        as in :meth:`encode_numpy`; converted input comes back in the model's units)."""
         X = self._in_units(X, units)
         return self._batched(self.reconstruct, X, self.config.input_dim, raw_in=True, raw_out=True)
+
+    def _unfold(self, rows: np.ndarray, shape) -> np.ndarray:
+        """Decoded rows in the sample ``shape`` (None: rows; "image": the model's image)."""
+        if shape is None:
+            return rows
+        image_shape = self.config.image_shape
+        if isinstance(shape, str) and shape == "image":
+            if image_shape is None:
+                raise DataError(
+                    f"model {self.name!r} has no image shape; pass shape=(H, W) or (C, H, W) "
+                    "of its images, or leave shape out for rows"
+                )
+            shape = image_shape
+        layout = sample_layout(shape, width=self.config.input_dim, image_shape=image_shape)
+        return layout.unfold(rows)

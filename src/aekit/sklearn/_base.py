@@ -16,9 +16,11 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
+from sklearn.utils.validation import validate_data
 
 from ..apps.train import resolve_output_activation
 from ..data import train_val_split
+from ..data.shapes import Layout, as_rows
 from ..errors import ConfigError
 from ..functional.losses import LOSSES
 from ..nn import MODELS, build_model
@@ -48,6 +50,21 @@ class AutoencoderEstimator(BaseEstimator):
             self.best_validation_loss_ = float(state.best_loss)
         self.n_iter_ = state.epoch
         return net
+
+    def _validate(self, X, *, reset: bool, dtype) -> tuple[np.ndarray, Layout]:
+        """(X as scikit-learn-validated rows, the layout X came in).
+
+        Images (N, H, W) or (N, C, H, W) are folded into rows first by aekit's one shape
+        helper (:func:`aekit.data.shapes.as_rows`), checked against ``image_shape`` and, after
+        ``fit``, against the fitted width; everything else goes to ``validate_data`` as it is
+        (feature names, sparse and 1-D input keep scikit-learn's own messages).
+        """
+        layout = Layout(())
+        if _ndim(X) in (3, 4):
+            shape = _chw(self.image_shape)
+            width = None if reset else getattr(self, "n_features_in_", None)
+            X, layout = as_rows(X, width=width, image_shape=shape)
+        return _writable(validate_data(self, X, reset=reset, dtype=dtype)), layout
 
     def _build_net(self, X: np.ndarray, latent_dim: int, hidden, loss=None) -> torch.nn.Module:
         """The untrained model of the parameters for X's width (seed torch's RNG first)."""
@@ -165,6 +182,26 @@ class AutoencoderEstimator(BaseEstimator):
             raise ConfigError(
                 f"device must be a string such as 'auto' or 'cuda', got {self.device!r}"
             )
+
+
+def _ndim(X) -> int | None:
+    """The dimensions of an array-like, without converting a DataFrame (None when unknown)."""
+    ndim = getattr(X, "ndim", None)
+    if ndim is None and isinstance(X, list | tuple):
+        try:
+            ndim = np.ndim(X)
+        except ValueError:  # ragged: validate_data says so
+            return None
+    return ndim if isinstance(ndim, int) else None
+
+
+def _chw(image_shape) -> tuple[int, int, int] | None:
+    """``image_shape`` as (C, H, W), or None when unset or malformed (fit's checks say so)."""
+    try:
+        shape = tuple(int(v) for v in image_shape)
+    except (TypeError, ValueError):
+        return None
+    return shape if len(shape) == 3 else None  # type: ignore[return-value]
 
 
 def _writable(X: np.ndarray) -> np.ndarray:

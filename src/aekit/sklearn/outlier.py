@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 from sklearn.base import OutlierMixin
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
 from ..apps import anomaly
 from ..errors import ConfigError
-from ._base import AutoencoderEstimator, _is_real, _writable
+from ._base import AutoencoderEstimator, _is_real
 
 
 class AutoencoderOutlierDetector(OutlierMixin, AutoencoderEstimator):
@@ -27,7 +27,10 @@ class AutoencoderOutlierDetector(OutlierMixin, AutoencoderEstimator):
     epochs and, halfway, stops fitting its worst-reconstructed ``trim`` share; members
     alternate squared and absolute error; a row's score sums its per-column errors, each
     divided by that column's ``error_quantile`` of training errors (see
-    :mod:`aekit.apps.anomaly`). Scores are deterministic and finite, computed in float64.
+    :mod:`aekit.apps.anomaly`). X is read as float32, as the CLI reads files (so that
+    ``aekit fit-detector`` / ``aekit score`` and this estimator give the same scores for the
+    same data and seed); scores are deterministic and finite, computed in float64. X may be
+    rows or, with an ``image_shape``, images (n_samples, H, W) / (n_samples, C, H, W).
 
     Parameters
     ----------
@@ -144,7 +147,7 @@ class AutoencoderOutlierDetector(OutlierMixin, AutoencoderEstimator):
         DataError
             X is empty, non-finite or too small for ``early_stopping``.
         """
-        X = _writable(validate_data(self, X, dtype=np.float64))
+        X, _ = self._validate(X, reset=True, dtype=np.float32)  # the CLI's float32 (one path)
         self._check_params()
         self._check_detector_params()
         rng = check_random_state(self.random_state)
@@ -185,7 +188,7 @@ class AutoencoderOutlierDetector(OutlierMixin, AutoencoderEstimator):
     def score_samples(self, X) -> np.ndarray:
         """Normality of each row (n_samples,): lower = more abnormal (minus the anomaly score)."""
         check_is_fitted(self)
-        X = _writable(validate_data(self, X, reset=False, dtype=np.float64))
+        X, _ = self._validate(X, reset=False, dtype=np.float32)
         Xs = self._scaled(X)
         return -anomaly.anomaly_scores(self._nets(), self.member_stats_, Xs, self.error_scales_)
 
@@ -198,16 +201,18 @@ class AutoencoderOutlierDetector(OutlierMixin, AutoencoderEstimator):
         return np.where(self.decision_function(X) < 0, -1, 1)
 
     def feature_errors(self, X) -> np.ndarray:
-        """Which columns make a row abnormal: (n_samples, n_features) reconstruction errors.
+        """Which columns make a row abnormal: (n_samples, n_features) reconstruction errors
+        (for images (n_samples, H, W) / (n_samples, C, H, W), errors in that shape).
 
         Each member's per-element loss divided by its column divisors (``error_scales_``)
         and its training standard deviation, averaged over the members; each row sums to
         -score_samples(X) plus a constant.
         """
         check_is_fitted(self)
-        X = _writable(validate_data(self, X, reset=False, dtype=np.float64))
+        X, layout = self._validate(X, reset=False, dtype=np.float32)
         Xs = self._scaled(X)
-        return anomaly.feature_errors(self._nets(), self.member_stats_, Xs, self.error_scales_)
+        errors = anomaly.feature_errors(self._nets(), self.member_stats_, Xs, self.error_scales_)
+        return layout.unfold(errors)
 
     def calibrate(self, X_normal, fpr: float = 0.01):
         """Set ``offset_`` so that a share ``fpr`` of held-out normal rows is flagged.

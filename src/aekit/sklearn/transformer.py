@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils import check_array
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
 from ..errors import DataError
 from ._base import AutoencoderEstimator, _writable
@@ -49,7 +49,9 @@ class AutoencoderTransformer(
         "conv-vae", "mse" otherwise). "bce" and "ssim" need X in [0, 1].
     image_shape : tuple (C, H, W) or None, default=None
         How each row folds into an image: needed by "conv" and "conv-vae" and by the "ssim"
-        loss, ignored by the others when None. C * H * W must equal n_features.
+        loss, ignored by the others when None. C * H * W must equal n_features. ``fit``,
+        ``transform`` and ``score`` take X as rows (n_samples, C * H * W) or as images
+        (n_samples, H, W) (C = 1) or (n_samples, C, H, W) of this shape.
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of X and stop after ``n_iter_no_change`` epochs
         without improvement of the validation loss; the best epoch's weights are kept.
@@ -132,7 +134,7 @@ class AutoencoderTransformer(
         DataError
             X is too small to hold out a validation part for ``early_stopping``.
         """
-        X = _writable(validate_data(self, X, dtype=np.float32))
+        X, _ = self._validate(X, reset=True, dtype=np.float32)
         self._fit_model(X)
         self._n_features_out = int(self.latent_dim)
         return self
@@ -140,11 +142,12 @@ class AutoencoderTransformer(
     def transform(self, X):
         """Codes Z (n_samples, latent_dim), computed in X's float dtype."""
         check_is_fitted(self)
-        X = _writable(validate_data(self, X, reset=False, dtype=[np.float64, np.float32]))
+        X, _ = self._validate(X, reset=False, dtype=[np.float64, np.float32])
         return self._net(X.dtype).encode_scaled(X)
 
     def inverse_transform(self, X):
-        """Decode codes (n_samples, latent_dim) back to (n_samples, n_features_in_)."""
+        """Decode codes (n_samples, latent_dim) back to rows (n_samples, n_features_in_); with
+        an ``image_shape``, ``inverse_transform(Z).reshape(-1, *image_shape)`` are images."""
         check_is_fitted(self)
         Z = _writable(check_array(X, dtype=[np.float64, np.float32]))
         if Z.shape[1] != self._n_features_out:
@@ -160,6 +163,6 @@ class AutoencoderTransformer(
         comparable with, e.g., PCA's error on the same X (put a scikit-learn scaler in a
         pipeline to train in a scaled space; the pipeline's score is then in that space)."""
         check_is_fitted(self)
-        X = _writable(validate_data(self, X, reset=False, dtype=[np.float64, np.float32]))
+        X, _ = self._validate(X, reset=False, dtype=[np.float64, np.float32])
         X_hat = self._net(X.dtype).reconstruct_scaled(X)
         return -float(np.mean((X_hat.astype(np.float64) - X) ** 2))
