@@ -313,3 +313,39 @@ def test_fuzzed_command_lines_never_raise_and_write_nothing_on_error(picked, com
             assert "Traceback" not in err.getvalue()
             assert not out.exists() and not (Path(tmp) / "z.npy").exists(), argv
         COUNTS[f"fuzzed command lines, exit {code}"] += 1
+
+
+@pytest.fixture(scope="module")
+def photo_folder(tmp_path_factory) -> Path:
+    """300 grey 20 x 20 crops of scikit-image's 'camera' as PNGs: decoding them is the new
+    step before a run's first checkpoint (issue 21)."""
+    skdata = pytest.importorskip("skimage.data", reason="scikit-image ships the test photo")
+    from PIL import Image
+
+    folder = tmp_path_factory.mktemp("photos") / "photos"
+    folder.mkdir()
+    camera, rng = skdata.camera(), np.random.default_rng(0)
+    for i in range(300):
+        y, x = rng.integers(0, 490, 2)
+        Image.fromarray(camera[y : y + 20, x : x + 20]).save(folder / f"{i:03d}.png")
+    return folder
+
+
+@pytest.mark.parametrize("trial", range(3))
+def test_sigkill_while_images_are_decoded_reruns_to_the_same_run(trial, tmp_path, photo_folder):
+    args = ["train", "--data", str(photo_folder), *BASE[:4], "--epochs", "2", "--quiet"]
+    clean = tmp_path / "clean"
+    assert main([*args, "--out", str(clean), "--threads", "1"]) == 0
+    out = tmp_path / "run"
+    proc = spawn_aekit([*args, "--out", str(out), "--threads", "1"])
+    deadline = time.monotonic() + 120
+    while not (out / ".lock").exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.001)
+    time.sleep(random.Random(100 + trial).uniform(0.0, 0.3))
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    started = (out / ckpt.CONFIG_FILE).exists()
+    COUNTS[f"SIGKILL decoding images: {'after' if started else 'before'} config.json"] += 1
+    _continue(out, [*args, "--threads", "1"])
+    _same_run(clean, out)
+    COUNTS["SIGKILL decoding images: rerun or resumed bit-identical"] += 1
