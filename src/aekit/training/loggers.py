@@ -102,9 +102,7 @@ def scalar_tag(key: str) -> str:
 
 def logged_values(record: dict[str, float]) -> dict[str, float]:
     """An epoch's record without its epoch number and non-finite values."""
-    return {
-        k: float(v) for k, v in record.items() if k != "epoch" and math.isfinite(float(v))
-    }
+    return {k: float(v) for k, v in record.items() if k != "epoch" and math.isfinite(float(v))}
 
 
 class TensorBoardLogger(RunLogger):
