@@ -6,6 +6,7 @@ import json
 import sys
 import warnings
 
+import numpy as np
 import pytest
 
 import aekit
@@ -176,6 +177,11 @@ def test_extra_callbacks_see_every_epoch_of_new_and_resumed_runs(tmp_path):
     aekit.train("digits", out=tmp_path / "run", limit=300, epochs=2, callbacks=[cb])
     aekit.train(out=tmp_path / "run", resume=True, epochs=4, callbacks=[cb])
     assert cb.seen == [1, 2, 3, 4]
+    rows = tmp_path / "rows.npy"  # streamed runs take them too
+    np.save(rows, np.random.default_rng(0).random((256, 8), dtype=np.float32))
+    cb.seen = []
+    aekit.train(rows, out=tmp_path / "streamed", stream=True, epochs=2, callbacks=[cb])
+    assert cb.seen == [1, 2]
     with pytest.raises(ConfigError, match="callbacks takes aekit.training.Callback objects"):
         aekit.train("digits", out=tmp_path / "other", epochs=1, callbacks=[print])
     assert not (tmp_path / "other").exists()
