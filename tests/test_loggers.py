@@ -63,6 +63,21 @@ def test_tensorboard_scalars_and_images_continue_on_resume(tmp_path):
     assert [e.step for e in acc.Images("reconstructions")] == [1, 2, 3]
 
 
+def test_tensorboard_refuses_a_folder_of_another_run(tmp_path, capsys):
+    pytest.importorskip("tensorboard", reason="tensorboard is not installed (aekit[tensorboard])")
+    tb = tmp_path / "tb"
+    assert main(["train", *QUICK, "--epochs", "1", "--out", str(tmp_path / "a"),
+                 "--tensorboard", str(tb)]) == 0  # fmt: skip
+    capsys.readouterr()
+    other = tmp_path / "b"
+    assert (
+        main(["train", *QUICK, "--epochs", "1", "--out", str(other), "--tensorboard", str(tb)]) == 2
+    )
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"aekit: error: --tensorboard {tb} already holds the events of another")
+    assert len(err.splitlines()) == 1 and not other.exists()
+
+
 def test_tensorboard_added_on_resume_logs_the_earlier_epochs_first(tmp_path):
     pytest.importorskip("tensorboard", reason="tensorboard is not installed (aekit[tensorboard])")
     run, tb = tmp_path / "run", tmp_path / "tb"

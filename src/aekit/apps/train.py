@@ -339,7 +339,7 @@ def _fit_run(net, config, out: Path, image_shape, split, progress, device, *, co
     the loggers among them hear of the run before the loop and after its folder is complete.
     """
     loggers = [cb for cb in callbacks if isinstance(cb, RunLogger)]
-    info = _run_info(net, out, image_shape, split, config_json, restore) if loggers else None
+    info = _run_info(net, out, image_shape, split, config_json) if loggers else None
     failed = True
     try:
         for logger in loggers:
@@ -355,8 +355,9 @@ def _fit_run(net, config, out: Path, image_shape, split, progress, device, *, co
             logger.end_run(failed)
 
 
-def _run_info(net, out: Path, image_shape, split, config_json, restore: bool) -> RunInfo:
-    """What the loggers are told of the run: its settings, a few validation images."""
+def _run_info(net, out: Path, image_shape, split, config_json) -> RunInfo:
+    """What the loggers are told of the run: its settings, a few validation images; a run
+    without ``config_json`` is a --resume (also one that starts over)."""
     from ..io import checkpoint as ckpt
 
     cfg = ckpt.read_config(out) if config_json is None else {**config_json}
@@ -369,7 +370,7 @@ def _run_info(net, out: Path, image_shape, split, config_json, restore: bool) ->
         first = getattr(X_show, "first_rows", None)  # streamed data: the first rows read
         samples = np.asarray(first(N_IMAGES) if first is not None else X_show[:N_IMAGES])
     shape = tuple(image_shape) if image_shape is not None else None
-    return RunInfo(out, settings, shape, samples, resumed=restore)
+    return RunInfo(out, settings, shape, samples, resumed=config_json is None)
 
 
 def _fit_and_write(net, config, out: Path, image_shape, split, progress, device, config_json,

@@ -11,7 +11,8 @@ torchrun only rank 0 logs. A logging backend that fails in the middle of a run (
 a full disk) gives one warning and logs nothing more; training goes on.
 
 Both continue on ``--resume``: TensorBoard in the same folder with the epoch as the step (the
-curves continue; events of epochs the resumed run repeats are purged), MLflow in the MLflow
+curves continue; events of epochs the resumed run repeats are purged; a new run refuses a
+folder that holds another run's events), MLflow in the MLflow
 run whose tag ``aekit.run_dir`` names the run's folder. A logger added only on resume first
 logs the epochs the run already has.
 """
@@ -119,10 +120,22 @@ class TensorBoardLogger(RunLogger):
         self.images = int(images)
         self.writer = None
 
+    def begin_run(self, run: RunInfo) -> None:
+        super().begin_run(run)
+        if self.active and not run.resumed and self._has_events():
+            raise ConfigError(
+                f"--tensorboard {self.log_dir} already holds the events of another run; give "
+                "each run its own folder (tensorboard --logdir on their parent shows them side "
+                "by side), or pass --resume to continue that run"
+            )
+
+    def _has_events(self) -> bool:
+        return any(self.log_dir.glob("events.out.tfevents.*"))
+
     def on_fit_start(self, loop) -> None:
         if not self.active:
             return
-        fresh = not any(self.log_dir.glob("events.out.tfevents.*"))
+        fresh = not self._has_events()
         self._guard("opening the log folder", self._open, loop.state.epoch + 1)
         if fresh and loop.state.history:  # added on resume: the epochs the run already has
             for record in loop.state.history:
@@ -225,7 +238,10 @@ class MLflowLogger(RunLogger):
         previous = None
         if run.resumed:
             hits = client.search_runs(
-                [exp_id], filter_string=f"tags.`{RUN_TAG}` = '{_quoted(where)}'", max_results=1
+                [exp_id],
+                filter_string=f"tags.`{RUN_TAG}` = '{_quoted(where)}'",
+                max_results=1,
+                order_by=["attributes.start_time DESC"],  # the latest run of this folder
             )
             previous = hits[0] if hits else None
         params = flat_params(run.settings)
