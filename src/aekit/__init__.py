@@ -28,6 +28,8 @@ _EXPORTS = {
     "register_model": "nn",
     "TrainConfig": "training",
     "Callback": "training",
+    "TensorBoardLogger": "training",
+    "MLflowLogger": "training",
     "fit": "training",
     "load": "io.checkpoint",
     "save": "io.checkpoint",

@@ -21,7 +21,7 @@ from ..training.strategy import check_device
 
 
 def new_streamed_run(out, data, model, scale, val_fraction, image_shape, model_options,
-                     train_options, progress, device, reading=None):  # fmt: skip
+                     train_options, progress, device, reading=None, callbacks=()):  # fmt: skip
     from ..data.units import Units
     from .train import DEFAULTS, _fit_run, resolve_output_activation
 
@@ -78,7 +78,10 @@ def new_streamed_run(out, data, model, scale, val_fraction, image_shape, model_o
                       resize=list(resize) if resize else None)  # fmt: skip
     extra = {"data": record, "training": asdict(config)}
     split = (train, val, scaler)
-    return _fit_run(net, config, out, image_shape, split, progress, device, config_json=extra)
+    return _fit_run(
+        net, config, out, image_shape, split, progress, device, config_json=extra,
+        callbacks=callbacks,
+    )  # fmt: skip
 
 
 def _scaler_part(device) -> dict:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from ..nn.init import WarmStart, pca_warm_start, warm_start_blocker
 from ..training import Callback, TrainConfig, TrainState, fit
 from ..training.config import default_budget
 from ..training.distributed import is_writer
+from ..training.loggers import N_IMAGES, RunInfo, RunLogger
 from ..training.strategy import check_device, resolve_device
 from ..views.figures import write_run_figures
 from .baseline import START_FILE, KeepStart, keep_or_revert, start_loss, write_check
@@ -80,6 +82,7 @@ def train(
     device: str | None = "auto",
     init: str | None = None,
     model_options: dict[str, Any] | None = None,
+    callbacks: Iterable[Callback] | None = None,
     **train_options: Any,
 ) -> RunResult:
     """Train a registered model on ``data`` and write the run directory ``out``.
@@ -107,7 +110,11 @@ def train(
     train ("auto": CUDA when available, else the CPU); it is not stored, so a run resumes on
     any device. With ``resume=True`` the run continues from ``out``: epochs, lr, patience and
     the data's location may change, anything else given must equal the run's
-    (:mod:`aekit.apps.resume`). The returned model is on the CPU, with the best weights.
+    (:mod:`aekit.apps.resume`). ``callbacks`` are extra :class:`aekit.training.Callback`
+    objects, run after the run directory's writer (in every process under torchrun); the
+    loggers of :mod:`aekit.training.loggers` (``TensorBoardLogger``, ``MLflowLogger``) among
+    them also see the run's settings and folder, and log from rank 0 only. The returned model
+    is on the CPU, with the best weights.
 
     Raises
     ------
@@ -120,6 +127,7 @@ def train(
     """
     out = _check_out(out)
     train_options = {k: v for k, v in train_options.items() if v is not None}
+    extra = _check_callbacks(callbacks)
     # under torchrun every rank trains and only rank 0 writes (and holds the lock)
     with RunLock(out) if is_writer() else contextlib.nullcontext():
         if resume:
@@ -146,7 +154,7 @@ def train(
                 job.net.load_state_dict(read_tensors(out / START_FILE)[0])
             return _fit_run(
                 job.net, job.config, out, job.image_shape, job.split, progress, device,
-                restore=job.restore, start_is_candidate=warm,
+                restore=job.restore, start_is_candidate=warm, callbacks=extra,
             )  # fmt: skip
         if holds_run(out):
             raise ConfigError(
@@ -160,11 +168,12 @@ def train(
             return new_streamed_run(
                 out, data, model, scale, val_fraction, image_shape, model_options,
                 train_options, progress, device, {"color": color, "resize": resize},
+                callbacks=extra,
             )  # fmt: skip
         return _new_run(
             out, data, model, data_dir, limit, scale, val_fraction, image_shape,
             model_options, train_options, progress, device, init,
-            reading={"color": color or "auto", "resize": resize},
+            reading={"color": color or "auto", "resize": resize}, callbacks=extra,
         )  # fmt: skip
 
 
@@ -179,7 +188,7 @@ def _check_out(out) -> Path:
 
 def _new_run(out, data, model, data_dir, limit, scale, val_fraction, image_shape,
              model_options, train_options, progress, device, init=None,
-             reading=None) -> RunResult:  # fmt: skip
+             reading=None, callbacks=()) -> RunResult:  # fmt: skip
     data = DEFAULTS["data"] if data is None else data
     model = model or DEFAULTS["model"]
     val_fraction = DEFAULTS["val_fraction"] if val_fraction is None else val_fraction
@@ -224,7 +233,7 @@ def _new_run(out, data, model, data_dir, limit, scale, val_fraction, image_shape
     extra["budget"] = budget.to_dict() if budget else {"rule": "epochs", "epochs": config.epochs}
     return _fit_run(
         net, config, out, ds.image_shape, split, progress, device, config_json=extra,
-        start_is_candidate=warm.applied,
+        start_is_candidate=warm.applied, callbacks=callbacks,
     )  # fmt: skip
 
 
@@ -308,15 +317,64 @@ class _RestoreCheckpoint(Callback):
         loop.state = ckpt.load_checkpoint(self.path, loop.model, loop.optimizer, lr=loop.config.lr)
 
 
+def _check_callbacks(callbacks) -> list[Callback]:
+    extra = list(callbacks or ())
+    for cb in extra:
+        if not isinstance(cb, Callback):
+            raise ConfigError(
+                f"callbacks takes aekit.training.Callback objects, not {type(cb).__name__}"
+            )
+    return extra
+
+
 def _fit_run(net, config, out: Path, image_shape, split, progress, device, *, config_json=None,
-             restore: bool = False, start_is_candidate: bool = False) -> RunResult:  # fmt: skip
+             restore: bool = False, start_is_candidate: bool = False,
+             callbacks=()) -> RunResult:  # fmt: skip
     """Fit with the run directory's writer; the model comes back with its best weights.
 
     ``config_json`` is config.json's content for a new run (written when training starts);
     ``restore`` loads the checkpoint first (resuming). ``start_is_candidate``: the untrained
     model (a PCA warm start) competes for the best weights as "epoch 0", so that training
-    that never beats it on the validation data keeps it.
+    that never beats it on the validation data keeps it. ``callbacks`` run after the writer;
+    the loggers among them hear of the run before the loop and after its folder is complete.
     """
+    loggers = [cb for cb in callbacks if isinstance(cb, RunLogger)]
+    info = _run_info(net, out, image_shape, split, config_json) if loggers else None
+    failed = True
+    try:
+        for logger in loggers:
+            logger.begin_run(info)
+        result = _fit_and_write(
+            net, config, out, image_shape, split, progress, device, config_json, restore,
+            start_is_candidate, list(callbacks),
+        )  # fmt: skip
+        failed = False
+        return result
+    finally:
+        for logger in loggers:
+            logger.end_run(failed)
+
+
+def _run_info(net, out: Path, image_shape, split, config_json) -> RunInfo:
+    """What the loggers are told of the run: its settings, a few validation images; a run
+    without ``config_json`` is a --resume (also one that starts over)."""
+    from ..io import checkpoint as ckpt
+
+    cfg = ckpt.read_config(out) if config_json is None else {**config_json}
+    if config_json is not None:
+        cfg["model"] = ckpt.model_record(net)
+    settings = {k: cfg[k] for k in ("model", "training", "data", "init", "budget") if k in cfg}
+    samples = None
+    if image_shape is not None:
+        X_show = split[1] if split[1] is not None else split[0]
+        first = getattr(X_show, "first_rows", None)  # streamed data: the first rows read
+        samples = np.asarray(first(N_IMAGES) if first is not None else X_show[:N_IMAGES])
+    shape = tuple(image_shape) if image_shape is not None else None
+    return RunInfo(out, settings, shape, samples, resumed=config_json is None)
+
+
+def _fit_and_write(net, config, out: Path, image_shape, split, progress, device, config_json,
+                   restore, start_is_candidate, extra) -> RunResult:  # fmt: skip
     from ..io import checkpoint as ckpt
 
     X_train, X_val, _ = split
@@ -336,6 +394,7 @@ def _fit_run(net, config, out: Path, image_shape, split, progress, device, *, co
     if writes and (out / START_FILE).is_file():
         keeper = KeepStart(out)
         callbacks.append(keeper)
+    callbacks += extra
     try:
         state = fit(
             net,

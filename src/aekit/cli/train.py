@@ -16,6 +16,8 @@ TRAIN_EXAMPLE = """example:
   aekit train --resume --out runs/mnist --epochs 40     # continue (or extend) a run
   aekit train --data mnist --model vae --latent-dim 32 --kl-warmup 10 --out runs/vae
   aekit train --data mnist --model conv --sparse-kl 0.05 --noise mask:0.25 --out runs/c
+  aekit train --data digits --epochs 20 --out runs/d --tensorboard tb/d   # tensorboard --logdir tb
+  aekit train --data digits --epochs 20 --out runs/d --mlflow-uri sqlite:///mlflow.db
 """
 
 
@@ -134,7 +136,33 @@ def add_parser(sub) -> None:
         "eager steps with a warning when a capture fails or replays to another loss; off: "
         "every step eager. May change on --resume",
     )
+    logger_args(t)
     t.set_defaults(func=run)
+
+
+def logger_args(t: argparse.ArgumentParser) -> None:
+    """Flags of the metric loggers (optional extras: aekit[tensorboard], aekit[mlflow])."""
+    g = t.add_argument_group(
+        "metrics in TensorBoard / MLflow (optional extras; they continue on --resume)"
+    )
+    g.add_argument(
+        "--tensorboard",
+        metavar="DIR",
+        help="write TensorBoard events to DIR: every loss term per epoch (step = epoch) and "
+        "reconstructions of validation images for image data; pip install aekit[tensorboard]",
+    )
+    g.add_argument(
+        "--mlflow",
+        action="store_true",
+        help="log to MLflow's default tracking URI: the settings as params, metrics per "
+        "epoch, the run directory as artifacts at the end; pip install aekit[mlflow]",
+    )
+    g.add_argument("--mlflow-uri", metavar="URI", help="the MLflow tracking URI (implies --mlflow)")
+    g.add_argument(
+        "--mlflow-experiment",
+        metavar="NAME",
+        help="the MLflow experiment (implies --mlflow; default: MLflow's Default)",
+    )
 
 
 def presets(models) -> str:
@@ -183,6 +211,7 @@ def run(args) -> int:
 
     if args.resume and not args.out:
         raise ConfigError("--resume needs --out RUN, the run directory to continue")
+    callbacks = loggers(args)  # a missing extra fails here, before anything is written
     if args.out is None:
         stem = Path(str(args.data or "digits")).stem
         args.out = f"runs/{stem}-{args.model or 'dense'}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -228,6 +257,7 @@ def run(args) -> int:
         device=args.device,
         init=args.init,
         model_options=model_options,
+        callbacks=callbacks,
         **train_options,
     )
     state = result.state
@@ -250,6 +280,20 @@ def run(args) -> int:
         f"      aekit encode {result.out} --out codes.npy   (the codes of your data)"
     )
     return 0
+
+
+def loggers(args) -> list:
+    """The logger callbacks the flags ask for (aekit.training.loggers)."""
+    from ..training.loggers import MLflowLogger, TensorBoardLogger
+
+    made: list = []
+    if args.tensorboard is not None:
+        if not str(args.tensorboard).strip():
+            raise ConfigError("--tensorboard needs a folder, e.g. --tensorboard tb/my-run")
+        made.append(TensorBoardLogger(args.tensorboard))
+    if args.mlflow or args.mlflow_uri or args.mlflow_experiment:
+        made.append(MLflowLogger(args.mlflow_uri, args.mlflow_experiment))
+    return made
 
 
 def pca_line(check: dict) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from .callbacks import BestWeights, Callback, Progress
 from .config import ENGINES, OPTIMIZERS, PRECISIONS, TrainConfig, TrainState
+from .loggers import MLflowLogger, RunLogger, TensorBoardLogger
 from .loop import Loop, fit
 from .optim import make_optimizer
 from .strategy import TorchStrategy, epoch_permutation, evaluate_loss, resolve_device
@@ -19,7 +20,10 @@ __all__ = [
     "BestWeights",
     "Callback",
     "Loop",
+    "MLflowLogger",
     "Progress",
+    "RunLogger",
+    "TensorBoardLogger",
     "TorchStrategy",
     "TrainConfig",
     "TrainState",
