@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import DataError, ModelFileError
+from ..errors import ConfigError, DataError, ModelFileError
 from ..functional.losses import elementwise_loss
 from ..io import checkpoint as ckpt
 from ..io.files import write_json
@@ -217,17 +217,72 @@ def contamination_offset(scores: np.ndarray, contamination: float) -> float:
 
 
 def fpr_offset(scores: np.ndarray, fpr: float) -> tuple[float, float]:
-    """(offset, achieved rate): at most a share ``fpr`` of ``scores`` falls below offset.
+    """(offset, achieved rate): the conformal threshold of :func:`conformal_threshold`, and
+    the share of ``scores`` themselves flagged by it."""
+    t = conformal_threshold(scores, fpr)
+    return t["offset"], t["achieved_fpr"]
 
-    ``scores`` are score_samples of normal rows (lower = more abnormal); a row is flagged when
-    its score is strictly below the offset. The achieved rate is the share flagged.
+
+def conformal_threshold(scores: np.ndarray, fpr: float, level: float = 0.95) -> dict:
+    """The threshold that flags a new normal row with probability at most ``fpr``.
+
+    ``scores`` are score_samples of n held-out normal rows (lower = more abnormal); a row is
+    flagged when its score is strictly below ``offset``. With k = floor(fpr * (n + 1)) the
+    offset is the k-th smallest score: for a new row exchangeable with the n (a split
+    conformal bound, Vovk et al. 2005; Angelopoulos & Bates 2021) its score lies below the
+    k-th smallest of them with probability at most k / (n + 1) <= fpr, whatever the model.
+    That probability is over the calibration draw too; the false-positive rate of this one
+    threshold on future rows is distributed Beta(k, n + 1 - k) (continuous scores), whose
+    central ``level`` interval is returned as ``fpr_interval``.
+
+    Returns {"offset", "k", "expected_fpr" (k / (n + 1)), "fpr_interval" [lo, hi],
+    "achieved_fpr" (the share of ``scores`` flagged), "n_samples"}.
+
+    Raises
+    ------
+    ConfigError
+        Fewer normal rows than the guarantee needs (k = 0: at least 1 / fpr - 1 rows).
     """
-    ordered = np.sort(scores)
-    k = int(np.floor(fpr * len(ordered)))
-    offset = float(ordered[min(k, len(ordered) - 1)])
-    if k >= len(ordered):
-        offset = float(np.nextafter(ordered[-1], np.inf))
-    return offset, float(np.mean(scores < offset))
+    from scipy.stats import beta
+
+    ordered = np.sort(np.asarray(scores, dtype=np.float64))
+    n = len(ordered)
+    k = int(np.floor(fpr * (n + 1) + 1e-9))
+    if k < 1:
+        need = int(np.ceil(1.0 / fpr - 1.0))
+        raise ConfigError(
+            f"a false-positive rate of {fpr:g} needs at least {need} normal rows to "
+            f"calibrate on (got {n}); give more normal rows or a larger rate"
+        )
+    offset = float(ordered[k - 1])
+    tail = (1.0 - level) / 2
+    interval = [float(beta.ppf(tail, k, n + 1 - k)), float(beta.ppf(1 - tail, k, n + 1 - k))]
+    return {
+        "offset": offset,
+        "k": k,
+        "expected_fpr": k / (n + 1),
+        "fpr_interval": interval,
+        "interval_level": level,
+        "achieved_fpr": float(np.mean(ordered < offset)),
+        "n_samples": n,
+    }
+
+
+def threshold_metrics(labels: np.ndarray, flags: np.ndarray) -> dict[str, float]:
+    """TPR (recall), FPR, precision and F1 of 0/1 ``flags`` against 0/1 ``labels``."""
+    y, f = np.asarray(labels).astype(bool), np.asarray(flags).astype(bool)
+    tp, fp = int(np.sum(f & y)), int(np.sum(f & ~y))
+    fn, tn = int(np.sum(~f & y)), int(np.sum(~f & ~y))
+    tpr = tp / (tp + fn) if tp + fn else 0.0
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    f1 = 2 * precision * tpr / (precision + tpr) if precision + tpr else 0.0
+    return {
+        "tpr": tpr,
+        "fpr": fp / (fp + tn) if fp + tn else 0.0,
+        "precision": precision,
+        "f1": f1,
+        "flagged": tp + fp,
+    }
 
 
 def check_labels(labels: Any, n: int) -> np.ndarray:
@@ -258,14 +313,22 @@ def read_labels(path: str | os.PathLike, n: int) -> np.ndarray:
                 y = f["y"]
         else:
             lines = [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
-            if lines and not lines[0].replace(".", "", 1).lstrip("-").isdigit():
-                lines = lines[1:]  # a header
+            if lines and not _is_number(lines[0]):
+                lines = lines[1:]  # a header ("1.0e+00" is a number, not a header)
             y = np.array([float(v) for v in lines])
     except (ValueError, OSError):
         raise DataError(
             f"cannot read labels from {path}: expected one 0/1 value per row (a single column)"
         ) from None
     return check_labels(y, n)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def roc_pr_auc(labels: np.ndarray, anomaly: np.ndarray) -> dict[str, float]:

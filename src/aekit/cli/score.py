@@ -164,7 +164,13 @@ def score(args) -> int:
     if args.command == "detect" and args.fpr is not None:
         normal = _load(_with_data(args, args.normal), det.n_features_in_)
         det.calibrate(normal, fpr=args.fpr)
-        print(f"threshold at FPR {args.fpr:g}: achieved {det.calibration_['achieved_fpr']:.4f}")
+        c = det.calibration_
+        lo, hi = c["fpr_interval"]
+        print(
+            f"threshold for at most {args.fpr:g} false positives (conformal, {c['n_samples']} "
+            f"normal rows): expected rate {c['expected_fpr']:.4f}, 95% of thresholds so drawn "
+            f"give {lo:.4f} to {hi:.4f}"
+        )
     if anomaly is None:
         anomaly = -det.score_samples(X)
     if args.command == "score":
@@ -178,8 +184,15 @@ def score(args) -> int:
     atomic_write(args.out, lambda tmp: _write_scores(tmp, header, table))
     print(f"wrote {len(X)} rows to {args.out}")
     if labels is not None:
+        from ..apps.anomaly import threshold_metrics
+
         m = roc_pr_auc(labels, anomaly)
+        t = threshold_metrics(labels, anomaly > -det.offset_)
         print(f"ROC-AUC {m['roc_auc']:.4f}  PR-AUC {m['pr_auc']:.4f}")
+        print(
+            f"at the threshold ({t['flagged']} flagged): TPR {t['tpr']:.4f}  FPR {t['fpr']:.4f}  "
+            f"precision {t['precision']:.4f}  F1 {t['f1']:.4f}"
+        )
     if args.figure:
         from ..views.anomaly import score_figure
         from ..views.figures import save_figure

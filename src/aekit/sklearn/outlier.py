@@ -82,7 +82,7 @@ class AutoencoderOutlierDetector(OutlierMixin, AutoencoderEstimator):
     error_scales_ : list of ndarray of shape (n_features,)
         Each member's column divisors (ones when ``error_quantile`` is None).
     calibration_ : dict or None
-        After :meth:`calibrate`: the target and achieved false-positive rates.
+        After :meth:`calibrate`: the target rate, the conformal guarantee and its interval.
     n_features_in_, feature_names_in_ : as in scikit-learn.
     """
 
@@ -215,17 +215,26 @@ class AutoencoderOutlierDetector(OutlierMixin, AutoencoderEstimator):
         return layout.unfold(errors)
 
     def calibrate(self, X_normal, fpr: float = 0.01):
-        """Set ``offset_`` so that a share ``fpr`` of held-out normal rows is flagged.
+        """Set ``offset_`` so that a new normal row is flagged with probability at most ``fpr``.
 
-        The achieved rate (at most ``fpr``; ties and few rows make it smaller) is stored in
-        ``calibration_`` = {"fpr", "achieved_fpr", "n_samples"}. Returns self.
+        A split-conformal threshold (:func:`aekit.apps.anomaly.conformal_threshold`): for new
+        normal rows exchangeable with ``X_normal`` (held out from training), the expected
+        false-positive rate is k / (n + 1) <= ``fpr`` whatever the model. ``calibration_``
+        holds {"fpr", "expected_fpr", "fpr_interval" (95% of the rate this threshold has on
+        future rows), "achieved_fpr" (on X_normal itself), "k", "n_samples", "method"}.
+        Returns self.
+
+        Raises
+        ------
+        ConfigError
+            ``fpr`` outside (0, 1), or too few rows for it (fewer than 1 / fpr - 1).
         """
         check_is_fitted(self)
         if not _is_real(fpr) or not 0 < fpr < 1:
             raise ConfigError(f"fpr must be in (0, 1), got {fpr!r}")
-        scores = self.score_samples(X_normal)
-        self.offset_, achieved = anomaly.fpr_offset(scores, float(fpr))
-        self.calibration_ = {"fpr": float(fpr), "achieved_fpr": achieved, "n_samples": len(scores)}
+        t = anomaly.conformal_threshold(self.score_samples(X_normal), float(fpr))
+        self.offset_ = t.pop("offset")
+        self.calibration_ = {"fpr": float(fpr), "method": "conformal", **t}
         return self
 
     def save(self, path: str | os.PathLike) -> Path:
