@@ -387,3 +387,28 @@ def test_bad_image_input_is_one_line_exit_2_and_nothing_written(kind, message, t
     assert main(["train", "--data", str(source), "--out", str(out), *QUICK]) == 2
     assert re.search(message, _one_error(capsys))
     assert not out.exists()
+
+
+def test_output_folders_replace_only_an_earlier_output_of_their_kind(grey_run, grey, tmp_path):
+    from aekit.errors import ConfigError
+
+    out = tmp_path / "rec"
+    argv = ["reconstruct", str(grey_run), "--data", str(grey), "--out", str(out)]
+    assert main(argv) == 0 and main(argv) == 0  # a rerun replaces its own earlier output
+    assert len(list(out.rglob("*.png"))) == 40
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("years of work")
+    with pytest.raises(ConfigError, match="holding other files"):
+        aekit.io.images.write_image_folder(mine, np.zeros((1, 4)), (1, 2, 2), 255.0)
+    assert (mine / "thesis.tex").read_text() == "years of work"
+    from aekit.sklearn import AutoencoderOutlierDetector as det
+
+    fitted = det(n_estimators=1, max_iter=1, random_state=0, device="cpu").fit(np.eye(6))
+    fitted.save(tmp_path / "det")
+    fitted.save(tmp_path / "det")  # an earlier detector is replaced whole
+    assert sorted(p.name for p in (tmp_path / "det").iterdir()) == ["config.json", "member-0"]
+    with pytest.raises(ConfigError, match="holding other files"):
+        fitted.save(mine)
+    assert sorted(p.name for p in mine.iterdir()) == ["thesis.tex"]
+    assert not list(tmp_path.glob(".*.tmp-*"))

@@ -342,15 +342,27 @@ def roc_pr_auc(labels: np.ndarray, anomaly: np.ndarray) -> dict[str, float]:
 
 
 def save_detector(path: str | os.PathLike, nets, settings: dict[str, Any]) -> Path:
-    """A folder: config.json (the detector's settings) and member-<i>/ per model."""
+    """A folder: config.json (the detector's settings) and member-<i>/ per model, appearing
+    whole (:func:`aekit.io.files.atomic_folder`); an earlier detector there is replaced."""
     from .. import __version__
+    from ..io.files import atomic_folder
 
-    path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    for i, net in enumerate(nets):
-        ckpt.save(net, path / f"member-{i}")
-    write_json(path / ckpt.CONFIG_FILE, {"aekit_version": __version__, DETECTOR_KEY: settings})
-    return path
+    def fill(tmp: Path) -> None:
+        for i, net in enumerate(nets):
+            ckpt.save(net, tmp / f"member-{i}")
+        write_json(tmp / ckpt.CONFIG_FILE, {"aekit_version": __version__, DETECTOR_KEY: settings})
+
+    return atomic_folder(path, fill, _is_detector)
+
+
+def _is_detector(folder: Path) -> bool:
+    """An earlier detector folder (which a new fit may replace), not a user's folder."""
+    try:
+        config = ckpt.read_config(folder)
+    except ModelFileError:
+        return False
+    allowed = {ckpt.CONFIG_FILE} | {p.name for p in folder.glob("member-*") if p.is_dir()}
+    return DETECTOR_KEY in config and {p.name for p in folder.iterdir()} <= allowed
 
 
 def load_detector(path: str | os.PathLike) -> tuple[list, dict[str, Any]]:

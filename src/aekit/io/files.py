@@ -50,6 +50,56 @@ def atomic_write(path: str | os.PathLike, write) -> None:
         raise
 
 
+def atomic_folder(folder: str | os.PathLike, fill, replaceable) -> Path:
+    """Call ``fill(tmp_folder)`` then rename the folder into place as ``folder``.
+
+    The folder is filled under a temporary sibling (``.NAME.tmp-XXXX``); a folder already at
+    ``folder`` is replaced only when ``replaceable(folder)`` says it is an earlier output of
+    the same kind (else one :class:`~aekit.errors.ConfigError` line, before anything is
+    written): it is moved aside, the new one renamed in, the old one removed. Killed at any
+    instant, ``folder`` holds the old output, the whole new one, or (between the two renames)
+    nothing; never a part. Stray siblings of a killed write are removed by the next one.
+    """
+    import shutil
+
+    from ..errors import ConfigError
+
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"--out {folder} is a file; name a folder")
+    if folder.is_dir() and any(folder.iterdir()) and not replaceable(folder):
+        raise ConfigError(
+            f"--out {folder} is a folder holding other files; name a new folder (aekit replaces "
+            "only an earlier output of the same command)"
+        )
+    parent = folder.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        for stale in parent.glob(f".{folder.name}.tmp-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{folder.name}.tmp-"))
+    except OSError as e:
+        raise file_error(e, folder, "make the folder") from None
+    try:
+        os.chmod(tmp, 0o777 & ~_UMASK)  # mkdtemp makes 0700
+        fill(tmp)
+        old = None
+        if folder.exists():
+            old = Path(tempfile.mkdtemp(dir=parent, prefix=f".{folder.name}.tmp-old-"))
+            os.rmdir(old)
+            os.replace(folder, old)
+        os.replace(tmp, folder)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise file_error(e, folder) from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return folder
+
+
 def make_folder(path: str | os.PathLike) -> Path:
     """mkdir -p, with one clear error when a file is in the way or permissions refuse."""
     path = Path(path)

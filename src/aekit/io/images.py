@@ -1,10 +1,8 @@
 """Rows of images written as image files into a folder that appears only when complete.
 
-The folder is filled under a temporary sibling name (``.NAME.tmp-XXXX``) and renamed into
-place at the end; a folder already at the name (an earlier output) is moved aside first and
-removed after. Killed at any instant, the output name holds the old folder, the whole new one,
-or (between the two renames) nothing; never a part. Stray temporary siblings are removed by
-the next write of the same folder, so a rerun proceeds.
+The folder is filled under a temporary sibling name and renamed into place at the end
+(:func:`aekit.io.files.atomic_folder`): killed at any instant, the output name never holds a
+part, and a rerun proceeds. An existing folder is replaced only when it holds only PNGs.
 
 Names come from the input (:attr:`aekit.data.Dataset.files`): the same relative paths, with
 the suffix ``.png`` (lossless; a JPEG's reconstruction is not saved as a JPEG). Rows without
@@ -14,14 +12,12 @@ refused before anything is written, as are two inputs that would write one file.
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from ..errors import ConfigError, DataError, file_error
+from ..errors import ConfigError, DataError
+from .files import atomic_folder
 
 
 def output_names(names, n: int) -> list[str]:
@@ -61,44 +57,25 @@ def to_pixels(X: np.ndarray, shape, max_value: float | None) -> np.ndarray:
 
 
 def write_image_folder(folder, X, shape, max_value, names=None) -> list[str]:
-    """Write each row of ``X`` as a PNG under ``folder``; returns the relative names."""
+    """Write each row of ``X`` as a PNG under ``folder``; returns the relative names.
+
+    An existing ``folder`` is replaced only when it holds nothing but images (an earlier
+    output); see :func:`aekit.io.files.atomic_folder`.
+    """
     from PIL import Image
 
-    folder = Path(folder)
     relative = output_names(names, len(X))
     pixels = to_pixels(X, shape, max_value)
-    parent = folder.parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        for stale in parent.glob(f".{folder.name}.tmp-*"):
-            shutil.rmtree(stale, ignore_errors=True)
-        tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{folder.name}.tmp-"))
-    except OSError as e:
-        raise file_error(e, folder, "make the folder") from None
-    try:
+
+    def fill(tmp: Path) -> None:
         for name, img in zip(relative, pixels, strict=True):
             path = tmp / name
             path.parent.mkdir(parents=True, exist_ok=True)
             Image.fromarray(img).save(path, format="PNG")
-        _swap_in(tmp, folder)
-    except OSError as e:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise file_error(e, folder) from None
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+
+    atomic_folder(folder, fill, _only_images)
     return relative
 
 
-def _swap_in(tmp: Path, folder: Path) -> None:
-    """Rename ``tmp`` to ``folder``; an existing folder there is moved aside, then removed."""
-    if folder.exists() and not folder.is_dir():
-        raise ConfigError(f"--out {folder} is a file; name a folder for the images")
-    old = None
-    if folder.exists():
-        old = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.tmp-old-"))
-        os.rmdir(old)
-        os.replace(folder, old)
-    os.replace(tmp, folder)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+def _only_images(folder: Path) -> bool:
+    return all(p.is_dir() or p.suffix.lower() == ".png" for p in folder.rglob("*"))
