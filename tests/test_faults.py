@@ -349,3 +349,107 @@ def test_sigkill_while_images_are_decoded_reruns_to_the_same_run(trial, tmp_path
     _continue(out, [*args, "--threads", "1"])
     _same_run(clean, out)
     COUNTS["SIGKILL decoding images: rerun or resumed bit-identical"] += 1
+
+
+# ------------------------------------------------------------------ any command, any instant
+
+FAULT_SEED = int(os.environ.get("AEKIT_FAULT_SEED", "0"))
+FAULT_COUNT = int(os.environ.get("AEKIT_FAULT_COUNT", "1"))  # kills per command; a soak: 50
+
+
+def _snapshot(path: Path):
+    """The bytes of a file, or of every file of a folder by relative name; None if absent."""
+    if path.is_file():
+        return path.read_bytes()
+    if path.is_dir():
+        return {
+            p.relative_to(path).as_posix(): p.read_bytes() for p in path.rglob("*") if p.is_file()
+        }
+    return None
+
+
+@pytest.fixture(scope="module")
+def job_runs(tmp_path_factory, photo_folder):
+    """A dense run and a codec trained in process on the photos, for the jobs below."""
+    base = tmp_path_factory.mktemp("jobs")
+    quick = ["--epochs", "2", "--latent-dim", "4", "--quiet", "--threads", "1"]
+    dense, codec = base / "dense", base / "codec"
+    assert main(["train", "--data", str(photo_folder), "--out", str(dense), *quick]) == 0
+    argv = ["train", "--data", str(photo_folder), "--model", "compress", "--out", str(codec)]
+    assert main([*argv, *quick]) == 0
+    return {"dense": dense, "codec": codec, "photos": photo_folder}
+
+
+JOBS = {  # the command, and the output it writes (relative to the test's folder)
+    "encode": (
+        lambda r, o: ["encode", str(r["dense"]), "--data", str(r["photos"]), "--out", o],
+        "z.csv",
+    ),
+    "reconstruct": (
+        lambda r, o: ["reconstruct", str(r["dense"]), "--data", str(r["photos"]), "--out", o],
+        "recon",
+    ),
+    "compress": (
+        lambda r, o: [
+            "compress",
+            str(r["codec"]),
+            "--data",
+            str(r["photos"]),
+            "--out",
+            o,
+            "--step",
+            "1",
+        ],
+        "x.aek",
+    ),
+    "fit-detector": (
+        lambda r, o: [
+            "fit-detector",
+            "--data",
+            str(r["photos"]),
+            "--out",
+            o,
+            "--epochs",
+            "2",
+            "--n-estimators",
+            "2",
+        ],
+        "det",
+    ),
+    "report": (lambda r, o: ["report", str(r["dense"]), "--out", o], "report.html"),
+}
+
+
+@pytest.mark.parametrize("kill", range(FAULT_COUNT))
+@pytest.mark.parametrize("job", sorted(JOBS))
+def test_a_command_killed_at_a_random_instant_leaves_its_output_whole_or_absent(
+    job, kill, job_runs, tmp_path
+):
+    """Killed anywhere in its run, a command's output is either absent or complete under its
+    final name, and the same command run again writes the uninterrupted result. Instants
+    are drawn from (AEKIT_FAULT_SEED, job, kill) over the command's measured duration."""
+    argv_of, name = JOBS[job]
+    clean, out = tmp_path / "clean" / name, tmp_path / "run" / name
+    clean.parent.mkdir(), out.parent.mkdir()
+    t0 = time.monotonic()
+    proc = spawn_aekit([*argv_of(job_runs, str(clean)), "--threads", "1"])
+    assert proc.wait(timeout=300) == 0
+    duration = time.monotonic() - t0
+    proc = spawn_aekit([*argv_of(job_runs, str(out)), "--threads", "1"])
+    time.sleep(random.Random(f"{FAULT_SEED}-{job}-{kill}").uniform(0.0, duration))
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    left = _snapshot(out)
+    want = _snapshot(clean)
+    if job == "report":  # the report names the time it was made: whole means its end is there
+        assert left is None or left.rstrip().endswith(b"</html>")
+    else:
+        assert left is None or left == want, f"{job}: a part of the output under its final name"
+    COUNTS[f"SIGKILL {job}: output {'absent' if left is None else 'whole'}"] += 1
+    assert main([*argv_of(job_runs, str(out)), "--threads", "1"]) == 0
+    if job == "report":
+        assert _snapshot(out).rstrip().endswith(b"</html>")
+    else:
+        assert _snapshot(out) == want
+    assert not [p for p in out.parent.iterdir() if ".tmp" in p.name]
+    COUNTS[f"SIGKILL {job}: rerun gives the uninterrupted output"] += 1

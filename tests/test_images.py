@@ -391,6 +391,7 @@ def test_bad_image_input_is_one_line_exit_2_and_nothing_written(kind, message, t
 
 def test_output_folders_replace_only_an_earlier_output_of_their_kind(grey_run, grey, tmp_path):
     from aekit.errors import ConfigError
+    from aekit.io.images import write_image_folder
 
     out = tmp_path / "rec"
     argv = ["reconstruct", str(grey_run), "--data", str(grey), "--out", str(out)]
@@ -400,7 +401,7 @@ def test_output_folders_replace_only_an_earlier_output_of_their_kind(grey_run, g
     mine.mkdir()
     (mine / "thesis.tex").write_text("years of work")
     with pytest.raises(ConfigError, match="holding other files"):
-        aekit.io.images.write_image_folder(mine, np.zeros((1, 4)), (1, 2, 2), 255.0)
+        write_image_folder(mine, np.zeros((1, 4)), (1, 2, 2), 255.0)
     assert (mine / "thesis.tex").read_text() == "years of work"
     from aekit.sklearn import AutoencoderOutlierDetector as det
 
