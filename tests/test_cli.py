@@ -62,7 +62,9 @@ def test_train_prints_where_the_run_went(tmp_path, capsys):
 def test_eval_json(run_dir, capsys):
     assert main(["eval", str(run_dir), "--json"]) == 0
     metrics = json.loads(capsys.readouterr().out)
-    assert metrics["n_samples"] == 1797 and metrics["units"] == "data"
+    # the run's 30 held-out validation rows (10% of --limit 300), not the rows it trained on
+    assert metrics["split"] == "val" and metrics["held_out"] is True
+    assert metrics["n_samples"] == 30 and metrics["units"] == "data"
     # digits are 0..16: errors in those units, and in the image scaler's [0, 1] (x 1/16)
     assert 0 < metrics["mse"] < 0.2 * 16**2 and 0 < metrics["mae"] < 0.5 * 16
     assert metrics["scaled_mse"] == pytest.approx(metrics["mse"] / 16**2, rel=1e-4)
@@ -70,10 +72,10 @@ def test_eval_json(run_dir, capsys):
 
 
 def test_eval_matches_python_reconstruction(run_dir):
-    from aekit.data import load_dataset
+    from aekit.data import load_dataset, train_val_split
 
     model = aekit.load(run_dir)
-    raw = load_dataset("digits").X
+    _, raw = train_val_split(load_dataset("digits", limit=300).X, 0.1, 0)  # training's split
     X = model.scaler.transform(raw)
     scaled_mse = float(np.mean((model.reconstruct_scaled(X) - X) ** 2))
     mse = float(np.mean((model.reconstruct_numpy(raw) - raw) ** 2))
