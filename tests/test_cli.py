@@ -328,3 +328,81 @@ def test_numpy_engine_refuses_two_activations_before_writing(tmp_path, capsys):
     assert main([*argv, "--epochs", "1"]) == 2
     assert "one activation" in _error_line(capsys)
     assert not out.exists()
+
+
+# ---- issue 21: held-out rows, --split, --device/--threads everywhere --------------------------
+
+
+def test_eval_scores_the_held_out_rows_of_a_file_of_ones_own(tmp_path, capsys):
+    """Before: a file's eval scored split "all", the 270 training rows included."""
+    from sklearn.datasets import load_digits
+
+    rows = load_digits().data.astype(np.float32)
+    path, other = tmp_path / "x.npy", tmp_path / "other.npy"
+    np.save(path, rows[:300])
+    np.save(other, rows[300:350])
+    out = tmp_path / "r"
+    argv = ["train", "--data", str(path), "--hidden", "16", "--latent-dim", "3", "--epochs", "2"]
+    assert main([*argv, "--quiet", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["eval", str(out)]) == 0
+    assert "split: val (30 held-out validation rows of x.npy)" in capsys.readouterr().out
+    assert main(["eval", str(out), "--json"]) == 0
+    held = json.loads(capsys.readouterr().out)
+    assert (held["split"], held["held_out"], held["n_samples"]) == ("val", True, 30)
+    # the same rows as training held out: summary.json's validation MSE, from train's own split
+    summary = json.loads((out / "summary.json").read_text())["validation"]
+    assert held["mse"] == pytest.approx(summary["mse"], rel=1e-5)
+    for split, n in (("all", 300), ("train", 270), ("val", 30)):
+        assert main(["eval", str(out), "--split", split, "--json"]) == 0
+        got = json.loads(capsys.readouterr().out)
+        assert (got["split"], got["n_samples"], got["held_out"]) == (split, n, split == "val")
+    assert main(["eval", str(out), "--split", "test"]) == 2  # a file has no test split
+    assert "no test split" in _error_line(capsys)
+    # other data: scored whole, and said so; the run's splits mean nothing there
+    assert main(["eval", str(out), "--data", str(other)]) == 0
+    assert "all 50 rows of the other.npy (not the run's own data)" in capsys.readouterr().out
+    assert main(["eval", str(out), "--data", str(other), "--split", "val"]) == 2
+    assert "other data" in _error_line(capsys)
+    # the run's own file, named: still its held-out rows
+    assert main(["eval", str(out), "--data", str(path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["n_samples"] == 30
+    np.save(path, rows[:300] + 1)  # changed since training: its validation rows are gone
+    assert main(["eval", str(out)]) == 2
+    assert "has changed since the run was trained" in _error_line(capsys)
+    assert main(["eval", str(out), "--split", "all", "--json"]) == 0
+
+
+def test_eval_of_an_mnist_run_scores_its_test_split(tmp_path, capsys, data_dir):
+    out = tmp_path / "r"
+    argv = ["train", "--data", "mnist", "--data-dir", str(data_dir), "--limit", "200"]
+    assert main([*argv, "--hidden", "", "--latent-dim", "2", "--epochs", "1", "--quiet",
+                 "--out", str(out)]) == 0  # fmt: skip
+    capsys.readouterr()
+    assert main(["eval", str(out), "--limit", "50", "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert (got["split"], got["held_out"], got["n_samples"]) == ("test", True, 50)
+    assert main(["eval", str(out), "--split", "val", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["n_samples"] == 20  # 10% of the 200 it read
+
+
+def test_every_command_takes_device_and_threads(tmp_path, capsys):
+    """README: every command takes --device and --threads (report and export refused them)."""
+    from aekit.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if hasattr(a, "choices") and a.choices)
+    for name, parser in sub.choices.items():
+        flags = {f for a in parser._actions for f in a.option_strings}
+        assert {"--device", "--threads"} <= flags, name
+    out = tmp_path / "r"
+    assert main(["train", *QUICK, "--out", str(out)]) == 0
+    page = tmp_path / "p.html"
+    assert main(["report", str(out), "--out", str(page), "--device", "cpu", "--threads", "1"]) == 0
+    assert "30 held-out validation rows of digits" in page.read_text()
+    assert main(["report", str(out), "--out", str(page), "--split", "train"]) == 0
+    assert "270 training rows of digits" in page.read_text()
+    if not torch.cuda.is_available():
+        capsys.readouterr()
+        onnx_out = str(tmp_path / "m.onnx")
+        assert main(["export", str(out), "--out", onnx_out, "--device", "cuda"]) == 2
+        assert "CUDA is not available" in _error_line(capsys)
