@@ -353,7 +353,7 @@ def test_eval_scores_the_held_out_rows_of_a_file_of_ones_own(tmp_path, capsys):
     # the same rows as training held out: summary.json's validation MSE, from train's own split
     summary = json.loads((out / "summary.json").read_text())["validation"]
     assert held["mse"] == pytest.approx(summary["mse"], rel=1e-5)
-    for split, n in (("all", 300), ("train", 270), ("val", 30)):
+    for split, n in (("all", 300), ("train", 270), ("val", 30)):  # the file holds 300 rows
         assert main(["eval", str(out), "--split", split, "--json"]) == 0
         got = json.loads(capsys.readouterr().out)
         assert (got["split"], got["n_samples"], got["held_out"]) == (split, n, split == "val")

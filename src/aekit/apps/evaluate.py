@@ -137,7 +137,8 @@ def scored_rows(run, data=None, *, split=None, data_dir=None, limit=None):
             "the run has no validation rows (trained with --val-fraction 0); choose --split "
             "train or all" + (", or test" if source in SPLIT_SETS else "")
         )
-    ds, train_idx, val_idx = _training_rows(config, data_dir, check=split != "all")
+    # "all": the whole source, beyond the --limit training read
+    ds, train_idx, val_idx = _training_rows(config, data_dir, whole=split == "all")
     if split == "all" and source in SPLIT_SETS:  # the training split and the test split
         test = load_dataset(source, data_dir=data_dir, split="test")
         labels = None if ds.labels is None else np.concatenate([ds.labels, test.labels])
@@ -163,12 +164,15 @@ def scored_rows(run, data=None, *, split=None, data_dir=None, limit=None):
         rows = f"{n} training rows of {name}, the rows the model was fitted on"
     else:
         rows = f"all {n} rows of {name}, training rows included"
+        if source in SPLIT_SETS:
+            rows = f"all {n} rows of {name} (train and test splits), training rows included"
     return ds, {"data": source, "split": split, "held_out": held_out, "rows": rows}
 
 
-def _training_rows(config: dict, data_dir, check: bool = True):
+def _training_rows(config: dict, data_dir, whole: bool = False):
     """(the rows training read, its training row indices, its validation row indices or None),
-    ``check``ed against the fingerprint training recorded (the split means nothing otherwise)."""
+    checked against the fingerprint training recorded (the split means nothing otherwise);
+    ``whole``: every row of the source instead, unchecked (no indices)."""
     from pathlib import Path
 
     from ..data.scaling import train_val_split
@@ -181,9 +185,11 @@ def _training_rows(config: dict, data_dir, check: bool = True):
     shape = None
     if source not in SPLIT_SETS and source != "digits" and d.get("image_shape"):
         shape = tuple(d["image_shape"])
-    ds = load_dataset(source, data_dir=data_dir, split="train", limit=d.get("limit"),
-                      image_shape=shape)  # fmt: skip
-    if check and d.get("sha256"):
+    limit = None if whole else d.get("limit")
+    ds = load_dataset(source, data_dir=data_dir, split="train", limit=limit, image_shape=shape)
+    if whole:
+        return ds, None, None
+    if d.get("sha256"):
         from .train import fingerprint
 
         if fingerprint(ds.X) != d["sha256"]:
