@@ -144,6 +144,8 @@ def scored_rows(run, data=None, *, split=None, data_dir=None, limit=None):
         labels = None if ds.labels is None else np.concatenate([ds.labels, test.labels])
         ds = replace(ds, X=np.concatenate([ds.X, test.X]), labels=labels)
     idx = {"train": train_idx, "val": val_idx}.get(split)
+    if split in ("train", "val") and idx is None:
+        raise DataError(f"the run's {split} rows cannot be found again; pass --split all")
     if idx is not None:
         ds = replace(ds, X=ds.X[idx], labels=None if ds.labels is None else ds.labels[idx])
     if limit is not None and limit < len(ds.X):
@@ -210,7 +212,15 @@ def _streamed_rows(config: dict, source: str, fraction, seed):
     from ..data.stream import StreamedArray, split_blocks
 
     arr = StreamedArray(source)
+    d = config.get("data", {})
+    if d.get("block_rows") and d["block_rows"] != arr.block_rows:  # blocks as training cut them
+        arr = StreamedArray(source, block_bytes=int(d["block_rows"]) * 4 * arr.width)
     train, val = split_blocks(arr, fraction, seed)
+    if (0 if val is None else len(val)) != int(d.get("n_val") or 0):
+        raise DataError(
+            f"the blocks of {Path(source).name} are not those the run was trained on, so its "
+            "held-out rows cannot be found again; pass --split all to score it whole"
+        )
 
     def rows(view):
         return np.concatenate([np.arange(*arr.block_range(int(b))) for b in view.blocks])
