@@ -361,7 +361,7 @@ def test_eval_scores_the_held_out_rows_of_a_file_of_ones_own(tmp_path, capsys):
     assert "no test split" in _error_line(capsys)
     # other data: scored whole, and said so; the run's splits mean nothing there
     assert main(["eval", str(out), "--data", str(other)]) == 0
-    assert "all 50 rows of the other.npy (not the run's own data)" in capsys.readouterr().out
+    assert "all 50 rows of other.npy, other data than the run's own" in capsys.readouterr().out
     assert main(["eval", str(out), "--data", str(other), "--split", "val"]) == 2
     assert "other data" in _error_line(capsys)
     # the run's own file, named: still its held-out rows

@@ -87,7 +87,8 @@ def scored_rows(run, data=None, *, split=None, data_dir=None, limit=None):
     then means nothing and is refused. ``limit`` keeps the first N of the chosen rows.
 
     "What was scored": ``data``, ``split``, ``held_out`` (False for rows the model was fitted
-    on) and ``rows``, a sentence such as "30 held-out validation rows of x.npy".
+    on, None for other data: the run cannot tell) and ``rows``, a sentence such as "30 held-out
+    validation rows of x.npy".
     """
     from dataclasses import replace
     from pathlib import Path
@@ -101,23 +102,12 @@ def scored_rows(run, data=None, *, split=None, data_dir=None, limit=None):
     d = config.get("data", {})
     source = str(d.get("source", "digits"))
     if not is_own_data(d, data):
-        named = isinstance(data, str | os.PathLike)
-        key = str(data).lower().replace("_", "-") if named else None
-        has_splits = key in SPLIT_SETS
-        if split in ("val", "train") or (split == "test" and not has_splits):
-            raise ConfigError(
-                f"--split {split} names rows of the run's own data ({Path(source).name}); "
-                f"{data if named else 'this array'} is other data, scored whole: drop --split"
-            )
-        part = split if has_splits and split in ("test", "train") else "test"
-        ds = load_dataset(data, data_dir=data_dir, split=part, limit=limit)
-        what = f"{part} split of {key}" if has_splits else Path(str(data)).name if named else "data"
-        return ds, {
-            "data": str(data) if named else "<array>",
-            "split": part if has_splits else "all",
-            "held_out": True,
-            "rows": f"all {len(ds.X):,} rows of the {what} (not the run's own data)",
-        }
+        return _other_rows(data, source, split, data_dir, limit)
+    if source == "<array>":
+        raise DataError(
+            "the run was trained on an array in Python, so its rows cannot be read again: "
+            "pass --data (scored whole)"
+        )
     data_dir = data_dir or d.get("data_dir")
     name = Path(source).name
     n_val = int(d.get("n_val") or 0)
@@ -169,6 +159,46 @@ def scored_rows(run, data=None, *, split=None, data_dir=None, limit=None):
         if source in SPLIT_SETS:
             rows = f"all {n} rows of {name} (train and test splits), training rows included"
     return ds, {"data": source, "split": split, "held_out": held_out, "rows": rows}
+
+
+def _other_rows(data, source: str, split, data_dir, limit):
+    """Data other than the run's, scored whole: a file (or array) as it is; MNIST-like sets
+    their test split unless ``split`` says train (or all: both)."""
+    from dataclasses import replace
+    from pathlib import Path
+
+    from ..errors import ConfigError
+
+    named = isinstance(data, str | os.PathLike)
+    key = str(data).lower().replace("_", "-") if named else None
+    has_splits = key in SPLIT_SETS
+    if split == "val" or (split in ("train", "test") and not has_splits):
+        what = data if named else "this array"
+        raise ConfigError(
+            f"--split {split} names rows of the run's own data ({Path(source).name}); {what} "
+            "is other data, scored whole: drop --split"
+        )
+    if not has_splits:
+        ds = load_dataset(data, data_dir=data_dir, limit=limit)
+        what, part = (Path(str(data)).name if named else "array"), "all"
+    elif split == "all":
+        ds = load_dataset(data, data_dir=data_dir, split="train")
+        test = load_dataset(data, data_dir=data_dir, split="test")
+        labels = None if ds.labels is None else np.concatenate([ds.labels, test.labels])
+        ds = replace(ds, X=np.concatenate([ds.X, test.X]), labels=labels)
+        if limit is not None and limit < len(ds.X):
+            ds = replace(ds, X=ds.X[:limit], labels=None if labels is None else labels[:limit])
+        what, part = f"the {key} train and test splits", "all"
+    else:
+        part = split or "test"
+        ds = load_dataset(data, data_dir=data_dir, split=part, limit=limit)
+        what = f"the {part} split of {key}"
+    return ds, {
+        "data": str(data) if named else "<array>",
+        "split": part,
+        "held_out": None,  # unknown: whether the model saw these rows is not the run's to say
+        "rows": f"all {len(ds.X):,} rows of {what}, other data than the run's own",
+    }
 
 
 def _training_rows(config: dict, data_dir, whole: bool = False):
