@@ -406,3 +406,13 @@ def test_every_command_takes_device_and_threads(tmp_path, capsys):
         onnx_out = str(tmp_path / "m.onnx")
         assert main(["export", str(out), "--out", onnx_out, "--device", "cuda"]) == 2
         assert "CUDA is not available" in _error_line(capsys)
+
+
+def test_eval_of_a_run_trained_on_an_array_needs_data(tmp_path, digits01):
+    from aekit.errors import DataError
+
+    run = aekit.train(digits01, out=tmp_path / "r", epochs=1)
+    with pytest.raises(DataError, match="pass --data"):
+        aekit.evaluate(run.out)
+    got = aekit.evaluate(run.out, digits01[:40])  # other data: scored whole, overlap unknown
+    assert (got["split"], got["held_out"], got["n_samples"]) == ("all", None, 40)
