@@ -30,7 +30,9 @@ def keep_or_revert(out: Path, net, start_weights, X_val) -> dict[str, Any] | Non
 
     The best epoch is the minimum of a noisy curve: on a few dozen validation rows it can look
     better than the start and be worse on new data. The per-row differences of the squared
-    error d_i (trained - start) must have a mean below -Z_KEEP standard errors.
+    error d_i (trained - start), in the data's units (the run's scaler undone: what the check
+    against PCA measures; with one scale factor the same decision as in the scaled space), must
+    have a mean below -Z_KEEP standard errors.
     """
     if start_weights is None:
         return None
@@ -49,8 +51,11 @@ def keep_or_revert(out: Path, net, start_weights, X_val) -> dict[str, Any] | Non
 
 
 def _row_errors(net, X) -> np.ndarray:
-    X_hat = net.reconstruct_scaled(X).astype(np.float64)
-    return ((X_hat - X) ** 2).sum(axis=1)
+    X_hat = net.reconstruct_scaled(X)
+    scaler = getattr(net, "scaler", None)
+    if scaler is not None:
+        X_hat, X = scaler.inverse_transform(X_hat), scaler.inverse_transform(X)
+    return ((X_hat.astype(np.float64) - X) ** 2).sum(axis=1)
 
 
 class KeepStart(Callback):
@@ -87,7 +92,8 @@ def refit_start(out: Path, net, X_train, X_val, seed: int = 0) -> bool:
 
     if X_val is None or len(X_val) == 0:
         return False  # the start is PCA of every row already
-    if not pca_warm_start(net, np.concatenate([X_train, X_val]), seed=seed).applied:
+    X_all = np.concatenate([X_train, X_val])
+    if not pca_warm_start(net, X_all, seed=seed, scaler=net.scaler).applied:
         return False
     ckpt.save_tensors(out / ckpt.MODEL_FILE, net.state_dict())
     return True

@@ -204,7 +204,7 @@ def _new_run(out, data, model, data_dir, limit, scale, val_fraction, image_shape
         check_representable(net)
     warm = WarmStart(False, reason="init random")
     if init != "random":
-        warm = pca_warm_start(net, split[0], seed=config.seed)
+        warm = pca_warm_start(net, split[0], seed=config.seed, scaler=split[2])
         if init == "pca" and not warm.applied:
             raise ConfigError(f"--init pca cannot start this model from PCA: {warm.reason}")
     extra = {"data": data_record(data, data_dir, limit, val_fraction, ds, split), "training": {}}
