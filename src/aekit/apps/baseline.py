@@ -139,9 +139,10 @@ def init_advice(net, init=None) -> str | None:
     """Advice that works for this model when it ends worse than PCA, or None.
 
     "--init pca" only where the model accepts it and did not start there (denoising,
-    compression, VAE, penalised, conv models refuse it). A model that started at PCA in a space
-    scaled per column (minmax, standard) started at PCA of the scaled rows, which is not PCA in
-    the data's units: "--scale none" makes the start the PCA that the check compares with.
+    compression, VAE, penalised, conv models refuse it). A tied model that started at PCA in a
+    space scaled per column (minmax, standard) started at PCA of the scaled rows (one set of
+    directions cannot carry the data's PCA there), which is not PCA in the data's units:
+    "--scale none" makes its start the PCA that the check compares with.
     """
     from dataclasses import asdict
 
@@ -150,7 +151,8 @@ def init_advice(net, init=None) -> str | None:
 
     if (init or {}).get("kind") == "pca":
         scale = getattr(net.scaler, "scale", None)
-        if scale is not None and np.ptp(np.asarray(scale)) > 0:
+        tied = getattr(net.config, "tied", False)
+        if tied and scale is not None and np.ptp(np.asarray(scale)) > 0:
             return "--scale none"
         return None  # it started at PCA already
     config = {**asdict(net.config), "output_activation": "identity"}
