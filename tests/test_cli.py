@@ -62,7 +62,9 @@ def test_train_prints_where_the_run_went(tmp_path, capsys):
 def test_eval_json(run_dir, capsys):
     assert main(["eval", str(run_dir), "--json"]) == 0
     metrics = json.loads(capsys.readouterr().out)
-    assert metrics["n_samples"] == 1797 and metrics["units"] == "data"
+    # the run's 30 held-out validation rows (10% of --limit 300), not the rows it trained on
+    assert metrics["split"] == "val" and metrics["held_out"] is True
+    assert metrics["n_samples"] == 30 and metrics["units"] == "data"
     # digits are 0..16: errors in those units, and in the image scaler's [0, 1] (x 1/16)
     assert 0 < metrics["mse"] < 0.2 * 16**2 and 0 < metrics["mae"] < 0.5 * 16
     assert metrics["scaled_mse"] == pytest.approx(metrics["mse"] / 16**2, rel=1e-4)
@@ -70,10 +72,10 @@ def test_eval_json(run_dir, capsys):
 
 
 def test_eval_matches_python_reconstruction(run_dir):
-    from aekit.data import load_dataset
+    from aekit.data import load_dataset, train_val_split
 
     model = aekit.load(run_dir)
-    raw = load_dataset("digits").X
+    _, raw = train_val_split(load_dataset("digits", limit=300).X, 0.1, 0)  # training's split
     X = model.scaler.transform(raw)
     scaled_mse = float(np.mean((model.reconstruct_scaled(X) - X) ** 2))
     mse = float(np.mean((model.reconstruct_numpy(raw) - raw) ** 2))
@@ -326,3 +328,91 @@ def test_numpy_engine_refuses_two_activations_before_writing(tmp_path, capsys):
     assert main([*argv, "--epochs", "1"]) == 2
     assert "one activation" in _error_line(capsys)
     assert not out.exists()
+
+
+# ---- issue 21: held-out rows, --split, --device/--threads everywhere --------------------------
+
+
+def test_eval_scores_the_held_out_rows_of_a_file_of_ones_own(tmp_path, capsys):
+    """Before: a file's eval scored split "all", the 270 training rows included."""
+    from sklearn.datasets import load_digits
+
+    rows = load_digits().data.astype(np.float32)
+    path, other = tmp_path / "x.npy", tmp_path / "other.npy"
+    np.save(path, rows[:300])
+    np.save(other, rows[300:350])
+    out = tmp_path / "r"
+    argv = ["train", "--data", str(path), "--hidden", "16", "--latent-dim", "3", "--epochs", "2"]
+    assert main([*argv, "--quiet", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["eval", str(out)]) == 0
+    assert "split: val (30 held-out validation rows of x.npy)" in capsys.readouterr().out
+    assert main(["eval", str(out), "--json"]) == 0
+    held = json.loads(capsys.readouterr().out)
+    assert (held["split"], held["held_out"], held["n_samples"]) == ("val", True, 30)
+    # the same rows as training held out: summary.json's validation MSE, from train's own split
+    summary = json.loads((out / "summary.json").read_text())["validation"]
+    assert held["mse"] == pytest.approx(summary["mse"], rel=1e-5)
+    for split, n in (("all", 300), ("train", 270), ("val", 30)):  # the file holds 300 rows
+        assert main(["eval", str(out), "--split", split, "--json"]) == 0
+        got = json.loads(capsys.readouterr().out)
+        assert (got["split"], got["n_samples"], got["held_out"]) == (split, n, split == "val")
+    assert main(["eval", str(out), "--split", "test"]) == 2  # a file has no test split
+    assert "no test split" in _error_line(capsys)
+    # other data: scored whole, and said so; the run's splits mean nothing there
+    assert main(["eval", str(out), "--data", str(other)]) == 0
+    assert "all 50 rows of other.npy, other data than the run's own" in capsys.readouterr().out
+    assert main(["eval", str(out), "--data", str(other), "--split", "val"]) == 2
+    assert "other data" in _error_line(capsys)
+    # the run's own file, named: still its held-out rows
+    assert main(["eval", str(out), "--data", str(path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["n_samples"] == 30
+    np.save(path, rows[:300] + 1)  # changed since training: its validation rows are gone
+    assert main(["eval", str(out)]) == 2
+    assert "has changed since the run was trained" in _error_line(capsys)
+    assert main(["eval", str(out), "--split", "all", "--json"]) == 0
+
+
+def test_eval_of_an_mnist_run_scores_its_test_split(tmp_path, capsys, data_dir):
+    out = tmp_path / "r"
+    argv = ["train", "--data", "mnist", "--data-dir", str(data_dir), "--limit", "200"]
+    assert main([*argv, "--hidden", "", "--latent-dim", "2", "--epochs", "1", "--quiet",
+                 "--out", str(out)]) == 0  # fmt: skip
+    capsys.readouterr()
+    assert main(["eval", str(out), "--limit", "50", "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert (got["split"], got["held_out"], got["n_samples"]) == ("test", True, 50)
+    assert main(["eval", str(out), "--split", "val", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["n_samples"] == 20  # 10% of the 200 it read
+
+
+def test_every_command_takes_device_and_threads(tmp_path, capsys):
+    """README: every command takes --device and --threads (report and export refused them)."""
+    from aekit.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if hasattr(a, "choices") and a.choices)
+    for name, parser in sub.choices.items():
+        flags = {f for a in parser._actions for f in a.option_strings}
+        assert {"--device", "--threads"} <= flags, name
+    out = tmp_path / "r"
+    assert main(["train", *QUICK, "--out", str(out)]) == 0
+    page = tmp_path / "p.html"
+    assert main(["report", str(out), "--out", str(page), "--device", "cpu", "--threads", "1"]) == 0
+    assert "30 held-out validation rows of digits" in page.read_text()
+    assert main(["report", str(out), "--out", str(page), "--split", "train"]) == 0
+    assert "270 training rows of digits" in page.read_text()
+    if not torch.cuda.is_available():
+        capsys.readouterr()
+        onnx_out = str(tmp_path / "m.onnx")
+        assert main(["export", str(out), "--out", onnx_out, "--device", "cuda"]) == 2
+        assert "CUDA is not available" in _error_line(capsys)
+
+
+def test_eval_of_a_run_trained_on_an_array_needs_data(tmp_path, digits01):
+    from aekit.errors import DataError
+
+    run = aekit.train(digits01, out=tmp_path / "r", epochs=1)
+    with pytest.raises(DataError, match="pass --data"):
+        aekit.evaluate(run.out)
+    got = aekit.evaluate(run.out, digits01[:40])  # other data: scored whole, overlap unknown
+    assert (got["split"], got["held_out"], got["n_samples"]) == ("all", None, 40)

@@ -204,12 +204,17 @@ def test_threads_are_set_and_checked(tmp_path, capsys):
 
 
 def test_eval_says_what_it_scored(tmp_path, capsys):
-    out = tmp_path / "r"
-    assert main(["train", *QUICK, "--out", str(out)]) == 0
+    out = tmp_path / "r"  # (random start: a kept PCA start would be refitted on the val rows)
+    assert main(["train", *QUICK, "--init", "random", "--out", str(out)]) == 0
     capsys.readouterr()
     assert main(["eval", str(out), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert result["data"] == "digits" and result["split"] == "all"
+    # issue 21: the run's held-out rows, 10% of the 200 it read (it scored all 1,797 before)
+    assert result["data"] == "digits" and result["split"] == "val" and result["held_out"]
+    assert result["n_samples"] == 20 and result["rows"] == "20 held-out validation rows of digits"
+    assert main(["eval", str(out), "--split", "all", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["split"] == "all" and not result["held_out"]
     assert result["n_samples"] == 1797  # the whole source: --limit was for training
 
 

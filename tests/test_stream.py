@@ -258,3 +258,28 @@ def test_a_scaler_fitted_in_parts_and_combined_equals_the_one_pass_scaler(
     np.testing.assert_allclose(merged.offset, whole.offset, rtol=1e-12)
     np.testing.assert_allclose(merged.scale, whole.scale, rtol=1e-12)
     assert kind != "minmax" or np.array_equal(whole.offset, X.min(0))
+
+
+def test_eval_of_a_streamed_run_scores_its_validation_blocks(files, small_blocks, monkeypatch,
+                                                             capsys):  # fmt: skip
+    """Issue 21: the held-out rows of a streamed run are its validation blocks, found again
+    however the blocks of the eval's process would be cut."""
+    tmp, X = files
+    out = tmp / "r"
+    argv = ["train", "--data", str(tmp / "x.npy"), "--stream", "--epochs", "1", "--quiet"]
+    assert main([*argv, "--out", str(out)]) == 0
+    record = json.loads((out / "config.json").read_text())["data"]
+    arr = StreamedArray(tmp / "x.npy")
+    _, val = split_blocks(arr, 0.1, 0)
+    rows = np.concatenate([X[slice(*arr.block_range(int(b)))] for b in val.blocks])
+    assert record["n_val"] == len(rows) and record["block_rows"] == 37
+    monkeypatch.setattr(stream, "BLOCK_BYTES", 2**25)  # eval's default blocks: one block
+    capsys.readouterr()
+    assert main(["eval", str(out), "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert (got["split"], got["held_out"], got["n_samples"]) == ("val", True, len(rows))
+    from aekit import load
+
+    model = load(out)
+    mse = np.mean((model.reconstruct_numpy(rows).astype(np.float64) - rows) ** 2)
+    assert got["mse"] == pytest.approx(mse, rel=1e-5)

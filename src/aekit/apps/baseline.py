@@ -30,7 +30,9 @@ def keep_or_revert(out: Path, net, start_weights, X_val) -> dict[str, Any] | Non
 
     The best epoch is the minimum of a noisy curve: on a few dozen validation rows it can look
     better than the start and be worse on new data. The per-row differences of the squared
-    error d_i (trained - start) must have a mean below -Z_KEEP standard errors.
+    error d_i (trained - start), in the data's units (the run's scaler undone: what the check
+    against PCA measures; with one scale factor the same decision as in the scaled space), must
+    have a mean below -Z_KEEP standard errors.
     """
     if start_weights is None:
         return None
@@ -49,8 +51,11 @@ def keep_or_revert(out: Path, net, start_weights, X_val) -> dict[str, Any] | Non
 
 
 def _row_errors(net, X) -> np.ndarray:
-    X_hat = net.reconstruct_scaled(X).astype(np.float64)
-    return ((X_hat - X) ** 2).sum(axis=1)
+    X_hat = net.reconstruct_scaled(X)
+    scaler = getattr(net, "scaler", None)
+    if scaler is not None:
+        X_hat, X = scaler.inverse_transform(X_hat), scaler.inverse_transform(X)
+    return ((X_hat.astype(np.float64) - X) ** 2).sum(axis=1)
 
 
 class KeepStart(Callback):
@@ -77,18 +82,89 @@ def start_loss(net, X) -> float:
     return evaluate_loss(net, torch.as_tensor(X))
 
 
-def write_check(out: Path, net, split, kept=None) -> dict[str, Any] | None:
-    """The held-out comparison with PCA, written to the run's summary.json (None: no data)."""
+def refit_start(out: Path, net, X_train, X_val, seed: int = 0) -> bool:
+    """The kept PCA start, refitted on every training row (the validation rows included) and
+    written as the run's model: PCA of 90% of a few hundred rows is measurably worse than the
+    PCA a user fits on all of them. ``net`` holds the start's weights; the validation rows have
+    served their purpose (they chose the start), so the model may now use them. Returns
+    whether it refitted (only a model that starts exactly at PCA's solution)."""
+    from ..nn.init import pca_warm_start
+
+    if X_val is None or len(X_val) == 0:
+        return False  # the start is PCA of every row already
+    X_all = np.concatenate([X_train, X_val])
+    if not pca_warm_start(net, X_all, seed=seed, scaler=net.scaler).applied:
+        return False
+    ckpt.save_tensors(out / ckpt.MODEL_FILE, net.state_dict())
+    return True
+
+
+def write_check(out: Path, net, split, kept=None, init=None, seed: int = 0):
+    """The comparisons with PCA, written to the run's summary.json; returns (validation check,
+    PCA baseline), (None, None) without validation rows held in memory.
+
+    ``validation`` is :func:`pca_check` of the model as training chose it, on the validation
+    rows (the decision ``kept`` and the ``advice`` beside it; ``init`` is config.json's record
+    of the start). A kept PCA start is then refitted on every training row
+    (:func:`refit_start`), and ``pca_baseline`` sets the final model beside PCA fitted on the
+    same rows as its weights: the training rows, scored on the validation rows; or, after a
+    refit, all of them, scored on them (none is held out then: ``held_out`` false).
+    """
     X_train, X_val, scaler = split
     if not isinstance(X_train, np.ndarray) or not isinstance(X_val, np.ndarray):
-        return None  # no validation rows, or streamed blocks (not held in memory)
+        return None, None  # no validation rows, or streamed blocks (not held in memory)
     if len(X_val) == 0 or len(X_train) < 2:
-        return None
+        return None, None
     check = pca_check(net, X_train, X_val, scaler)
     if kept is not None:
         check["kept"] = kept
-    write_summary(out, {"validation": check})
-    return check
+    check["advice"] = init_advice(net, init)
+    refitted = bool(kept and kept["model"] == "start") and refit_start(
+        out, net, X_train, X_val, seed
+    )
+    if refitted:
+        X_all = np.concatenate([X_train, X_val])
+        rows = {"fit_rows": "train+val", "scored_rows": "train+val", "held_out": False}
+        base = {**rows, "n_fit": len(X_all), **pca_check(net, X_all, X_all, scaler)}
+        check["kept"]["refit"] = "train+val"
+    else:
+        rows = {"fit_rows": "train", "scored_rows": "val", "held_out": True}
+        base = {**rows, "n_fit": len(X_train), **pca_check(net, X_train, X_val, scaler)}
+    del base["split"]
+    write_summary(out, {"validation": check, "pca_baseline": base})
+    return check, base
+
+
+def init_advice(net, init=None) -> str | None:
+    """Advice that works for this model when it ends worse than PCA, or None.
+
+    "--init pca" only where the model accepts it and did not start there (denoising,
+    compression, VAE, penalised, conv models refuse it). A tied model that started at PCA in a
+    space scaled per column (minmax, standard) started at PCA of the scaled rows (one set of
+    directions cannot carry the data's PCA there), which is not PCA in the data's units:
+    "--scale none" makes its start the PCA that the check compares with.
+    """
+    from dataclasses import asdict
+
+    from ..errors import AekitError
+    from ..nn.init import warm_start_blocker
+
+    if (init or {}).get("kind") == "pca":
+        scale = getattr(net.scaler, "scale", None)
+        tied = getattr(net.config, "tied", False)
+        if tied and scale is not None and np.ptp(np.asarray(scale)) > 0:
+            return "--scale none"
+        return None  # it started at PCA already
+    config = {**asdict(net.config), "output_activation": "identity"}
+    try:
+        probe = ckpt.build_from_record({"name": net.name, "config": config})
+    except AekitError:
+        return None
+    if warm_start_blocker(probe) is not None:
+        return None
+    if net.config.output_activation != "identity":
+        return "--init pca --output-activation identity"
+    return "--init pca"
 
 
 def pca_check(net, X_train, X_val, scaler) -> dict[str, Any]:

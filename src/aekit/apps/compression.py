@@ -245,7 +245,7 @@ class CompressionReport:
     bytes: int
     bpp: float
     estimated_bpp: float  # the entropy models' -log2 P of what the file codes, without header
-    encode_images_per_s: float
+    encode_images_per_s: float | None  # None: not measured (the file was given, not encoded)
     decode_images_per_s: float
     psnr: float | None = None  # dB, of the mean squared error over the set
     ssim: float | None = None
@@ -264,8 +264,14 @@ class CompressionReport:
         out = [
             f"{self.images} images, {self.bytes} bytes, {self.bpp:.4f} bits per pixel "
             f"(entropy model's estimate {self.estimated_bpp:.4f} without the header)",
-            f"encode {self.encode_images_per_s:,.0f} images/s, "
-            f"decode {self.decode_images_per_s:,.0f} images/s",
+            ", ".join(
+                f"{what} {speed:,.0f} images/s"
+                for what, speed in (
+                    ("encode", self.encode_images_per_s),
+                    ("decode", self.decode_images_per_s),
+                )
+                if speed is not None  # only what was timed here
+            ),
         ]
         if self.step is not None:
             exact = " (lossless)" if self.max_abs_error == 0 else ""
@@ -289,12 +295,14 @@ def compression_report(
 ) -> tuple[CompressionReport, bytes, np.ndarray]:
     """(report, file bytes, decoded X_hat) for X: compress at ``step`` (unless ``data`` is
     given: then the file's own step counts), decode, time both, and score the decoded rows.
+    Only what ran here is timed: given ``data``, the report has no encode speed (None).
 
     ``data_range`` is the PSNR/SSIM peak (default: :func:`pixel_max`). X_hat has X's shape.
     ``names`` are the images' file names, stored in the file.
     """
+    encoded = data is None
     t0 = time.perf_counter()
-    data = compress(model, X, step, names) if data is None else data
+    data = compress(model, X, step, names) if encoded else data
     t1 = time.perf_counter()
     params = _sections(model, data)[1]
     step = None if params is None else params.step
@@ -312,7 +320,7 @@ def compression_report(
         bytes=len(data),
         bpp=bits_per_pixel(len(data), n, h * w),
         estimated_bpp=estimated_bits(model, X, step) / (n * h * w),
-        encode_images_per_s=n / max(t1 - t0, 1e-9),
+        encode_images_per_s=n / max(t1 - t0, 1e-9) if encoded else None,
         decode_images_per_s=n / max(t2 - t1, 1e-9),
         psnr=mean_psnr(X_hat, X, data_range),
         ssim=mean_ssim(X_hat, X, (c, h, w), data_range)

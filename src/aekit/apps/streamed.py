@@ -70,6 +70,7 @@ def new_streamed_run(out, data, model, scale, val_fraction, image_shape, model_o
         "image_shape": list(image_shape) if image_shape else None,
         "n_train": len(train),
         "n_val": 0 if val is None else len(val),
+        "block_rows": arr.block_rows,  # the blocks the validation split chose among
         "sha256": arr.fingerprint(),
     }
     if arr.names is not None:

@@ -47,6 +47,7 @@ class RunResult:
     out: Path
     state: TrainState
     check: dict[str, Any] | None = None  # held-out errors beside PCA's (see pca_check)
+    baseline: dict[str, Any] | None = None  # the final model beside PCA of the same rows
 
 
 def resolve_output_activation(model: str, requested: str | None, X: np.ndarray) -> str:
@@ -98,11 +99,13 @@ def train(
     squared error) from PCA's solution on the scaled training rows, and then an ``"auto"``
     output activation is the identity; "pca" insists on it, "random" never does it. The start
     competes with the epochs and stays unless the trained model beats it on the validation
-    rows by more than two standard errors (:mod:`aekit.apps.baseline`). After
+    rows by more than two standard errors (:mod:`aekit.apps.baseline`); a start that stays
+    is refitted on every training row, validation rows included, before it is written. After
     training, the best model's held-out error is compared with PCA's at the same code size,
-    in the data's units (``RunResult.check``, the run's ``summary.json``). ``image_shape``
-    (C, H, W) folds the rows of a data file into images (conv models). ``color`` ("auto",
-    "gray", "rgb") and ``resize`` ((H, W)) say how image files are read
+    in the data's units (``RunResult.check``, the run's ``summary.json``), and the final
+    model with PCA fitted on the same rows (``RunResult.baseline``, ``pca_baseline``).
+    ``image_shape`` (C, H, W) folds the rows of a data file into images (conv models).
+    ``color`` ("auto", "gray", "rgb") and ``resize`` ((H, W)) say how image files are read
     (:mod:`aekit.data.images`); the run records them, and its data's units
     (:mod:`aekit.data.units`), which jobs on new data are checked against. ``stream`` reads a
     ``.npy`` file or a folder of ``.npy`` shards block by block instead of loading it (None:
@@ -224,7 +227,7 @@ def _new_run(out, data, model, data_dir, limit, scale, val_fraction, image_shape
         check_representable(net)
     warm = WarmStart(False, reason="init random")
     if init != "random":
-        warm = pca_warm_start(net, split[0], seed=config.seed)
+        warm = pca_warm_start(net, split[0], seed=config.seed, scaler=split[2])
         if init == "pca" and not warm.applied:
             raise ConfigError(f"--init pca cannot start this model from PCA: {warm.reason}")
     extra = {"data": data_record(data, data_dir, limit, val_fraction, ds, split, reading)}
@@ -411,10 +414,12 @@ def _fit_and_write(net, config, out: Path, image_shape, split, progress, device,
         if writes and writer.history:  # also when training stopped on an error
             X_show = X_val if X_val is not None else X_train
             write_run_figures(out, writer.history, net, X_show, image_shape)
-    check, kept = None, None
+    check, baseline, kept = None, None, None
     if writes:
         load_best(out, net)  # the run's model is its best epoch
         if keeper is not None and X_val is not None:
             kept = keep_or_revert(out, net, keeper.weights, X_val)
-        check = write_check(out, net, split, kept)
-    return RunResult(net, out, state, check)
+        init = ckpt.read_config(out).get("init")
+        # a kept PCA start is refitted on every training row here (see write_check)
+        check, baseline = write_check(out, net, split, kept, init, seed=config.seed)
+    return RunResult(net, out, state, check, baseline)

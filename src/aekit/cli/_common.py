@@ -104,6 +104,19 @@ def split_arg(p: argparse.ArgumentParser) -> None:
     )
 
 
+def rows_arg(p: argparse.ArgumentParser) -> None:
+    """--split all|train|val|test of eval and report: which rows of the run's own data."""
+    p.add_argument(
+        "--split",
+        choices=("all", "train", "val", "test"),  # apps.evaluate.SPLITS, without importing torch
+        default=None,
+        help="rows of the run's own data: val (its held-out validation rows), test (the test "
+        "split of mnist/fashion-mnist), train (the rows it was fitted on) or all (default: "
+        "the held-out rows, test where the source has a test split, else val; other --data "
+        "is scored whole)",
+    )
+
+
 def device_arg(p: argparse.ArgumentParser) -> None:
     """--device and --threads: where to compute, and with how many CPU threads."""
     p.add_argument(

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 
-from ._common import FORMATTER, data_args, device_arg, job_kwargs, split_arg
+from ._common import FORMATTER, data_args, device_arg, reading_kwargs, rows_arg
 
 EVAL_EXAMPLE = """mse, mae and psnr are in the data's own units (the run's scaler undone);
-scaled_* are the same figures in the space the model computes in.
+scaled_* are the same figures in the space the model computes in. Without --data and --split
+the run's held-out rows are scored (the test split of mnist/fashion-mnist, else the run's
+validation rows); "split:" says which.
 
 example:
-  aekit eval runs/mnist --data mnist --split test --json
+  aekit eval runs/mnist --json                        # the mnist test split
+  aekit eval runs/table --split all                   # every row, training rows included
   aekit eval runs/vae --nll --samples 1000 --binarize      # importance-sampled NLL, nats
   aekit eval runs/dae --noise gaussian:0.5:clip            # denoise held-out data
 """
@@ -25,7 +28,7 @@ def add_parser(sub) -> None:
     )
     e.add_argument("run", help="run directory")
     data_args(e, default=None)
-    split_arg(e)
+    rows_arg(e)
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.add_argument(
         "--noise",
@@ -54,11 +57,20 @@ def run(args) -> int:
         noise_seed=args.noise_seed,
         nll_samples=args.samples if args.nll else None,
         binarize=args.binarize,
-        **job_kwargs(args),
+        split=args.split,
+        data_dir=args.data_dir,
+        limit=args.limit,
+        device=args.device,
+        **reading_kwargs(args),
     )
     if args.json:
         print(json.dumps(metrics))
-    else:
-        for key, value in metrics.items():
+        return 0
+    rows = metrics.pop("rows")
+    metrics.pop("held_out")
+    for key, value in metrics.items():
+        if key == "split":
+            print(f"{key:>10}: {value} ({rows})")
+        else:
             print(f"{key:>10}: {value:.6g}" if isinstance(value, float) else f"{key:>10}: {value}")
     return 0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._common import FORMATTER
+from ._common import FORMATTER, device_arg
 
 EXAMPLE = """example:
   aekit export runs/mnist --format onnx --out model.onnx
@@ -21,6 +21,7 @@ def add_parser(sub) -> None:
     p.add_argument("run", help="run directory")
     p.add_argument("--format", choices=("onnx",), default="onnx", help="(default: onnx)")
     p.add_argument("--out", required=True, help="the autoencoder's file, ending .onnx")
+    device_arg(p)  # checked like every command's; ONNX graphs are traced on the CPU (see run)
     p.set_defaults(func=run)
 
 
@@ -28,8 +29,11 @@ def run(args) -> int:
     from ..errors import ConfigError
     from ..io import checkpoint as ckpt
     from ..io.export import export_onnx, part_paths
+    from ..training.strategy import resolve_device
 
     part_paths(args.out)  # a bad name is refused before the run is read
+    resolve_device(args.device)  # an unavailable device is refused as by every command
+    # the graphs do not depend on the device they were traced on: export_onnx traces on the CPU
     try:
         import onnx  # noqa: F401
     except ImportError:

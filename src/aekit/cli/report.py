@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from ..errors import ConfigError
-from ._common import FORMATTER
+from ._common import FORMATTER, device_arg, rows_arg
 
 REPORT_EXAMPLE = """example:
   aekit report runs/digits                     # writes runs/digits/report.html
   aekit report runs/mnist --out mnist.html
+  aekit report runs/table --split all          # every row instead of the held-out ones
   aekit train --model vae --epochs 30 --out runs/vae --report   # at the end of training
   aekit report runs/dense --data table.csv --anomaly-labels y.csv   # scores and their ROC
 """
@@ -31,12 +32,14 @@ def add_parser(sub) -> None:
         "a .npy/.npz/.csv/.parquet file, or images (a folder, an image, a .txt list; read as "
         "the run read its own)",
     )
+    rows_arg(p)
     p.add_argument("--data-dir", help="folder holding mnist/ and fashion-mnist/ (or AEKIT_DATA)")
     p.add_argument(
         "--anomaly-labels",
         metavar="FILE",
         help="0/1 per row of --data (1 = anomaly), .npy/.csv/.npz: adds the ROC of the scores",
     )
+    device_arg(p)
     p.set_defaults(func=run)
 
 
@@ -51,6 +54,8 @@ def run(args) -> int:
         data=args.data,
         data_dir=args.data_dir,
         anomaly_labels=args.anomaly_labels,
+        split=args.split,
+        device=args.device,
     )
     print(f"report written to {path}")
     return 0

@@ -270,6 +270,8 @@ def run(args) -> int:
     print(f"trained {state.epoch} epochs ({summary}); best epoch {state.best_epoch}")
     if result.check is not None:
         print(pca_line(result.check))
+    if result.baseline is not None and not result.baseline["held_out"]:
+        print(refit_line(result.baseline))
     print(f"run written to {result.out}")
     if args.report:
         from ..views.report import build_report
@@ -301,11 +303,22 @@ def pca_line(check: dict) -> str:
     k, mse, pca = check["pca_components"], check["mse"], check["pca_mse"]
     said = f"held-out MSE {mse:.5g} vs PCA-{k} {pca:.5g} (data units, ratio {check['ratio']:.3f})"
     if check["worse_than_pca"]:
+        advice = check.get("advice")  # None: --init pca is refused by this model, or was used
+        tried = f"try {advice}, more data or another --epochs" if advice else "see"
         return (
             f"warning: {said}: the model is worse than PCA with {k} components on held-out "
-            "data; try --init pca, more data or another --epochs (see summary.json)"
+            f"data; {tried}{' (see' if advice else ''} summary.json{')' if advice else ''}"
         )
     return said
+
+
+def refit_line(base: dict) -> str:
+    """One line: the kept PCA start, refitted on every row, beside PCA of those rows."""
+    return (
+        f"kept the PCA start, refitted on all {base['n_fit']:,} rows (validation rows "
+        f"included): MSE {base['mse']:.5g} vs PCA-{base['pca_components']} fitted on the same "
+        f"rows {base['pca_mse']:.5g} (data units, ratio {base['ratio']:.3f})"
+    )
 
 
 def _family_options(args) -> dict:

@@ -18,7 +18,13 @@ Exact only through an identity output: sigmoid(mu + V z) is not PCA's reconstruc
 :func:`warm_start_exact` says no for a sigmoid output (the training job resolves "auto" to
 identity where the warm start applies). PCA is computed on the data the model sees, the scaled
 training rows, so the start is PCA's solution in the scaled space (for the image scaler and a
-single scale factor that is PCA in the data's units).
+single scale factor that is PCA in the data's units). Given the run's ``scaler`` with one scale
+per column (minmax, standard), PCA is computed in the data's units instead and carried into the
+scaled space, s = (x - o) * c: the encoder reads directions V / c and the decoder writes c * V
+(each times a common factor g, the geometric mean of c, so that the code keeps the scaled
+space's size), which reconstructs exactly PCA's x_hat of the data (a user's PCA; in the scaled
+space's own metric the scaled PCA would be better). Tied weights need one set of directions,
+so a tied model keeps the scaled space's PCA.
 """
 
 from __future__ import annotations
@@ -86,14 +92,37 @@ def fit_pca(X: np.ndarray, n_components: int, seed: int = 0):
     return pca.mean_, pca.components_.T  # (D,), (D, m)
 
 
+def _per_column_scale(scaler, tied: bool):
+    """The scale vector c (D,) of a per-column scaler that the data-unit start applies to."""
+    scale = None if scaler is None else getattr(scaler, "scale", None)
+    if tied or scale is None or np.size(scale) < 2 or np.ptp(np.asarray(scale)) == 0:
+        return None  # one scale factor (or none): PCA of the scaled rows is the data's PCA
+    return np.asarray(scale, dtype=np.float64)
+
+
+def _directions(X, n: int, seed: int, scaler, tied: bool):
+    """(scaled mean (D,), encoder directions E (D, m), decoder directions W (D, m))."""
+    c = _per_column_scale(scaler, tied)
+    if c is None:
+        mu, V = fit_pca(X, n, seed)
+        return mu, V, V
+    raw = scaler.inverse_transform(X).astype(np.float64)
+    mu, V = fit_pca(raw, n, seed)
+    g = float(np.exp(np.mean(np.log(c))))  # the code keeps the scaled space's size
+    offset = np.broadcast_to(np.asarray(scaler.offset, dtype=np.float64), c.shape)
+    return (mu - offset) * c, V * (g / c)[:, None], V * (c / g)[:, None]
+
+
 @torch.no_grad()
-def pca_warm_start(model: torch.nn.Module, X: np.ndarray, seed: int = 0) -> WarmStart:
+def pca_warm_start(model: torch.nn.Module, X: np.ndarray, seed: int = 0, scaler=None) -> WarmStart:
     """Set ``model``'s weights so that its reconstruction equals PCA's on the rows of X.
 
     X is the (scaled) training data. A dense model with linear code and output and ReLU or
     identity hidden layers (see :func:`warm_start_blocker`) afterwards reconstructs any x as
     mu + V V^T (x - mu) with V the top ``latent_dim`` principal directions of X; other models
-    are left as they are and the result says why.
+    are left as they are and the result says why. With ``scaler`` (the run's, one scale per
+    column) the reconstruction is that of PCA of the rows in the data's units, carried into
+    the scaled space (see the module's note).
     """
     why = warm_start_blocker(model)
     if why is not None:
@@ -101,31 +130,32 @@ def pca_warm_start(model: torch.nn.Module, X: np.ndarray, seed: int = 0) -> Warm
     c = model.config
     hidden = tuple(c.hidden)
     first = hidden[0] // 2 if hidden else c.latent_dim
-    mu, V = fit_pca(X, max(first, c.latent_dim), seed)
-    V, mu = torch.as_tensor(V, dtype=torch.float32), torch.as_tensor(mu, dtype=torch.float32)
-    k = min(c.latent_dim, V.shape[1])
+    mu, E, W = _directions(X, max(first, c.latent_dim), seed, scaler, bool(c.tied))
+    E, W = torch.as_tensor(E, dtype=torch.float32), torch.as_tensor(W, dtype=torch.float32)
+    mu = torch.as_tensor(mu, dtype=torch.float32)
+    k = min(c.latent_dim, E.shape[1])
     if not hidden:
-        _linear(model, V[:, :k], mu)
+        _linear(model, E[:, :k], W[:, :k], mu)
         return WarmStart(True, k, k)
     gain = _PAIR_GAIN[c.activation]
-    m = _encoder_pairs(model, V[:, :first], mu, gain)
+    m = _encoder_pairs(model, E[:, :first], mu, gain)
     k = min(k, m, *(w // 2 for w in c.decoder_sizes))
     _code_layer(model.encoder[-1], k, m, gain)
-    _decoder(model, V[:, :k], mu, k, gain)
-    return WarmStart(True, int(V[:, :first].shape[1]), k)
+    _decoder(model, W[:, :k], mu, k, gain)
+    return WarmStart(True, int(E[:, :first].shape[1]), k)
 
 
-def _linear(model, V: torch.Tensor, mu: torch.Tensor) -> None:
-    """No hidden layer: encoder V^T, bias -V^T mu; decoder V, bias mu (tied: the same V)."""
+def _linear(model, E: torch.Tensor, W: torch.Tensor, mu: torch.Tensor) -> None:
+    """No hidden layer: encoder E^T, bias -E^T mu; decoder W, bias mu (tied: E = W = V)."""
     enc, dec = model.encoder[0], model.decoder[0]
-    k = V.shape[1]
+    k = E.shape[1]
     enc.weight.zero_()
     enc.bias.zero_()
-    enc.weight[:k] = V.T
-    enc.bias[:k] = -(V.T @ mu)
+    enc.weight[:k] = E.T
+    enc.bias[:k] = -(E.T @ mu)
     if not model.config.tied:
         dec.weight.zero_()
-        dec.weight[:, :k] = V
+        dec.weight[:, :k] = W
     dec.bias.copy_(mu)
 
 

@@ -25,7 +25,7 @@ from . import report_anomaly  # noqa: F401  (registers its section through the h
 from . import report_sections as rs
 
 REPORT_FILE = "report.html"
-MAX_ROWS = 2000  # rows of a test split the report scores (enough for every view, and fast)
+MAX_ROWS = 2000  # rows the report scores at most (enough for every view, and fast)
 
 _CSS = """
 body { font: 15px/1.45 system-ui, sans-serif; margin: 0; color: #1d2330; background: #f6f7f9; }
@@ -54,6 +54,8 @@ def load_context(
     *,
     data_dir: str | os.PathLike | None = None,
     anomaly_labels: np.ndarray | str | os.PathLike | None = None,
+    split: str | None = None,
+    device: str = "cpu",
 ) -> rs.RunContext:
     """Read a finished run and pick the rows to show (scaled): see :func:`build_report`."""
     from ..io import checkpoint as ckpt
@@ -73,7 +75,7 @@ def load_context(
             f"{run} has not finished an epoch yet, so there is nothing to report; "
             f"continue it with: aekit train --resume --out {run}"
         )
-    X, labels, model, shown = _rows(run, config, data, data_dir)
+    X, labels, model, shown = _rows(run, config, data, data_dir, split, device)
     extra: dict[str, Any] = {}
     if anomaly_labels is not None:  # a file's path is read by the section (it knows N)
         path = isinstance(anomaly_labels, str | os.PathLike)
@@ -92,27 +94,18 @@ def _read_history(run: Path) -> list[dict]:
         raise ModelFileError(f"cannot read {path}: {e}") from None
 
 
-def _rows(run: Path, config: dict, data, data_dir):
-    """(X scaled, labels, model, words): the validation rows of the run's own data (the test
-    split of MNIST-like sets), or all rows of ``data`` when given."""
-    from ..apps.evaluate import SPLIT_SETS, load_run_data
-    from ..data.scaling import train_val_split
+def _rows(run: Path, config: dict, data, data_dir, split=None, device="cpu"):
+    """(X scaled, labels, model, words): the run's held-out rows (the test split of MNIST-like
+    sets, else its validation rows; :func:`aekit.apps.evaluate.scored_rows`), the rows
+    ``split`` names, or all rows of ``data`` when given; at most MAX_ROWS of them."""
+    from ..apps.evaluate import _scaled, scored_rows
+    from ..io import checkpoint as ckpt
+    from ..training.strategy import resolve_device
 
-    d = config.get("data", {})
-    source = d.get("source", "digits")
-    if data is None and source in SPLIT_SETS:
-        model, X, ds, _ = load_run_data(run, limit=MAX_ROWS, device="cpu", data_dir=data_dir)
-        return X, ds.labels, model, f"the first {len(X)} rows of the {source} test split"
-    if data is not None:
-        model, X, ds, s = load_run_data(run, data, data_dir=data_dir, device="cpu")
-        return X, ds.labels, model, f"{len(X)} rows of {s['data']} ({s['split']})"
-    model, X, ds, _ = load_run_data(run, limit=d.get("limit"), device="cpu", data_dir=data_dir)
-    fraction, seed = d.get("val_fraction") or 0, config.get("training", {}).get("seed", 0)
-    _, val = train_val_split(np.arange(len(X)), fraction, seed)  # the split training used
-    idx = np.arange(min(len(X), MAX_ROWS)) if val is None else val
-    what = "validation" if val is not None else "training"
-    labels = None if ds.labels is None else ds.labels[idx]
-    return X[idx], labels, model, f"the {len(idx)} {what} rows of {Path(source).name}"
+    model = ckpt.load(run).to(resolve_device(device))
+    ds, scored = scored_rows(run, data, split=split, data_dir=data_dir, limit=MAX_ROWS)
+    X, ds = _scaled(model, ds)
+    return X, ds.labels, model, scored["rows"]
 
 
 def render(ctx: rs.RunContext) -> str:
@@ -147,6 +140,8 @@ def build_report(
     data: Any = None,
     data_dir: str | os.PathLike | None = None,
     anomaly_labels: np.ndarray | str | os.PathLike | None = None,
+    split: str | None = None,
+    device: str = "cpu",
 ) -> Path:
     """Write the run's report: one self-contained HTML file, atomically.
 
@@ -157,13 +152,18 @@ def build_report(
     out : path, optional
         The HTML file to write (default: ``RUN/report.html``).
     data : str, path or array, optional
-        Rows to show instead of the run's own held-out rows (its validation rows, or the first
-        2,000 of the test split for MNIST and Fashion-MNIST); scaled with the run's scaler.
+        Rows to show instead of the run's own held-out rows (the test split for MNIST and
+        Fashion-MNIST, else its validation rows: what ``aekit eval`` scores), at most 2,000 of
+        them; scaled with the run's scaler.
+    split : {"all", "train", "val", "test"}, optional
+        Which rows of the run's own data to show instead of the held-out ones.
     data_dir : path, optional
         Where MNIST-like sets live, when not where training found them.
     anomaly_labels : array of 0/1, or a labels file (.npy, .csv, .npz), optional
         One per row of ``data`` (1 = anomaly): adds the ROC of the anomaly scores
         (:mod:`aekit.views.report_anomaly`).
+    device : str
+        Where to compute the report's scores and figures (default: the CPU).
 
     Returns
     -------
@@ -181,7 +181,9 @@ def build_report(
     """
     from ..io.files import atomic_write
 
-    ctx = load_context(run, data, data_dir=data_dir, anomaly_labels=anomaly_labels)
+    ctx = load_context(
+        run, data, data_dir=data_dir, anomaly_labels=anomaly_labels, split=split, device=device
+    )
     path = Path(out) if out is not None else Path(run) / REPORT_FILE
     page = render(ctx)
     atomic_write(path, lambda tmp: Path(tmp).write_text(page, encoding="utf-8"))
