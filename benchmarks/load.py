@@ -1,0 +1,186 @@
+"""Load (issue 26, point 4): memory stays flat and nothing is left behind.
+
+1. ``aekit encode --stream`` and ``aekit score --stream`` of a float32 .npy of ``--rows`` rows
+   x 64 columns (10 million: 2.56 GB): the resident set of each process, sampled every 0.2 s
+   from /proc, at its first, middle and last samples and at its peak, beside the file's size.
+2. ``--kills`` short runs started and killed with SIGKILL at a random instant in a loop on one
+   ``--out`` (each next one resumes when there is a config.json, else trains anew, as the
+   messages say), then one run to the end: the peak resident set of each process (flat: the
+   last tenth against the first), and afterwards the stray files (``*.tmp``, ``.tmp-*``
+   folders) and whether the run's lock is free.
+
+    python benchmarks/load.py                          # 10 million rows, 200 kills
+    python benchmarks/load.py --rows 1000000 --kills 30   # a shorter look
+
+Writes ``benchmarks/results/load.json``. Linux only (/proc).
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
+
+
+def rss_mb(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def watch(argv: list[str], kill_after: float | None = None) -> dict:
+    """Run ``python -m aekit ARGV``, sampling its resident set; SIGKILL after ``kill_after`` s."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aekit", *argv],
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    samples, t0 = [], time.monotonic()
+    while proc.poll() is None:
+        if kill_after is not None and time.monotonic() - t0 >= kill_after:
+            proc.send_signal(signal.SIGKILL)
+            break
+        r = rss_mb(proc.pid)
+        if r is not None:
+            samples.append(r)
+        time.sleep(0.2 if kill_after is None else 0.02)
+    _, err = proc.communicate()
+    return {"rc": proc.returncode, "seconds": time.monotonic() - t0, "rss_mb": samples,
+            "stderr": err.strip()[-300:]}  # fmt: skip
+
+
+def write_big(path: Path, rows: int, cols: int = 64, chunk: int = 250_000) -> None:
+    rng = np.random.default_rng(0)
+    basis = rng.normal(size=(8, cols)).astype(np.float32)
+    with open(path, "wb") as f:
+        np.lib.format.write_array_header_1_0(
+            f, {"descr": "<f4", "fortran_order": False, "shape": (rows, cols)}
+        )
+        for lo in range(0, rows, chunk):
+            n = min(chunk, rows - lo)
+            block = rng.normal(size=(n, 8)).astype(np.float32) @ basis
+            block += 0.1 * rng.normal(size=(n, cols)).astype(np.float32)
+            f.write(block.tobytes())
+
+
+def summary(samples: list[float]) -> dict:
+    if not samples:
+        return {"samples": 0}
+    return {"samples": len(samples), "first": samples[0], "middle": samples[len(samples) // 2],
+            "last": samples[-1], "peak": max(samples)}  # fmt: skip
+
+
+def streamed(work: Path, rows: int) -> dict:
+    big = work / "big.npy"
+    t0 = time.monotonic()
+    write_big(big, rows)
+    small = work / "small.npy"
+    np.save(small, np.load(big, mmap_mode="r")[:20_000])
+    run, det = work / "run", work / "det"
+    quick = ["--epochs", "3", "--latent-dim", "8", "--quiet", "--threads", "1"]
+    assert watch(["train", "--data", str(small), "--out", str(run), *quick])["rc"] == 0
+    argv = ["fit-detector", "--data", str(small), "--out", str(det), "--epochs", "3"]
+    assert watch(argv)["rc"] == 0
+    out = {"rows": rows, "columns": 64, "file_gb": big.stat().st_size / 1e9,
+           "write_seconds": time.monotonic() - t0}  # fmt: skip
+    for name, argv in {
+        "encode": [
+            "encode",
+            str(run),
+            "--data",
+            str(big),
+            "--stream",
+            "--out",
+            str(work / "z.npy"),
+        ],
+        "score": ["score", str(det), "--data", str(big), "--stream", "--out", str(work / "s.csv")],
+    }.items():
+        r = watch([*argv, "--threads", "1"])
+        out[name] = {"rc": r["rc"], "seconds": r["seconds"], "rss_mb": summary(r["rss_mb"]),
+                     "stderr": r["stderr"]}  # fmt: skip
+        print(name, json.dumps(out[name]), flush=True)
+    big.unlink()
+    return out
+
+
+def kill_loop(work: Path, kills: int, seed: int) -> dict:
+    data = work / "loop.npy"
+    np.save(data, np.random.default_rng(1).normal(size=(2000, 32)).astype(np.float32))
+    out = work / "loop-run"
+    args = ["train", "--data", str(data), "--out", str(out), "--epochs", "30", "--latent-dim", "4",
+            "--quiet", "--threads", "1"]  # fmt: skip
+    rng, peaks, codes = random.Random(seed), [], {}
+    for i in range(kills + 1):
+        resume = (out / "config.json").exists()
+        argv = (
+            ["train", "--resume", "--out", str(out), "--quiet", "--threads", "1"]
+            if resume
+            else args
+        )
+        r = watch(argv, None if i == kills else rng.uniform(0.0, 4.0))
+        peaks.append(max(r["rss_mb"], default=0.0))
+        codes[str(r["rc"])] = codes.get(str(r["rc"]), 0) + 1
+        if i == kills and r["rc"] != 0:
+            raise SystemExit(f"the last run did not finish: {r['stderr']}")
+    stray = [str(p.relative_to(work)) for p in work.rglob("*") if ".tmp" in p.name]
+    fd = os.open(out / ".lock", os.O_RDWR) if (out / ".lock").exists() else None
+    free = True
+    if fd is not None:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            free = False
+        os.close(fd)
+    tenth = max(1, len(peaks) // 10)
+    return {
+        "kills": kills,
+        "exit_codes": codes,
+        "peak_rss_mb_first_tenth": float(np.mean(peaks[:tenth])),
+        "peak_rss_mb_last_tenth": float(np.mean(peaks[-tenth:])),
+        "peak_rss_mb_max": float(max(peaks)),
+        "stray_temporary_files": stray,
+        "lock_free_after": free,
+        "finished_epochs": len((out / "metrics.jsonl").read_text().splitlines()),
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--rows", type=int, default=10_000_000)
+    p.add_argument("--kills", type=int, default=200)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--work", help="scratch folder (default: a temporary one)")
+    p.add_argument("--out", default=str(ROOT / "benchmarks/results/load.json"))
+    a = p.parse_args()
+    work = Path(a.work or tempfile.mkdtemp(prefix="aekit-load-"))
+    work.mkdir(parents=True, exist_ok=True)
+    result = {"machine": os.uname().machine, "cpus": os.cpu_count()}
+    result["streamed"] = streamed(work, a.rows)
+    result["kill_loop"] = kill_loop(work, a.kills, a.seed)
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.out).write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result["kill_loop"], indent=2))
+    print(f"wrote {a.out}")
+
+
+if __name__ == "__main__":
+    main()
