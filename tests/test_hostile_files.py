@@ -343,7 +343,8 @@ def test_an_aek_naming_a_file_outside_the_folder_writes_nothing(
 def _header_patched(data: bytes, **fields) -> bytes:
     """``data`` with header fields replaced and the CRC recomputed (a lie that checks out)."""
     names = ["magic", "version", "flags", "c", "h", "w", "count", "width", "digest", "length"]
-    values = dict(zip(names, bitstream._HEADER.unpack(data[: bitstream.HEADER_SIZE])[:-1]))
+    fields_now = bitstream._HEADER.unpack(data[: bitstream.HEADER_SIZE])[:-1]
+    values = dict(zip(names, fields_now, strict=True))
     values.update(fields)
     head = bitstream._HEADER.pack(*values.values(), 0)[:-4]
     payload = data[bitstream.HEADER_SIZE :]
@@ -489,9 +490,7 @@ def test_fuzzed_aek_decompresses_or_is_refused(mutation, codec, aek, capsys):
 
 @FUZZ
 @given(mutation=st.data())
-def test_fuzzed_aek_with_a_valid_checksum_decompresses_or_is_refused(
-    mutation, codec, aek, capsys
-):
+def test_fuzzed_aek_with_a_valid_checksum_decompresses_or_is_refused(mutation, codec, aek, capsys):
     """Mutations behind a recomputed CRC reach the parsers after the checksum."""
     data = mutation.draw(_mutated(aek.read_bytes(), head=bitstream.HEADER_SIZE + 64))
     if len(data) >= bitstream.HEADER_SIZE:

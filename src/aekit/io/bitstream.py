@@ -32,8 +32,8 @@ the output folder, :mod:`aekit.io.images`).
 Every way a file can be wrong is refused by :func:`unpack` with one
 :class:`~aekit.errors.CompressedFileError` line before anything is decoded: too short,
 another format (magic), a newer version, a length that disagrees with the file (truncated or
-trailing bytes), unknown flags, a checksum mismatch (corrupt), more images than memory holds, or another
-model's hash.
+trailing bytes), unknown flags, a checksum mismatch (corrupt), more images than half the
+machine's memory holds, or another model's hash.
 """
 
 from __future__ import annotations
