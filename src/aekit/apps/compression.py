@@ -186,6 +186,8 @@ def _decode_code(model, header: Header, words: bytes) -> np.ndarray:
     import constriction
 
     m, lo, coders = _coder_models(model)
+    if len(words) % 4:
+        raise CompressedFileError("the compressed file's code is corrupt: not whole 32-bit words")
     _check_count(model, header, words)
     decoder = constriction.stream.queue.RangeDecoder(
         np.frombuffer(words, dtype="<u4").astype(np.uint32)
