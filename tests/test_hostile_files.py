@@ -101,6 +101,16 @@ def aek(base, codec, images) -> Path:
     return f
 
 
+@pytest.fixture(scope="module")
+def aek_step(base, codec, images) -> Path:
+    """A .aek with a residual layer (format version 3, flag bit 0): lossless, --step 1."""
+    f = base / "step.aek"
+    argv = ["compress", str(codec), "--data", str(images), "--out", str(f), "--step", "1"]
+    assert main(argv) == 0
+    assert bitstream.unpack(f.read_bytes())[0].residual
+    return f
+
+
 @pytest.fixture
 def outs(tmp_path) -> Path:
     """An empty folder for outputs: it must still be empty after a refusal (no temp files)."""
@@ -418,6 +428,48 @@ def test_an_aek_whose_header_lies_is_refused(lie, into, codec, aek, tmp_path, ou
     assert fragment in line and time.perf_counter() - t0 < 10
 
 
+# --------------------------------------------------------------- damaged run folders
+
+
+def _set(path: list, value):
+    def patch(cfg):
+        node = cfg
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = value
+        return cfg
+
+    return patch
+
+
+@pytest.mark.parametrize(
+    "patch, fragment",
+    [
+        (lambda cfg: None, "no JSON object"),
+        (lambda cfg: [cfg], "no JSON object"),
+        (_set(["model"], "dense"), "'model' record"),
+        (_set(["data"], None), "'data' record"),
+        (_set(["data", "resize"], "8x8"), "'resize'"),
+        (_set(["data", "image_shape"], [1, -8, 8]), "'image_shape'"),
+        (_set(["model", "config", "hidden"], [2**64]), "model config is invalid"),
+        (_set(["model", "config", "hidden"], [10**11]), "model config is invalid"),
+        (_set(["model", "config", "latent_dim"], "two"), "model config is invalid"),
+        (_set(["units", "max_value"], ""), "'units' record"),
+        (_set(["units", "hi"], [float("inf")]), "'units' record"),
+        (_set(["scaler", "scale"], [0.0]), "scaler"),
+    ],
+)
+def test_a_damaged_config_is_one_line_exit_2(patch, fragment, run_dir, images, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    cfg = patch(json.loads((run / "config.json").read_text()))
+    (run / "config.json").write_text(json.dumps(cfg))
+    outs = tmp_path / "outs"
+    outs.mkdir()
+    argv = ["encode", str(run), "--data", str(images), "--out", str(outs / "z.npy")]
+    assert fragment in _refused(capsys, argv, outs)
+
+
 # ------------------------------------------------------------------------------- fuzzing
 
 
@@ -476,24 +528,30 @@ def test_fuzzed_png_encodes_or_is_refused(data, run_dir, capsys):
         _ok_or_refused(capsys, [*argv, "--units", "as-is", "--color", "gray"], out)
 
 
+@pytest.mark.parametrize("layer", ["code", "residual"])
 @FUZZ
 @given(mutation=st.data())
-def test_fuzzed_aek_decompresses_or_is_refused(mutation, codec, aek, capsys):
-    data = mutation.draw(_mutated(aek.read_bytes(), head=bitstream.HEADER_SIZE + 64))
+def test_fuzzed_aek_decompresses_or_is_refused(mutation, layer, codec, aek, aek_step, capsys):
+    f = aek if layer == "code" else aek_step
+    data = mutation.draw(_mutated(f.read_bytes(), head=bitstream.HEADER_SIZE + 64))
     into = mutation.draw(st.sampled_from(["x.npy", "pngs"]))
     with tempfile.TemporaryDirectory() as tmp:
-        f = Path(tmp) / "x.aek"
-        f.write_bytes(data)
+        path = Path(tmp) / "x.aek"
+        path.write_bytes(data)
         out = Path(tmp) / "outs" / into
         out.parent.mkdir()
-        _ok_or_refused(capsys, ["decompress", str(codec), str(f), "--out", str(out)], out)
+        _ok_or_refused(capsys, ["decompress", str(codec), str(path), "--out", str(out)], out)
 
 
+@pytest.mark.parametrize("layer", ["code", "residual"])
 @FUZZ
 @given(mutation=st.data())
-def test_fuzzed_aek_with_a_valid_checksum_decompresses_or_is_refused(mutation, codec, aek, capsys):
+def test_fuzzed_aek_with_a_valid_checksum_decompresses_or_is_refused(
+    mutation, layer, codec, aek, aek_step, capsys
+):
     """Mutations behind a recomputed CRC reach the parsers after the checksum."""
-    data = mutation.draw(_mutated(aek.read_bytes(), head=bitstream.HEADER_SIZE + 64))
+    f = aek if layer == "code" else aek_step
+    data = mutation.draw(_mutated(f.read_bytes(), head=bitstream.HEADER_SIZE + 128))
     if len(data) >= bitstream.HEADER_SIZE:
         head = data[: bitstream.HEADER_SIZE - 8] + struct.pack(
             "<I", len(data) - bitstream.HEADER_SIZE
@@ -501,11 +559,11 @@ def test_fuzzed_aek_with_a_valid_checksum_decompresses_or_is_refused(mutation, c
         payload = data[bitstream.HEADER_SIZE :]
         data = head + struct.pack("<I", zlib.crc32(payload, zlib.crc32(head))) + payload
     with tempfile.TemporaryDirectory() as tmp:
-        f = Path(tmp) / "x.aek"
-        f.write_bytes(data)
+        path = Path(tmp) / "x.aek"
+        path.write_bytes(data)
         out = Path(tmp) / "outs" / "pngs"
         out.parent.mkdir()
-        _ok_or_refused(capsys, ["decompress", str(codec), str(f), "--out", str(out)], out)
+        _ok_or_refused(capsys, ["decompress", str(codec), str(path), "--out", str(out)], out)
 
 
 def _encode_with_run(run: Path, images: Path, capsys, tmp: str) -> None:

@@ -105,6 +105,11 @@ def model_record(model) -> dict[str, Any]:
     return {"name": model.name, "config": asdict(model.config)}
 
 
+# what a damaged record raises while the model is built (the last three: sizes torch refuses)
+_BAD_RECORD = (KeyError, TypeError, ValueError, AttributeError, ConfigError, RuntimeError,
+               OverflowError, MemoryError)  # fmt: skip
+
+
 def build_from_record(record: dict[str, Any]):
     """Rebuild an (untrained) model from :func:`model_record`'s output."""
     try:
@@ -113,8 +118,9 @@ def build_from_record(record: dict[str, Any]):
         spec = model_spec(record["name"])
         config = spec.cls.config_class(**record["config"])
         return spec.cls(config, name=record["name"])  # a value of the wrong type fails here
-    except (KeyError, TypeError, ValueError, AttributeError, ConfigError) as e:
-        raise ModelFileError(f"the model config is invalid: {e}") from None
+    except _BAD_RECORD as e:
+        first = (str(e).strip() or type(e).__name__).splitlines()[0]
+        raise ModelFileError(f"the model config is invalid: {first[:300]}") from None
 
 
 # state-dict keys of files written by aekit 0.1 that the composed model renamed
