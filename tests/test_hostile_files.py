@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
@@ -528,6 +528,7 @@ def _ok_or_refused(capsys, argv: list[str], out: Path) -> int:
     except SystemExit as e:  # argparse's own usage errors
         rc = e.code
     err = capsys.readouterr().err.strip()
+    event(f"exit {rc}")  # pytest --hypothesis-show-statistics: how many worked, how many refused
     assert "Traceback" not in err
     if rc == 0:
         return 0
@@ -555,6 +556,38 @@ def test_fuzzed_png_encodes_or_is_refused(data, run_dir, capsys):
 
 
 @pytest.mark.parametrize("layer", ["code", "residual"])
+def _png_header(width: int, height: int, depth: int, colour: int, interlace: int) -> bytes:
+    """The tiny PNG with its IHDR fields replaced (CRC recomputed, so Pillow reads them)."""
+    data = bytearray(_PNG)
+    data[16:29] = struct.pack(">IIBBBBB", width, height, depth, colour, 0, 0, interlace)
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    return bytes(data)
+
+
+@FUZZ
+@given(
+    size=st.one_of(
+        st.tuples(st.integers(0, 300), st.integers(0, 300)),
+        st.tuples(st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1)),
+    ),
+    depth=st.one_of(st.sampled_from([1, 2, 4, 8, 16]), st.integers(0, 255)),
+    colour=st.one_of(st.sampled_from([0, 2, 3, 4, 6]), st.integers(0, 255)),
+    interlace=st.integers(0, 2),
+)
+def test_fuzzed_png_header_fields_encode_or_are_refused(
+    size, depth, colour, interlace, run_dir, capsys
+):
+    if 2**26 >= size[0] * size[1] > 2**16:  # decodable sizes over 64k pixels: memory, not bugs
+        size = (size[0] % 257, size[1] % 257)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "x.png"
+        path.write_bytes(_png_header(*size, depth, colour, interlace))
+        out = Path(tmp) / "outs" / "z.npy"
+        out.parent.mkdir()
+        argv = _encode(run_dir, path, out.parent, "--resize", f"{SIDE}x{SIDE}")
+        _ok_or_refused(capsys, [*argv, "--units", "as-is", "--color", "gray"], out)
+
+
 @FUZZ
 @given(mutation=st.data())
 def test_fuzzed_aek_decompresses_or_is_refused(mutation, layer, codec, aek, aek_step, capsys):
@@ -590,6 +623,55 @@ def test_fuzzed_aek_with_a_valid_checksum_decompresses_or_is_refused(
         out = Path(tmp) / "outs" / "pngs"
         out.parent.mkdir()
         _ok_or_refused(capsys, ["decompress", str(codec), str(path), "--out", str(out)], out)
+
+
+_NAME = st.one_of(
+    st.sampled_from(["a.png", "sub/b.png", "../up.png", "/abs.png", ".", "..", "", "a/../b.png",
+                     "a\\..\\..\\c.png", "x" * 300, "nul\x00.png", "line\nbreak.png", "a.png"]),
+    st.text(st.characters(blacklist_categories=("Cs",)), max_size=12),
+)  # fmt: skip
+
+
+_LISTED = st.sampled_from(
+    ["sub/01.png", "sub/sub/00.png", "../lists/sub/02.png", "sub/./04.png", "# c", " sub/05.png "]
+)
+
+
+@FUZZ
+@given(mutation=st.data())
+def test_fuzzed_stored_names_write_inside_the_folder_or_are_refused(mutation, codec, aek, capsys):
+    """Any names an .aek carries: the PNGs land under --out, or nothing is written."""
+    names = list(bitstream.unpack(aek.read_bytes())[0].names)
+    for _ in range(mutation.draw(st.integers(1, 3))):
+        names[mutation.draw(st.integers(0, len(names) - 1))] = mutation.draw(_NAME)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        path = root / "x.aek"
+        path.write_bytes(_repacked(aek, names=tuple(names)))
+        out = root / "outs" / "pngs"
+        out.parent.mkdir()
+        argv = ["decompress", str(codec), str(path), "--out", str(out)]
+        if _ok_or_refused(capsys, argv, out) == 0:
+            written = [p for p in root.rglob("*") if p.is_file() and p != path]
+            assert written and all(out in p.parents for p in written)
+            assert len(written) == 24
+
+
+@FUZZ
+@given(lines=st.lists(st.one_of(_NAME, _LISTED), min_size=1, max_size=4))
+def test_fuzzed_path_lists_encode_or_are_refused(lines, run_dir, images, capsys):
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "lists").mkdir()
+        shutil.copytree(images, root / "lists" / "sub")
+        listed = root / "lists" / "list.txt"
+        listed.write_text("\n".join(lines), encoding="utf-8", errors="surrogateescape")
+        out = root / "outs" / "pngs"
+        out.parent.mkdir()
+        argv = ["reconstruct", str(run_dir), "--data", str(listed), "--out", str(out)]
+        if _ok_or_refused(capsys, argv, out) == 0:
+            written = {p for p in root.rglob("*") if p.is_file()} - set(root.glob("lists/**/*"))
+            assert written and all(out in p.parents for p in written)
 
 
 def _encode_with_run(run: Path, images: Path, capsys, tmp: str) -> None:
