@@ -555,7 +555,6 @@ def test_fuzzed_png_encodes_or_is_refused(data, run_dir, capsys):
         _ok_or_refused(capsys, [*argv, "--units", "as-is", "--color", "gray"], out)
 
 
-@pytest.mark.parametrize("layer", ["code", "residual"])
 def _png_header(width: int, height: int, depth: int, colour: int, interlace: int) -> bytes:
     """The tiny PNG with its IHDR fields replaced (CRC recomputed, so Pillow reads them)."""
     data = bytearray(_PNG)
@@ -588,6 +587,7 @@ def test_fuzzed_png_header_fields_encode_or_are_refused(
         _ok_or_refused(capsys, [*argv, "--units", "as-is", "--color", "gray"], out)
 
 
+@pytest.mark.parametrize("layer", ["code", "residual"])
 @FUZZ
 @given(mutation=st.data())
 def test_fuzzed_aek_decompresses_or_is_refused(mutation, layer, codec, aek, aek_step, capsys):
