@@ -186,6 +186,9 @@ def _decode_code(model, header: Header, words: bytes) -> np.ndarray:
     import constriction
 
     m, lo, coders = _coder_models(model)
+    if len(words) % 4:
+        raise CompressedFileError("the compressed file's code is corrupt: not whole 32-bit words")
+    _check_count(model, header, words)
     decoder = constriction.stream.queue.RangeDecoder(
         np.frombuffer(words, dtype="<u4").astype(np.uint32)
     )
@@ -193,6 +196,17 @@ def _decode_code(model, header: Header, words: bytes) -> np.ndarray:
     for c, coder in enumerate(coders):
         symbols[:, c] = residual.decode_or_refuse(decoder, coder, header.count)
     return _codes(symbols, m, lo)
+
+
+def _check_count(model, header: Header, words: bytes) -> None:
+    """Refuse a header announcing more images than its words can hold, before allocating:
+    every code symbol costs at least -log2 of its channel's largest probability."""
+    least = sum(float(-np.log2(c.max() / c.sum())) for c in model.latent.tables()[2])
+    if header.count * least * 0.99 > 8 * len(words) + 64:
+        raise CompressedFileError(
+            f"the compressed file announces {header.count} images, more than its "
+            f"{len(words)} bytes of code can hold: it is corrupt"
+        )
 
 
 def decode_codes(model, data: bytes) -> np.ndarray:

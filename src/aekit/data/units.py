@@ -145,11 +145,17 @@ class Units:
         try:
             lo = np.asarray(d["lo"], np.float64)
             hi = np.asarray(d["hi"], np.float64)
-            units = cls(str(d["dtype"]), lo, hi, d["max_value"], bool(d["image"]))
+            top = d["max_value"]
+            if isinstance(top, bool | str):
+                raise TypeError("max_value")
+            units = cls(str(d["dtype"]), lo, hi, None if top is None else float(top),
+                        bool(d["image"]))  # fmt: skip
         except (KeyError, TypeError, ValueError):
             raise DataError(
                 "config.json has a malformed 'units' record; train the run again"
             ) from None
-        if lo.shape != hi.shape or lo.ndim != 1 or not len(lo):
+        finite = bool(np.isfinite(lo).all() and np.isfinite(hi).all())
+        top_ok = units.max_value is None or 0 < units.max_value < np.inf
+        if lo.shape != hi.shape or lo.ndim != 1 or not len(lo) or not finite or not top_ok:
             raise DataError("config.json has a malformed 'units' record; train the run again")
         return units

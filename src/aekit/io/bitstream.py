@@ -32,13 +32,15 @@ the output folder, :mod:`aekit.io.images`).
 Every way a file can be wrong is refused by :func:`unpack` with one
 :class:`~aekit.errors.CompressedFileError` line before anything is decoded: too short,
 another format (magic), a newer version, a length that disagrees with the file (truncated or
-trailing bytes), unknown flags, a checksum mismatch (corrupt), or another model's hash.
+trailing bytes), unknown flags, a checksum mismatch (corrupt), more images than half the
+machine's memory holds, or another model's hash.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import struct
 import zlib
 from dataclasses import dataclass
@@ -148,6 +150,7 @@ def unpack(data: bytes, expected_hash: bytes | None = None) -> tuple[Header, byt
         )
     if zlib.crc32(payload, zlib.crc32(data[: HEADER_SIZE - 4])) != crc:
         raise CompressedFileError("the compressed file is corrupt: its checksum does not match")
+    _check_size(count, c * h * w)
     names = None
     if flags & NAMES:
         names, payload = _names(payload, count)
@@ -158,6 +161,21 @@ def unpack(data: bytes, expected_hash: bytes | None = None) -> tuple[Header, byt
             f"model's is {expected_hash.hex()}): decompress it with the run that compressed it"
         )
     return header, payload
+
+
+def _check_size(count: int, size: int) -> None:
+    """A header announcing more decoded data than half this machine's memory is refused."""
+    need = count * size * 4  # the images as float32, the least a decoder allocates
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        total = 2**40
+    if need > total // 2:
+        raise CompressedFileError(
+            f"the compressed file announces {count} images of {size} values ({need / 2**30:.1f} "
+            f"GiB decoded), more than half this machine's memory: it is corrupt or not for "
+            "this machine"
+        )
 
 
 def _names(payload: bytes, count: int) -> tuple[tuple[str, ...], bytes]:

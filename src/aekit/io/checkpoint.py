@@ -105,14 +105,22 @@ def model_record(model) -> dict[str, Any]:
     return {"name": model.name, "config": asdict(model.config)}
 
 
+# what a damaged record raises while the model is built (the last three: sizes torch refuses)
+_BAD_RECORD = (KeyError, TypeError, ValueError, AttributeError, ConfigError, RuntimeError,
+               OverflowError, MemoryError)  # fmt: skip
+
+
 def build_from_record(record: dict[str, Any]):
     """Rebuild an (untrained) model from :func:`model_record`'s output."""
     try:
+        if not isinstance(record, dict) or not isinstance(record.get("config"), dict):
+            raise TypeError(f"expected {{'name': ..., 'config': {{...}}}}, got {record!r:.80}")
         spec = model_spec(record["name"])
         config = spec.cls.config_class(**record["config"])
-    except (KeyError, TypeError, ConfigError) as e:
-        raise ModelFileError(f"the model config is invalid: {e}") from None
-    return spec.cls(config, name=record["name"])
+        return spec.cls(config, name=record["name"])  # a value of the wrong type fails here
+    except _BAD_RECORD as e:
+        first = (str(e).strip() or type(e).__name__).splitlines()[0]
+        raise ModelFileError(f"the model config is invalid: {first[:300]}") from None
 
 
 # state-dict keys of files written by aekit 0.1 that the composed model renamed
@@ -161,9 +169,42 @@ def read_config(path: str | os.PathLike) -> dict[str, Any]:
     if not cfg_path.is_file():
         raise ModelFileError(f"{path} is not an aekit run: no {CONFIG_FILE} in it")
     try:
-        return json.loads(cfg_path.read_text())
+        config = json.loads(cfg_path.read_text())
     except (OSError, ValueError) as e:
         raise ModelFileError(f"{cfg_path} is not valid JSON: {e}") from None
+    if not isinstance(config, dict):
+        raise ModelFileError(f"{cfg_path} is not an aekit config: it holds no JSON object")
+    _check_records(config, cfg_path)
+    return config
+
+
+_RECORDS = ("model", "scaler", "units", "data", "training", "init", "budget", "provenance")
+
+
+def _check_records(config: dict[str, Any], cfg_path: Path) -> None:
+    """The records jobs read without further checks have their types (a hand-edited or
+    damaged file is refused here, in one line, not deep inside a job)."""
+    bad = next((k for k in _RECORDS if k in config and not isinstance(config[k], dict)), None)
+    data = config.get("data", {}) if bad is None else {}
+
+    def ints(v, n: int) -> bool:
+        return isinstance(v, list) and len(v) == n and all(_positive_int(x) for x in v)
+
+    checks = {
+        "source": lambda v: isinstance(v, str),
+        "data_dir": lambda v: v is None or isinstance(v, str),
+        "image_shape": lambda v: v is None or ints(v, 3),
+        "color": lambda v: v is None or v in ("auto", "gray", "rgb"),
+        "resize": lambda v: v is None or ints(v, 2),
+    }
+    field = next((k for k, ok in checks.items() if k in data and not ok(data[k])), None)
+    if bad is not None or field is not None:
+        what = f"'{bad}' record" if bad is not None else f"data record's '{field}'"
+        raise ModelFileError(f"{cfg_path} is damaged: its {what} is malformed")
+
+
+def _positive_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and 0 < v < 2**31
 
 
 def load(path: str | os.PathLike):

@@ -6,8 +6,8 @@ part, and a rerun proceeds. An existing folder is replaced only when it holds on
 
 Names come from the input (:attr:`aekit.data.Dataset.files`): the same relative paths, with
 the suffix ``.png`` (lossless; a JPEG's reconstruction is not saved as a JPEG). Rows without
-names are ``00000.png``, ``00001.png``, ... A name that is absolute or climbs (``..``) is
-refused before anything is written, as are two inputs that would write one file.
+names are ``00000.png``, ``00001.png``, ... A name that is absolute, climbs (``..``) or holds
+a NUL byte is refused before anything is written, as are two inputs that would write one file.
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ def output_names(names, n: int) -> list[str]:
         p = PurePosixPath(str(name).replace("\\", "/"))
         if p.is_absolute() or ".." in p.parts or not p.parts or p.name in ("", "."):
             raise DataError(f"the output name {name!r} would write outside the output folder")
+        if "\x00" in str(name):  # no file system takes it (and Pillow raises ValueError)
+            raise DataError(f"the output name {name!r} holds a NUL byte; it cannot be a file name")
         out.append(str(p.with_suffix(".png")))
     seen: dict[str, str] = {}
     for name, given in zip(out, names, strict=True):
