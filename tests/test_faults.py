@@ -359,6 +359,8 @@ FAULT_COUNT = int(os.environ.get("AEKIT_FAULT_COUNT", "1"))  # kills per command
 
 def _snapshot(path: Path):
     """The bytes of a file, or of every file of a folder by relative name; None if absent."""
+    if path.is_file() and path.suffix == ".safetensors":  # the tensors (metadata name paths)
+        return {k: v.numpy().tobytes() for k, v in load_file(path).items()}
     if path.is_file():
         return path.read_bytes()
     if path.is_dir():
@@ -417,7 +419,15 @@ JOBS = {  # the command, and the output it writes (relative to the test's folder
         "det",
     ),
     "report": (lambda r, o: ["report", str(r["dense"]), "--out", o], "report.html"),
+    "fit-density": (lambda r, o: _density_argv(r, o), "copy/density.safetensors"),
 }
+
+
+def _density_argv(runs: dict, out: str) -> list[str]:
+    """fit-density writes into its run: each test works on its own copy of the dense run."""
+    run = Path(out).parent
+    shutil.copytree(runs["dense"], run, dirs_exist_ok=True)
+    return ["fit-density", str(run), "--components", "2"]
 
 
 @pytest.mark.parametrize("kill", range(FAULT_COUNT))
@@ -430,7 +440,7 @@ def test_a_command_killed_at_a_random_instant_leaves_its_output_whole_or_absent(
     are drawn from (AEKIT_FAULT_SEED, job, kill) over the command's measured duration."""
     argv_of, name = JOBS[job]
     clean, out = tmp_path / "clean" / name, tmp_path / "run" / name
-    clean.parent.mkdir(), out.parent.mkdir()
+    clean.parent.mkdir(parents=True), out.parent.mkdir(parents=True)
     t0 = time.monotonic()
     proc = spawn_aekit([*argv_of(job_runs, str(clean)), "--threads", "1"])
     assert proc.wait(timeout=300) == 0
@@ -453,3 +463,15 @@ def test_a_command_killed_at_a_random_instant_leaves_its_output_whole_or_absent(
         assert _snapshot(out) == want
     assert not [p for p in out.parent.iterdir() if ".tmp" in p.name]
     COUNTS[f"SIGKILL {job}: rerun gives the uninterrupted output"] += 1
+
+
+def test_a_fresh_run_on_a_folder_stopped_before_its_first_epoch_says_it_takes_it_over(
+    tmp_path, capsys
+):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / ckpt.CONFIG_FILE).write_text("{}")  # what a run killed after writing it leaves
+    assert main(["train", *BASE, "--epochs", "1", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert err.count("aekit: warning:") == 1 and "stopped before its first epoch" in err
+    assert json.loads((out / ckpt.CONFIG_FILE).read_text())["model"]["name"] == "dense"

@@ -24,6 +24,7 @@ from ..data import Dataset, Scaler, default_scaler_kind, load_dataset, train_val
 from ..data.stream import should_stream
 from ..data.units import Units
 from ..errors import ConfigError
+from ..io import checkpoint as ckpt
 from ..io.rundir import RunLock, RunWriter, check_resume, holds_run, load_best
 from ..nn import build_model, model_spec
 from ..nn.init import WarmStart, pca_warm_start, warm_start_blocker
@@ -163,6 +164,7 @@ def train(
             raise ConfigError(
                 f"{out} already holds a run; pass --resume to continue it or pick another --out"
             )
+        _say_if_taken_over(out)
         if should_stream(data, stream):
             from .streamed import new_streamed_run
 
@@ -178,6 +180,20 @@ def train(
             model_options, train_options, progress, device, init,
             reading={"color": color or "auto", "resize": resize}, callbacks=extra,
         )  # fmt: skip
+
+
+def _say_if_taken_over(out: Path) -> None:
+    """A run stopped before its first epoch leaves files but nothing to resume: say that the
+    new run takes the folder over (one warning line), rather than replace them unsaid."""
+    import warnings
+
+    left = [n for n in (ckpt.CONFIG_FILE, START_FILE, "metrics.jsonl") if (out / n).exists()]
+    if left and is_writer():
+        warnings.warn(
+            f"{out} holds a run stopped before its first epoch ({', '.join(left)}; nothing to "
+            "resume): this run starts it over",
+            stacklevel=3,
+        )
 
 
 def _check_out(out) -> Path:
