@@ -41,7 +41,7 @@ def load_run_data(run, data=None, *, data_dir=None, split="test", limit=None, de
     :meth:`aekit.data.units.Units.check`). (``eval`` and the report pick the run's held-out
     rows instead: :func:`scored_rows`.)
     """
-    from .resume import reading_options
+    from .fitting import reading_options
 
     model = ckpt.load(run).to(resolve_device(device))
     shape = None
@@ -131,7 +131,7 @@ def scored_rows(run, data=None, *, split=None, data_dir=None, limit=None, color=
 
     if split is not None and split not in SPLITS:
         raise ConfigError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
-    from .resume import reading_options
+    from .fitting import reading_options
 
     config = ckpt.read_config(run)
     d = config.get("data", {})
@@ -261,7 +261,7 @@ def _training_rows(config: dict, data_dir, whole: bool = False, reading=None):
     if whole:
         return ds, None, None
     if d.get("sha256"):
-        from .train import fingerprint
+        from .fitting import fingerprint
 
         if fingerprint(ds.X) != d["sha256"]:
             raise DataError(
@@ -374,7 +374,7 @@ def evaluate(
     out.update(scores(model.reconstruct_scaled(X_in)))
     if nll_samples is not None:
         from ..data.noise import binarize as binarise
-        from .generation import nll
+        from .likelihood import nll
 
         X_nll = binarise(X, noise_seed) if binarize else X
         out["nll"] = nll(model, X_nll, int(nll_samples), seed=noise_seed)
@@ -422,7 +422,7 @@ def stream_to_file(run, data, out, what: str = "encode", device="auto", *, color
     from ..data.stream import StreamedArray
     from ..errors import ConfigError
     from ..io.files import atomic_write
-    from .resume import reading_options
+    from .fitting import reading_options
 
     if Path(out).suffix != ".npy":
         raise ConfigError(f"cannot stream into {Path(out).name}: streamed output is a .npy file")

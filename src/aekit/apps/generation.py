@@ -25,26 +25,14 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, ModelFileError
-from ..nn.latent.gaussian import log_weights
 from .density import CodeDensity, density_path
-
-
-def _require_gaussian(model, what: str) -> None:
-    if getattr(model.config, "latent", "deterministic") != "gaussian":
-        raise ConfigError(
-            f"{what} needs a model with a Gaussian latent (vae, conv-vae, or latent gaussian); "
-            f"{model.name!r} is deterministic"
-        )
-
-
-def _param(model) -> torch.Tensor:
-    return next(model.parameters())
-
-
-def is_gaussian(model) -> bool:
-    """True for a model with a Gaussian latent (a VAE): it has a prior to sample."""
-    return getattr(model.config, "latent", "deterministic") == "gaussian"
-
+from .likelihood import (  # noqa: F401 - log_likelihood, nll: this module's names too
+    _param,
+    _require_gaussian,
+    is_gaussian,
+    log_likelihood,
+    nll,
+)
 
 NO_DENSITY = (
     "{name!r} is deterministic: it has no prior to sample (a model with a Gaussian latent "
@@ -122,50 +110,6 @@ def interpolate(model, a: np.ndarray, b: np.ndarray, steps: int = 8, method: str
     za, zb = model.encode_scaled(ends)
     path = code_path(za, zb, int(steps), method).astype(za.dtype)
     return model.decode_scaled(path)
-
-
-@torch.no_grad()
-def log_likelihood(
-    model, X: np.ndarray, samples: int = 1000, *, batch_size: int = 100, seed: int = 0
-) -> np.ndarray:
-    """Importance-sampled log p(x_i) in nats for each row of X: shape (N,), float64.
-
-    ``samples`` (K) draws from q(z|x) per row, taken in chunks so that memory stays at about
-    ``batch_size * min(K, 500)`` decodings. The likelihood is the model's (Bernoulli for loss
-    bce: score binarised data with it; Gaussian for mse; Laplace for mae).
-    """
-    _require_gaussian(model, "the log-likelihood")
-    if int(samples) < 1:
-        raise ConfigError("the log-likelihood needs samples >= 1")
-    was_training = model.training
-    model.eval()
-    try:
-        p = _param(model)
-        g = torch.Generator(device=p.device).manual_seed(int(seed))
-        t = model._to_tensor(X, model.config.input_dim)
-        out = [
-            _log_px(model, t[i : i + batch_size], int(samples), g)
-            for i in range(0, len(t), batch_size)
-        ]
-    finally:
-        model.train(was_training)
-    return torch.cat(out).cpu().numpy()
-
-
-def _log_px(model, x: torch.Tensor, samples: int, g: torch.Generator) -> torch.Tensor:
-    chunk = min(samples, 500)
-    parts = []
-    for start in range(0, samples, chunk):
-        k = min(chunk, samples - start)
-        log_px_z, log_ratio, _ = log_weights(model, x, x, k, g)
-        parts.append((log_px_z + log_ratio).double())  # (k, N) log w
-    log_w = torch.cat(parts)  # (K, N)
-    return torch.logsumexp(log_w, dim=0) - math.log(samples)
-
-
-def nll(model, X: np.ndarray, samples: int = 1000, **kwargs) -> float:
-    """-1/N sum_i log p(x_i): the importance-sampled negative log-likelihood in nats."""
-    return float(-log_likelihood(model, X, samples, **kwargs).mean())
 
 
 # ---- saved runs: what ``aekit fit-density / sample / interpolate`` call ----------------------

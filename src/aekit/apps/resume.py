@@ -24,6 +24,7 @@ from ..errors import ConfigError, DataError, ModelFileError
 from ..io import checkpoint as ckpt
 from ..training import TrainConfig
 from ..training.distributed import is_writer
+from .fitting import reading_options
 
 CHANGEABLE = ("epochs", "lr", "patience", "min_delta", "cuda_graphs")
 
@@ -125,14 +126,6 @@ def _norm(value):
     return list(value) if isinstance(value, tuple | list) else value
 
 
-def reading_options(stored: dict[str, Any]) -> dict[str, Any]:
-    """How the run read its image files (load_dataset's color and resize), from its record."""
-    if "color" not in stored:
-        return {}
-    resize = stored.get("resize")
-    return {"color": stored["color"], "resize": tuple(resize) if resize else None}
-
-
 def _find_data(stored: dict[str, Any], data, data_dir, out: Path) -> Dataset:
     """Load the run's data (from a new place when given) and check it is the same data."""
     source = stored["source"] if data is None else data
@@ -156,7 +149,7 @@ def _find_data(stored: dict[str, Any], data, data_dir, out: Path) -> Dataset:
         raise DataError(
             f"{e} (resuming {out}: if the data moved, pass --data and --data-dir to say where)"
         ) from None
-    from .train import fingerprint
+    from .fitting import fingerprint
 
     expected = stored.get("sha256")
     if expected is not None and fingerprint(ds.X) != expected:

@@ -23,7 +23,7 @@ from ..training.strategy import check_device
 def new_streamed_run(out, data, model, scale, val_fraction, image_shape, model_options,
                      train_options, progress, device, reading=None, callbacks=()):  # fmt: skip
     from ..data.units import Units
-    from .train import DEFAULTS, _fit_run, resolve_output_activation
+    from .fitting import DEFAULTS, fit_run, resolve_output_activation
 
     model = model or DEFAULTS["model"]
     val_fraction = DEFAULTS["val_fraction"] if val_fraction is None else val_fraction
@@ -79,7 +79,7 @@ def new_streamed_run(out, data, model, scale, val_fraction, image_shape, model_o
                       resize=list(resize) if resize else None)  # fmt: skip
     extra = {"data": record, "training": asdict(config)}
     split = (train, val, scaler)
-    return _fit_run(
+    return fit_run(
         net, config, out, image_shape, split, progress, device, config_json=extra,
         callbacks=callbacks,
     )  # fmt: skip
@@ -100,7 +100,7 @@ def _scaler_part(device) -> dict:
 
 def find_streamed(stored: dict, data, out: Path, seed: int, scaler):
     """The streamed split of a run being resumed (from a new place when ``data`` is given)."""
-    from .resume import reading_options
+    from .fitting import reading_options
 
     source = stored["source"] if data is None else str(Path(data).resolve())
     try:

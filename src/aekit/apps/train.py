@@ -10,60 +10,39 @@ settings it may change.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from ..data import Dataset, Scaler, default_scaler_kind, load_dataset, train_val_split
+from ..data import load_dataset
 from ..data.stream import should_stream
 from ..data.units import Units
 from ..errors import ConfigError
 from ..io import checkpoint as ckpt
-from ..io.rundir import RunLock, RunWriter, check_resume, holds_run, load_best
-from ..nn import build_model, model_spec
+from ..io.rundir import RunLock, holds_run
+from ..nn import build_model
 from ..nn.init import WarmStart, pca_warm_start, warm_start_blocker
-from ..training import Callback, TrainConfig, TrainState, fit
+from ..training import Callback, TrainConfig
 from ..training.config import default_budget
 from ..training.distributed import is_writer
-from ..training.loggers import N_IMAGES, RunInfo, RunLogger
-from ..training.strategy import check_device, resolve_device
-from ..views.figures import write_run_figures
-from .baseline import START_FILE, KeepStart, keep_or_revert, start_loss, write_check
-
-DEFAULTS = {"data": "digits", "model": "dense", "val_fraction": 0.1, "init": "auto"}
-INITS = ("auto", "pca", "random")
-
-
-@dataclass
-class RunResult:
-    """What :func:`train` returns: the trained model, where the run went, and its history."""
-
-    model: torch.nn.Module
-    out: Path
-    state: TrainState
-    check: dict[str, Any] | None = None  # held-out errors beside PCA's (see pca_check)
-    baseline: dict[str, Any] | None = None  # the final model beside PCA of the same rows
-
-
-def resolve_output_activation(model: str, requested: str | None, X: np.ndarray) -> str:
-    """The output activation to build ``model`` with.
-
-    An explicit choice wins; 'auto' (or None) keeps what the preset fixes (``linear`` is
-    identity everywhere), else follows seed 000's note: sigmoid when the scaled data lie in
-    [0, 1], identity otherwise.
-    """
-    if requested not in (None, "auto"):
-        return requested
-    preset = model_spec(model).defaults.get("output_activation")
-    if preset is not None:
-        return preset
-    return "sigmoid" if X.min() >= 0 and X.max() <= 1 else "identity"
+from ..training.strategy import check_device
+from .baseline import START_FILE
+from .fitting import (  # noqa: F401 - RunResult, fingerprint, data_record: the names users import
+    DEFAULTS,
+    INITS,
+    RunResult,
+    check_callbacks,
+    data_record,
+    fingerprint,
+    fit_run,
+    resolve_output_activation,
+    split_and_scale,
+)
 
 
 def train(
@@ -131,7 +110,7 @@ def train(
     """
     out = _check_out(out)
     train_options = {k: v for k, v in train_options.items() if v is not None}
-    extra = _check_callbacks(callbacks)
+    extra = check_callbacks(callbacks)
     # under torchrun every rank trains and only rank 0 writes (and holds the lock)
     with RunLock(out) if is_writer() else contextlib.nullcontext():
         if resume:
@@ -156,7 +135,7 @@ def train(
                 from ..io.checkpoint import read_tensors
 
                 job.net.load_state_dict(read_tensors(out / START_FILE)[0])
-            return _fit_run(
+            return fit_run(
                 job.net, job.config, out, job.image_shape, job.split, progress, device,
                 restore=job.restore, start_is_candidate=warm, callbacks=extra,
             )  # fmt: skip
@@ -250,7 +229,7 @@ def _new_run(out, data, model, data_dir, limit, scale, val_fraction, image_shape
     extra["training"] = asdict(config)
     extra["init"] = warm.to_dict()
     extra["budget"] = budget.to_dict() if budget else {"rule": "epochs", "epochs": config.epochs}
-    return _fit_run(
+    return fit_run(
         net, config, out, ds.image_shape, split, progress, device, config_json=extra,
         start_is_candidate=warm.applied, callbacks=callbacks,
     )  # fmt: skip
@@ -276,166 +255,3 @@ def _output_activation(model: str, options: dict, X: np.ndarray, init: str, ds) 
         if probe is not None and warm_start_blocker(probe) is None:
             return "identity"
     return resolve_output_activation(model, requested, X)
-
-
-def data_record(
-    data, data_dir, limit, val_fraction, ds: Dataset, split, reading=None
-) -> dict[str, Any]:
-    """How to find the run's data again: absolute paths, how image files were read (color,
-    resize), and a fingerprint of the values."""
-    if isinstance(data, str | os.PathLike):
-        named = str(data).lower().replace("_", "-") in ("digits", "mnist", "fashion-mnist")
-        source = str(data) if named else str(Path(data).resolve())
-    else:
-        source = "<array>"
-    return {
-        "source": source,
-        "data_dir": None if data_dir is None else str(Path(data_dir).resolve()),
-        "limit": limit,
-        "val_fraction": val_fraction,
-        "image_shape": list(ds.image_shape) if ds.image_shape else None,
-        "n_train": int(len(split[0])),
-        "n_val": 0 if split[1] is None else int(len(split[1])),
-        "sha256": fingerprint(ds.X),
-        **_reading_record(ds, reading or {}),
-    }
-
-
-def _reading_record(ds: Dataset, reading: dict) -> dict[str, Any]:
-    """For image files: how they were read (color, resize), for eval and resume."""
-    if ds.files is None:
-        return {}
-    resize = reading.get("resize")
-    return {"color": reading.get("color", "auto"), "resize": list(resize) if resize else None}
-
-
-def fingerprint(X: np.ndarray) -> str:
-    """sha256 of the raw values and their shape: the same data, or not."""
-    h = hashlib.sha256(str(X.shape).encode())
-    h.update(np.ascontiguousarray(X, dtype=np.float32).data)
-    return h.hexdigest()
-
-
-def split_and_scale(ds: Dataset, val_fraction: float, seed: int, scale: str | None):
-    """(X_train, X_val or None, scaler): the seeded split, the scaler fitted on the train part."""
-    X_train, X_val = train_val_split(ds.X, val_fraction, seed)
-    scaler = Scaler.fit(X_train, scale or default_scaler_kind(ds), max_value=ds.max_value)
-    X_val = None if X_val is None else scaler.transform(X_val)
-    return scaler.transform(X_train), X_val, scaler
-
-
-class _RestoreCheckpoint(Callback):
-    """Loads the checkpoint once the loop has put the model and its optimiser on the device."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def on_fit_start(self, loop) -> None:
-        from ..io import checkpoint as ckpt
-
-        loop.state = ckpt.load_checkpoint(self.path, loop.model, loop.optimizer, lr=loop.config.lr)
-
-
-def _check_callbacks(callbacks) -> list[Callback]:
-    extra = list(callbacks or ())
-    for cb in extra:
-        if not isinstance(cb, Callback):
-            raise ConfigError(
-                f"callbacks takes aekit.training.Callback objects, not {type(cb).__name__}"
-            )
-    return extra
-
-
-def _fit_run(net, config, out: Path, image_shape, split, progress, device, *, config_json=None,
-             restore: bool = False, start_is_candidate: bool = False,
-             callbacks=()) -> RunResult:  # fmt: skip
-    """Fit with the run directory's writer; the model comes back with its best weights.
-
-    ``config_json`` is config.json's content for a new run (written when training starts);
-    ``restore`` loads the checkpoint first (resuming). ``start_is_candidate``: the untrained
-    model (a PCA warm start) competes for the best weights as "epoch 0", so that training
-    that never beats it on the validation data keeps it. ``callbacks`` run after the writer;
-    the loggers among them hear of the run before the loop and after its folder is complete.
-    """
-    loggers = [cb for cb in callbacks if isinstance(cb, RunLogger)]
-    info = _run_info(net, out, image_shape, split, config_json) if loggers else None
-    failed = True
-    try:
-        for logger in loggers:
-            logger.begin_run(info)
-        result = _fit_and_write(
-            net, config, out, image_shape, split, progress, device, config_json, restore,
-            start_is_candidate, list(callbacks),
-        )  # fmt: skip
-        failed = False
-        return result
-    finally:
-        for logger in loggers:
-            logger.end_run(failed)
-
-
-def _run_info(net, out: Path, image_shape, split, config_json) -> RunInfo:
-    """What the loggers are told of the run: its settings, a few validation images; a run
-    without ``config_json`` is a --resume (also one that starts over)."""
-    from ..io import checkpoint as ckpt
-
-    cfg = ckpt.read_config(out) if config_json is None else {**config_json}
-    if config_json is not None:
-        cfg["model"] = ckpt.model_record(net)
-    settings = {k: cfg[k] for k in ("model", "training", "data", "init", "budget") if k in cfg}
-    samples = None
-    if image_shape is not None:
-        X_show = split[1] if split[1] is not None else split[0]
-        first = getattr(X_show, "first_rows", None)  # streamed data: the first rows read
-        samples = np.asarray(first(N_IMAGES) if first is not None else X_show[:N_IMAGES])
-    shape = tuple(image_shape) if image_shape is not None else None
-    return RunInfo(out, settings, shape, samples, resumed=config_json is None)
-
-
-def _fit_and_write(net, config, out: Path, image_shape, split, progress, device, config_json,
-                   restore, start_is_candidate, extra) -> RunResult:  # fmt: skip
-    from ..io import checkpoint as ckpt
-
-    X_train, X_val, _ = split
-    writes = is_writer()
-    writer = RunWriter(out, config=config_json)
-    callbacks: list[Callback] = [writer] if writes else []
-    if restore:
-        where = resolve_device(device) if config.engine == "torch" else "cpu"
-        check_resume(out, where, config.precision)  # in every process, before any step
-        callbacks.insert(0, _RestoreCheckpoint(out / ckpt.CHECKPOINT_FILE))
-    state = TrainState()
-    start, keeper = None, None
-    if start_is_candidate:  # epoch 0: the start's loss is the one to beat
-        start = TrainState(best_loss=start_loss(net, X_train if X_val is None else X_val))
-        if writes:
-            ckpt.save_tensors(out / START_FILE, net.state_dict())  # resume needs it too
-    if writes and (out / START_FILE).is_file():
-        keeper = KeepStart(out)
-        callbacks.append(keeper)
-    callbacks += extra
-    try:
-        state = fit(
-            net,
-            X_train,
-            X_val,
-            config,
-            state=start,
-            callbacks=callbacks,
-            progress=progress,
-            device=device if config.engine == "torch" else None,
-        )
-    finally:
-        net.cpu()
-        if writes and writer.history:  # also when training stopped on an error
-            X_show = X_val if X_val is not None else X_train
-            write_run_figures(out, writer.history, net, X_show, image_shape)
-    check, baseline, kept = None, None, None
-    if writes:
-        load_best(out, net)  # the run's model is its best epoch
-        if keeper is not None and X_val is not None:
-            kept = keep_or_revert(out, net, keeper.weights, X_val)
-        init = ckpt.read_config(out).get("init")
-        # a kept PCA start is refitted on every training row here (see write_check)
-        check, baseline = write_check(out, net, split, kept, init, seed=config.seed)
-    return RunResult(net, out, state, check, baseline)

@@ -18,7 +18,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import validate_data
 
-from ..apps.train import resolve_output_activation
+from ..apps.fitting import resolve_output_activation
 from ..data import train_val_split
 from ..data.shapes import Layout, as_rows
 from ..errors import ConfigError

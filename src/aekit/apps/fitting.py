@@ -1,0 +1,228 @@
+"""The shared core of a run: defaults, the data record, the split, and the fit that writes it.
+
+:func:`fit_run` is what a new run (:mod:`aekit.apps.train`), a resumed one
+(:mod:`aekit.apps.resume`) and a streamed one (:mod:`aekit.apps.streamed`) end in: the one
+loop with the run directory's writer (:class:`aekit.io.rundir.RunWriter`), the warm start's
+competition, the figures and the check against PCA. The jobs above it import it; it imports
+none of them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..data import Dataset, Scaler, default_scaler_kind, train_val_split
+from ..errors import ConfigError
+from ..io import checkpoint as ckpt
+from ..io.rundir import RunWriter, check_resume, load_best
+from ..nn import model_spec
+from ..training import Callback, TrainState, fit
+from ..training.distributed import is_writer
+from ..training.loggers import N_IMAGES, RunInfo, RunLogger
+from ..training.strategy import resolve_device
+from ..views.figures import write_run_figures
+from .baseline import START_FILE, KeepStart, keep_or_revert, start_loss, write_check
+
+DEFAULTS = {"data": "digits", "model": "dense", "val_fraction": 0.1, "init": "auto"}
+INITS = ("auto", "pca", "random")
+
+
+@dataclass
+class RunResult:
+    """What :func:`train` returns: the trained model, where the run went, and its history."""
+
+    model: torch.nn.Module
+    out: Path
+    state: TrainState
+    check: dict[str, Any] | None = None  # held-out errors beside PCA's (see pca_check)
+    baseline: dict[str, Any] | None = None  # the final model beside PCA of the same rows
+
+
+def resolve_output_activation(model: str, requested: str | None, X: np.ndarray) -> str:
+    """The output activation to build ``model`` with.
+
+    An explicit choice wins; 'auto' (or None) keeps what the preset fixes (``linear`` is
+    identity everywhere), else follows seed 000's note: sigmoid when the scaled data lie in
+    [0, 1], identity otherwise.
+    """
+    if requested not in (None, "auto"):
+        return requested
+    preset = model_spec(model).defaults.get("output_activation")
+    if preset is not None:
+        return preset
+    return "sigmoid" if X.min() >= 0 and X.max() <= 1 else "identity"
+
+
+def data_record(
+    data, data_dir, limit, val_fraction, ds: Dataset, split, reading=None
+) -> dict[str, Any]:
+    """How to find the run's data again: absolute paths, how image files were read (color,
+    resize), and a fingerprint of the values."""
+    if isinstance(data, str | os.PathLike):
+        named = str(data).lower().replace("_", "-") in ("digits", "mnist", "fashion-mnist")
+        source = str(data) if named else str(Path(data).resolve())
+    else:
+        source = "<array>"
+    return {
+        "source": source,
+        "data_dir": None if data_dir is None else str(Path(data_dir).resolve()),
+        "limit": limit,
+        "val_fraction": val_fraction,
+        "image_shape": list(ds.image_shape) if ds.image_shape else None,
+        "n_train": int(len(split[0])),
+        "n_val": 0 if split[1] is None else int(len(split[1])),
+        "sha256": fingerprint(ds.X),
+        **_reading_record(ds, reading or {}),
+    }
+
+
+def _reading_record(ds: Dataset, reading: dict) -> dict[str, Any]:
+    """For image files: how they were read (color, resize), for eval and resume."""
+    if ds.files is None:
+        return {}
+    resize = reading.get("resize")
+    return {"color": reading.get("color", "auto"), "resize": list(resize) if resize else None}
+
+
+def fingerprint(X: np.ndarray) -> str:
+    """sha256 of the raw values and their shape: the same data, or not."""
+    h = hashlib.sha256(str(X.shape).encode())
+    h.update(np.ascontiguousarray(X, dtype=np.float32).data)
+    return h.hexdigest()
+
+
+def split_and_scale(ds: Dataset, val_fraction: float, seed: int, scale: str | None):
+    """(X_train, X_val or None, scaler): the seeded split, the scaler fitted on the train part."""
+    X_train, X_val = train_val_split(ds.X, val_fraction, seed)
+    scaler = Scaler.fit(X_train, scale or default_scaler_kind(ds), max_value=ds.max_value)
+    X_val = None if X_val is None else scaler.transform(X_val)
+    return scaler.transform(X_train), X_val, scaler
+
+
+class _RestoreCheckpoint(Callback):
+    """Loads the checkpoint once the loop has put the model and its optimiser on the device."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def on_fit_start(self, loop) -> None:
+
+        loop.state = ckpt.load_checkpoint(self.path, loop.model, loop.optimizer, lr=loop.config.lr)
+
+
+def check_callbacks(callbacks) -> list[Callback]:
+    extra = list(callbacks or ())
+    for cb in extra:
+        if not isinstance(cb, Callback):
+            raise ConfigError(
+                f"callbacks takes aekit.training.Callback objects, not {type(cb).__name__}"
+            )
+    return extra
+
+
+def fit_run(net, config, out: Path, image_shape, split, progress, device, *, config_json=None,
+             restore: bool = False, start_is_candidate: bool = False,
+             callbacks=()) -> RunResult:  # fmt: skip
+    """Fit with the run directory's writer; the model comes back with its best weights.
+
+    ``config_json`` is config.json's content for a new run (written when training starts);
+    ``restore`` loads the checkpoint first (resuming). ``start_is_candidate``: the untrained
+    model (a PCA warm start) competes for the best weights as "epoch 0", so that training
+    that never beats it on the validation data keeps it. ``callbacks`` run after the writer;
+    the loggers among them hear of the run before the loop and after its folder is complete.
+    """
+    loggers = [cb for cb in callbacks if isinstance(cb, RunLogger)]
+    info = _run_info(net, out, image_shape, split, config_json) if loggers else None
+    failed = True
+    try:
+        for logger in loggers:
+            logger.begin_run(info)
+        result = _fit_and_write(
+            net, config, out, image_shape, split, progress, device, config_json, restore,
+            start_is_candidate, list(callbacks),
+        )  # fmt: skip
+        failed = False
+        return result
+    finally:
+        for logger in loggers:
+            logger.end_run(failed)
+
+
+def _run_info(net, out: Path, image_shape, split, config_json) -> RunInfo:
+    """What the loggers are told of the run: its settings, a few validation images; a run
+    without ``config_json`` is a --resume (also one that starts over)."""
+
+    cfg = ckpt.read_config(out) if config_json is None else {**config_json}
+    if config_json is not None:
+        cfg["model"] = ckpt.model_record(net)
+    settings = {k: cfg[k] for k in ("model", "training", "data", "init", "budget") if k in cfg}
+    samples = None
+    if image_shape is not None:
+        X_show = split[1] if split[1] is not None else split[0]
+        first = getattr(X_show, "first_rows", None)  # streamed data: the first rows read
+        samples = np.asarray(first(N_IMAGES) if first is not None else X_show[:N_IMAGES])
+    shape = tuple(image_shape) if image_shape is not None else None
+    return RunInfo(out, settings, shape, samples, resumed=config_json is None)
+
+
+def _fit_and_write(net, config, out: Path, image_shape, split, progress, device, config_json,
+                   restore, start_is_candidate, extra) -> RunResult:  # fmt: skip
+
+    X_train, X_val, _ = split
+    writes = is_writer()
+    writer = RunWriter(out, config=config_json)
+    callbacks: list[Callback] = [writer] if writes else []
+    if restore:
+        where = resolve_device(device) if config.engine == "torch" else "cpu"
+        check_resume(out, where, config.precision)  # in every process, before any step
+        callbacks.insert(0, _RestoreCheckpoint(out / ckpt.CHECKPOINT_FILE))
+    state = TrainState()
+    start, keeper = None, None
+    if start_is_candidate:  # epoch 0: the start's loss is the one to beat
+        start = TrainState(best_loss=start_loss(net, X_train if X_val is None else X_val))
+        if writes:
+            ckpt.save_tensors(out / START_FILE, net.state_dict())  # resume needs it too
+    if writes and (out / START_FILE).is_file():
+        keeper = KeepStart(out)
+        callbacks.append(keeper)
+    callbacks += extra
+    try:
+        state = fit(
+            net,
+            X_train,
+            X_val,
+            config,
+            state=start,
+            callbacks=callbacks,
+            progress=progress,
+            device=device if config.engine == "torch" else None,
+        )
+    finally:
+        net.cpu()
+        if writes and writer.history:  # also when training stopped on an error
+            X_show = X_val if X_val is not None else X_train
+            write_run_figures(out, writer.history, net, X_show, image_shape)
+    check, baseline, kept = None, None, None
+    if writes:
+        load_best(out, net)  # the run's model is its best epoch
+        if keeper is not None and X_val is not None:
+            kept = keep_or_revert(out, net, keeper.weights, X_val)
+        init = ckpt.read_config(out).get("init")
+        # a kept PCA start is refitted on every training row here (see write_check)
+        check, baseline = write_check(out, net, split, kept, init, seed=config.seed)
+    return RunResult(net, out, state, check, baseline)
+
+
+def reading_options(stored: dict[str, Any]) -> dict[str, Any]:
+    """How the run read its image files (load_dataset's color and resize), from its record."""
+    if "color" not in stored:
+        return {}
+    resize = stored.get("resize")
+    return {"color": stored["color"], "resize": tuple(resize) if resize else None}
