@@ -413,3 +413,20 @@ def test_output_folders_replace_only_an_earlier_output_of_their_kind(grey_run, g
         fitted.save(mine)
     assert sorted(p.name for p in mine.iterdir()) == ["thesis.tex"]
     assert not list(tmp_path.glob(".*.tmp-*"))
+
+
+def test_images_of_any_size_are_read_each_at_its_own_size_for_fully_convolutional_models(
+    tmp_path,
+):
+    from aekit.data.images import read_image_list
+
+    _write(tmp_path, _crops(skdata.camera(), 2, 6), "a")
+    big = skdata.camera()[:31, :17]
+    Image.fromarray(big).save(tmp_path / "big.png")
+    arrays, names, dtype, top = read_image_list(tmp_path)
+    assert names == ("a00.png", "a01.png", "big.png") and dtype == "uint8" and top == 255.0
+    assert [a.shape for a in arrays] == [(1, SIZE, SIZE), (1, SIZE, SIZE), (1, 31, 17)]
+    np.testing.assert_array_equal(arrays[2][0], big.astype(np.float32))
+    _write(tmp_path, _crops(skdata.astronaut(), 1, 6), "rgb")
+    with pytest.raises(DataError, match="mixes grayscale"):
+        read_image_list(tmp_path)  # modes are still checked

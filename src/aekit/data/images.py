@@ -406,6 +406,22 @@ def read_images(
     return ImageSet(X, shape, tuple(i.name for i in infos), depth, maximum)
 
 
+def read_image_list(
+    source: str | os.PathLike, *, color: str | None = "auto", limit: int | None = None
+) -> tuple[list[np.ndarray], tuple[str, ...], str, float | None]:
+    """Images of any sizes, each decoded at its own size, for fully convolutional models:
+    (arrays (C, H_i, W_i) float32 in their own units, names, dtype, format maximum). Modes
+    and depths are checked as by :func:`read_images`; sizes may differ."""
+    infos = scan(source)
+    if limit is not None:
+        infos = infos[:limit]
+    first = infos[0]
+    (c, _, _), depth, maximum = plan(infos, color or "auto", (first.height, first.width), source)
+    pixels = max_pixels()
+    arrays = [decode(i, (c, i.height, i.width), depth, pixels) for i in infos]
+    return arrays, tuple(i.name for i in infos), depth, maximum
+
+
 def _allocate(n: int, width: int, source) -> np.ndarray:
     need = n * width * 4
     try:
