@@ -55,7 +55,9 @@ class ConvConfig(ModelConfig):
         if h % factor or w % factor:
             raise ConfigError(
                 f"images of {h}x{w} cannot be halved {len(self.channels)} times: use H and W "
-                f"divisible by {factor}, or fewer channels entries"
+                f"divisible by {factor} (image files: --resize "
+                f"{max(factor, h // factor * factor)}x{max(factor, w // factor * factor)}), "
+                "or fewer channels entries"
             )
 
     @property
