@@ -416,3 +416,22 @@ def test_eval_of_a_run_trained_on_an_array_needs_data(tmp_path, digits01):
         aekit.evaluate(run.out)
     got = aekit.evaluate(run.out, digits01[:40])  # other data: scored whole, overlap unknown
     assert (got["split"], got["held_out"], got["n_samples"]) == ("all", None, 40)
+
+
+def test_output_piped_into_a_reader_that_stopped_ends_quietly(run_dir):
+    """``aekit eval RUN | head -1``: the reader is gone before aekit writes; no error line."""
+    import subprocess
+    import sys
+
+    from conftest import SRC
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aekit", "eval", str(run_dir), "--threads", "1"],
+        env={**os.environ, "PYTHONPATH": SRC},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    proc.stdout.close()  # as head does after its line: every write of aekit's now fails
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141
+    assert "error" not in err and "Traceback" not in err and "Exception" not in err, err

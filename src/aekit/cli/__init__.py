@@ -8,6 +8,7 @@ configs here and nowhere else.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -70,6 +71,15 @@ def _warning_line(message, category, filename, lineno, file=None, line=None) -> 
     print(f"aekit: warning: {message}", file=sys.stderr if file is None else file)
 
 
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's last flush has nowhere to fail."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
 def _run(args) -> int:
     try:
         if hasattr(args, "threads"):
@@ -81,6 +91,9 @@ def _run(args) -> int:
     except AekitError as e:
         print(f"aekit: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # stdout piped into a command that stopped reading (| head)
+        _silence_stdout()
+        return 141  # 128 + SIGPIPE, what a shell reports for a killed writer
     except OSError as e:  # one not already named by aekit (FileSystemError is an AekitError)
         where = f" {e.filename}" if getattr(e, "filename", None) else ""
         print(f"aekit: error: cannot use{where}: {e.strerror or e}", file=sys.stderr)
