@@ -430,3 +430,9 @@ def test_images_of_any_size_are_read_each_at_its_own_size_for_fully_convolutiona
     _write(tmp_path, _crops(skdata.astronaut(), 1, 6), "rgb")
     with pytest.raises(DataError, match="mixes grayscale"):
         read_image_list(tmp_path)  # modes are still checked
+
+
+def test_16_bit_grey_is_not_cut_to_8_bits_for_colour(tmp_path):
+    Image.fromarray(np.full((SIZE, SIZE), 40000, np.uint16)).save(tmp_path / "deep.png")
+    with pytest.raises(DataError, match="uint16 grey images.*cut to 8 bits"):
+        load_dataset(tmp_path, color="rgb")

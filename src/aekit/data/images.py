@@ -294,6 +294,12 @@ def plan(infos: list[ImageInfo], color: str, resize: tuple[int, int] | None, sou
             f"{_first(infos, kind='rgb')}); pass --color gray or --color rgb to convert all"
         )
     kind = next(iter(kinds)) if color == "auto" else color
+    deep = [i for i in infos if i.kind == "gray" and i.depth != "uint8"]
+    if kind == "rgb" and deep:
+        raise DataError(
+            f"{source} holds {deep[0].depth} grey images (e.g. {deep[0].name}), which colour "
+            "would cut to 8 bits: drop --color rgb, or convert them first"
+        )
     depths = Counter(i.depth for i in infos) if kind == "gray" else Counter(["uint8"])
     if len(depths) > 1:
         found = ", ".join(f"{d} ({n} files)" for d, n in sorted(depths.items()))
@@ -355,13 +361,9 @@ def decode(info: ImageInfo, shape: tuple[int, int, int], depth: str, limit: int)
 
 def _convert(im, channels: int, depth: str, path: Path):
     """Pillow image in the set's mode: 'L' or 'RGB' for 8-bit, 'I' or 'F' otherwise."""
-    if channels == 3:
-        if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):  # grey 16-bit -> RGB 8-bit
-            im = _to_uint8(im)
+    if channels == 3:  # (plan refuses 16-bit and float grey here)
         return im.convert("RGB")
-    if depth == "uint8":
-        if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-            return _to_uint8(im)
+    if depth == "uint8":  # (every grey file is 8-bit then: plan refuses mixed depths)
         return im.convert("L")
     if depth == "uint16":
         if im.mode == "I":
@@ -373,13 +375,6 @@ def _convert(im, channels: int, depth: str, path: Path):
                 )
         return im.convert("I")
     return im.convert("F")
-
-
-def _to_uint8(im):
-    from PIL import Image
-
-    arr = np.asarray(im.convert("I") if im.mode != "F" else im, dtype=np.float64)
-    return Image.fromarray(np.clip(np.rint(arr / 257.0), 0, 255).astype(np.uint8))
 
 
 def read_images(
