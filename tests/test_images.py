@@ -436,3 +436,17 @@ def test_16_bit_grey_is_not_cut_to_8_bits_for_colour(tmp_path):
     Image.fromarray(np.full((SIZE, SIZE), 40000, np.uint16)).save(tmp_path / "deep.png")
     with pytest.raises(DataError, match="uint16 grey images.*cut to 8 bits"):
         load_dataset(tmp_path, color="rgb")
+
+
+def test_a_model_of_images_in_0_1_refuses_8_bit_files_saying_divide(tmp_path, capsys):
+    floats = np.stack(_crops(skdata.camera(), 30, 7)).astype(np.float32) / 255
+    np.save(tmp_path / "floats.npy", floats)  # (N, H, W) in [0, 1]: PyTorch's habit
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(tmp_path / "floats.npy"), "--out", str(run), *QUICK]) == 0
+    pngs = tmp_path / "pngs"
+    _write(pngs, _crops(skdata.camera(), 2, 8), "p")
+    assert main(["encode", str(run), "--data", str(pngs), "--out", str(tmp_path / "z.npy")]) == 2
+    line = _one_error(capsys)
+    assert "values in [0, 1]" in line and "divide them by 255" in line
+    argv = ["encode", str(run), "--data", str(pngs), "--units", "convert", "--out", "z.npy"]
+    assert main([*argv[:-1], str(tmp_path / "z.npy")]) == 0

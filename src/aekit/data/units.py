@@ -93,10 +93,11 @@ class Units:
             return X
         if mode == "convert":
             return (np.asarray(X, np.float32) * np.float32(factor)).astype(np.float32)
+        scale = f"multiply them by {factor:g}" if factor >= 1 else f"divide them by {1 / factor:g}"
         raise DataError(
-            f"the model was trained on {self.describe()}; {what} {why}: multiply them by "
-            f"{factor:g}, or pass --units convert (units='convert') to do it, or --units as-is "
-            "(units='as-is') to use them unchanged"
+            f"the model was trained on {self.describe()}; {what} {why}: {scale}, or pass "
+            "--units convert (units='convert') to do it, or --units as-is (units='as-is') to "
+            "use them unchanged"
         )
 
     def _image_mismatch(self, X, max_value) -> tuple[float | None, str]:
