@@ -113,7 +113,9 @@ class Noise:
                 f"noise {text!r} is not KIND:LEVEL[:clip], e.g. gaussian:0.3, gaussian:25/255, "
                 "gaussian:0.05-0.2, poisson:30, mask:0.25, salt-pepper:0.1 or gaussian:0.5:clip"
             )
-        low, dash, high = parts[1].partition("-")
+        sign = "-" if parts[1].startswith("-") else ""  # a negative level is refused below
+        low, dash, high = parts[1][len(sign) :].partition("-")
+        low = sign + low
         level = _number(low, text)
         return cls(parts[0], level, clip, _number(high, text) if dash else None)
 
