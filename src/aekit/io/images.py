@@ -62,11 +62,21 @@ def to_pixels(X: np.ndarray, shape, max_value: float | None) -> np.ndarray:
 
 def write_image_folder(folder, X, shape, max_value, names=None) -> list[str]:
     """Write each row of ``X`` as a PNG under ``folder``; returns the relative names."""
+    return _write_pixels(folder, to_pixels(X, shape, max_value), names)
+
+
+def write_images(folder, images, max_value, names=None) -> list[str]:
+    """Write images of any sizes, each (C, H, W) in data units, as PNGs under ``folder``
+    (a fully convolutional model's outputs keep each input's size); returns the names."""
+    pixels = [to_pixels(img.reshape(1, -1), img.shape, max_value)[0] for img in images]
+    return _write_pixels(folder, pixels, names)
+
+
+def _write_pixels(folder, pixels, names) -> list[str]:
     from PIL import Image
 
     folder = Path(folder)
-    relative = output_names(names, len(X))
-    pixels = to_pixels(X, shape, max_value)
+    relative = output_names(names, len(pixels))
     parent = folder.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
