@@ -100,6 +100,10 @@ def denoise(model_or_run, X, *, noise: str | None = None, units: str = "check",
     """
     model = _model(model_or_run, device)
     _warn(model, noise)
+    return _denoise(model, X, units)
+
+
+def _denoise(model, X, units: str) -> np.ndarray:
     arr = np.asarray(X)
     if model.fully_convolutional and arr.ndim in (3, 4):
         return _clip(model, _any_size(model, arr, units))
@@ -174,14 +178,21 @@ def denoise_files(run, data, out, *, noise: str | None = None, data_dir=None, li
 
     folder = _check_out(out)
     model = _model(run, device)
-    _warn(model, noise)
-    if model.fully_convolutional and isinstance(data, str | os.PathLike):
-        path = Path(os.fspath(data))
-        if path.suffix.lower() == ".npy" and path.is_file():
-            return _npy_any_size(model, path, out, folder, limit, units)
-        if is_image_source(path) and path.exists() and resize is None:
-            return _images_any_size(model, run, path, out, folder, limit, color, units)
-    return _rows(run, model, data, out, folder, data_dir, limit, color, resize, units)
+    said = None if noise is None else Noise.parse(noise)  # a bad spec fails before any work
+    path = Path(os.fspath(data)) if isinstance(data, str | os.PathLike) else None
+    if model.fully_convolutional and path is not None and path.suffix.lower() == ".npy":
+        done = _npy_any_size(model, path, out, folder, limit, units)
+    elif (
+        model.fully_convolutional
+        and path is not None
+        and resize is None
+        and (path.exists() and is_image_source(path))
+    ):
+        done = _images_any_size(model, run, path, out, folder, limit, color, units)
+    else:
+        done = _rows(run, model, data, out, folder, data_dir, limit, color, resize, units)
+    _warn(model, said)  # after the work: a refused input gets its one error line alone
+    return done
 
 
 def _rows(run, model, data, out, folder, data_dir, limit, color, resize, units):
@@ -210,18 +221,20 @@ def _rows(run, model, data, out, folder, data_dir, limit, color, resize, units):
 
 
 def _npy_any_size(model, path: Path, out, folder: bool, limit, units):
+    from ..data.sources import load_dataset
     from ..io.files import write_array
 
-    arr = np.load(path)
+    arr = load_dataset(path).X if not path.is_file() else np.load(path, mmap_mode="r")
+    if arr.ndim == 2 and arr.shape[1] == model.input_dim:
+        arr = arr.reshape(len(arr), *model.config.image_shape)
     if arr.ndim not in (3, 4):
-        arr = arr.reshape(len(arr), *model.config.image_shape) if arr.ndim == 2 else arr
-        if arr.ndim == 2 or arr.shape[1:] != tuple(model.config.image_shape):
-            raise DataError(
-                f"{path.name} holds rows of {arr.shape[1] if arr.ndim == 2 else '?'} values; "
-                f"pass images (N, H, W) or (N, C, H, W), or rows of {model.input_dim}"
-            )
-    arr = arr[:limit] if limit else arr
-    X_hat = denoise(model, arr.astype(np.float32), units=units)
+        width = arr.shape[1] if arr.ndim == 2 else "?"
+        raise DataError(
+            f"{path.name} holds rows of {width} features but the model expects images "
+            f"(N, H, W) or (N, C, H, W), or rows of {model.input_dim}"
+        )
+    arr = np.asarray(arr[:limit] if limit else arr, dtype=np.float32)
+    X_hat = _denoise(model, arr, units)
     if folder:
         from ..io.images import write_images
 

@@ -12,7 +12,8 @@ config field).
   corrupts arrays for evaluation.
 - :class:`BlindSpot` (``blindspot``: the share P of pixels masked): self-supervised denoising
   from noisy data alone (Noise2Self, Batson & Royer 2019; Noise2Void, Krull et al. 2019). Each
-  masked pixel is replaced by the mean of its 8 neighbours (never itself), and the loss is
+  masked pixel is replaced by the mean of its unmasked 8 neighbours (never itself nor another
+  masked pixel), and the loss is
   taken on the masked pixels only, so the model is scored where it could not see the value it
   predicts: noise independent between pixels cannot be learnt, the signal can.
 """
@@ -50,7 +51,8 @@ class Corruption(nn.Module):
 
 class BlindSpot(nn.Module):
     """Mask each pixel with probability ``p`` (at least one per image), replace it by the mean
-    of its 8 neighbours, and score only the masked pixels. Rows (N, C*H*W) of ``image_shape``."""
+    of its unmasked 8 neighbours, and score only the masked pixels; rows (N, C*H*W) of
+    ``image_shape``."""
 
     def __init__(self, p: float, image_shape: tuple[int, int, int]) -> None:
         super().__init__()
@@ -69,9 +71,14 @@ class BlindSpot(nn.Module):
         mask = (u < self.p).flatten(1)
         mask[torch.arange(len(img), device=x.device), first] = True
         mask = mask.reshape(-1, 1, h, w).expand(-1, c, -1, -1).to(x.dtype)
+        # the mean of the unmasked ones of the 8 neighbours: no masked value enters the input
+        # anywhere, so the input is a function of the unmasked pixels alone (J-invariance)
+        keep = 1.0 - mask
         ring = _RING.to(dtype=x.dtype, device=x.device).expand(c, 1, 3, 3)
-        padded = F.pad(img, (1, 1, 1, 1), mode="replicate" if min(h, w) < 2 else "reflect")
-        local = F.conv2d(padded, ring, groups=c)  # (N, C, H, W): mean of the 8 neighbours
+        mode = "replicate" if min(h, w) < 2 else "reflect"
+        total = F.conv2d(F.pad(img * keep, (1, 1, 1, 1), mode=mode), ring, groups=c)
+        count = F.conv2d(F.pad(keep, (1, 1, 1, 1), mode=mode), ring, groups=c)
+        local = torch.where(count > 0, total / count.clamp_min(1e-12), torch.zeros_like(img))
         x_tilde = torch.where(mask.bool(), local, img)
         return x_tilde.reshape(x.shape), mask.reshape(x.shape)
 
