@@ -129,8 +129,13 @@ def _any_size(model, arr: np.ndarray, units: str, max_value=None, batch_size=64)
             f"takes {c}; pass (N, {c}, H, W){' or (N, H, W)' if c == 1 else ''} (--color)"
         )
     rows = x4.reshape(len(x4), -1)
+    back = 1.0  # converted input (units="convert") goes back to its own units at the end
     if model.units is not None and rows.size:
-        rows = model.units.check(rows, mode=units, max_value=max_value)
+        checked = model.units.check(rows, mode=units, max_value=max_value)
+        if checked is not rows:
+            k = int(np.flatnonzero(rows.ravel())[0]) if np.any(rows) else None
+            back = 1.0 if k is None else float(rows.ravel()[k] / checked.ravel()[k])
+        rows = checked
     scaler = model.scaler
     if scaler is not None and scaler.offset is not None and len(scaler.offset) > 1:
         raise DataError(
@@ -152,7 +157,7 @@ def _any_size(model, arr: np.ndarray, units: str, max_value=None, batch_size=64)
         model.train(was_training)
     y = np.concatenate(out) if out else np.zeros_like(scaled)
     y = scaler.inverse_transform(y) if scaler is not None else y
-    return y.reshape(arr.shape).astype(np.float32)
+    return (y.reshape(arr.shape) * np.float32(back)).astype(np.float32)
 
 
 def _check_out(out) -> bool:
@@ -262,7 +267,7 @@ def _images_any_size(model, run, path: Path, out, folder: bool, limit, color, un
         one = read_images(file, color=color)
         top = one.max_value if top is None else top
         img = _any_size(model, one.X.reshape(1, *one.shape), units, one.max_value)
-        images.append(_clip(model, img)[0])
+        images.append(np.clip(img[0], 0.0, one.max_value) if one.max_value else img[0])
         names.append(name)
     if folder:
         from ..io.images import write_images
