@@ -21,6 +21,9 @@ def make(name: str, seed: int = 0, **kw):
     defaults = MODELS[name].defaults
     if "channels" in defaults:
         kw.setdefault("channels", (4, 8))
+    elif "width" in defaults:  # a fully convolutional denoiser: no code, no hidden layers
+        kw.pop("latent_dim")
+        kw.setdefault("width", 8)
     elif defaults.get("hidden", (128,)) != ():
         kw.setdefault("hidden", (24,))
     return build_model(name, 64, **kw)
@@ -35,6 +38,11 @@ def test_registry_has_every_preset():
 def test_shapes(name, digits01, device):
     model = make(name).to(device)
     x = torch.from_numpy(digits01[:10]).to(device)
+    if not model.has_code:  # a fully convolutional denoiser: reconstructions, no code
+        assert model.reconstruct(x).shape == (10, 64) and model(x)["x_hat"].shape == (10, 64)
+        with pytest.raises(ConfigError, match="no code"):
+            model.encode(x)
+        return
     z = model.encode(x)
     assert z.shape == (10, 5)
     assert model.decode(z).shape == (10, 64)
@@ -73,6 +81,8 @@ def test_overfits_one_small_batch(name, digits01, device):
         losses.append(float(loss.detach()))
     assert np.isfinite(losses).all()
     assert np.mean(losses[-10:]) < 0.7 * np.mean(losses[:10])
+    if model.config.blindspot:  # scored where it cannot see the value: not the identity map
+        return
     mse_after = np.mean((model.reconstruct_numpy(digits01[:16]) - digits01[:16]) ** 2)
     assert mse_after < 0.4 * mse_before
 
@@ -273,7 +283,9 @@ def test_conv_settings_are_validated(kwargs, fragment):
         ("dense", {"iwae_samples": 5}, "Gaussian latent only"),
         ("vae", {"loss": "ssim", "image_shape": (1, 8, 8)}, "needs a likelihood"),
         ("vae", {"free_bits": 0.5, "iwae_samples": 5}, "free_bits"),
-        ("dense", {"noise": "poisson:1"}, "unknown noise"),
+        ("dense", {"noise": "speckle:1"}, "unknown noise"),
+        ("dense", {"blindspot": 0.1}, "image_shape"),
+        ("dncnn", {"image_shape": (1, 8, 8), "output_activation": "sigmoid"}, "identity"),
         ("dense", {"loss": "ssim"}, "image_shape"),
         ("dense", {"sparse_target": 1.5, "latent_activation": "sigmoid"}, "\\(0, 1\\)"),
         ("dense", {"contractive_weight": -1.0}, ">= 0"),

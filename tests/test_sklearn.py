@@ -233,7 +233,7 @@ def _preset_estimator(name: str) -> AutoencoderTransformer:
     )
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("name", sorted(n for n, s in MODELS.items() if s.cls.has_code))
 def test_every_preset_is_an_estimator(name, digits):
     """Each registry preset fits, transforms deterministically, decodes and scores."""
     X = digits[:300]
@@ -244,6 +244,11 @@ def test_every_preset_is_an_estimator(name, digits):
     assert est.inverse_transform(Z).shape == X.shape
     assert est.model_.name == name
     assert np.isfinite(est.score(X)) and est.score(X) < 0
+
+
+def test_a_preset_without_a_code_is_refused_in_one_line(digits):
+    with pytest.raises(ValueError, match="no code"):
+        AutoencoderTransformer(model="dncnn", image_shape=(1, 8, 8), max_iter=1).fit(digits[:50])
 
 
 def test_loss_none_keeps_the_presets_likelihood(digits):

@@ -37,6 +37,7 @@ _EXPORTS = {
     "evaluate": "apps.evaluate",
     "encode": "apps.evaluate",
     "reconstruct": "apps.evaluate",
+    "denoise": "apps.denoise",
     "sample": "apps.generation",
     "interpolate": "apps.generation",
     "log_likelihood": "apps.generation",

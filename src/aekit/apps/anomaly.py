@@ -138,8 +138,12 @@ def elementwise_errors(net, X: np.ndarray, batch_size: int = 4096) -> np.ndarray
     try:
         for i in range(0, len(X), batch_size):
             x = torch.as_tensor(X[i : i + batch_size]).to(device=p.device, dtype=p.dtype)
-            logits = net.decode_logits(net.encode(x))
-            out.append(elementwise_loss(net.config.loss, net.output(logits), logits, x).cpu())
+            if net.has_code:
+                logits = net.decode_logits(net.encode(x))
+                x_hat = net.output(logits)
+            else:  # a fully convolutional denoiser: identity output, no code
+                x_hat = logits = net.reconstruct(x)
+            out.append(elementwise_loss(net.config.loss, x_hat, logits, x).cpu())
     finally:
         net.train(was_training)
     return torch.cat(out).numpy() if out else np.zeros((0, X.shape[1]), X.dtype)

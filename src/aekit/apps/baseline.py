@@ -113,8 +113,8 @@ def write_check(out: Path, net, split, kept=None, init=None, seed: int = 0):
     X_train, X_val, scaler = split
     if not isinstance(X_train, np.ndarray) or not isinstance(X_val, np.ndarray):
         return None, None  # no validation rows, or streamed blocks (not held in memory)
-    if len(X_val) == 0 or len(X_train) < 2:
-        return None, None
+    if len(X_val) == 0 or len(X_train) < 2 or not net.has_code:
+        return None, None  # (a model without a code, dncnn, has no code size to set PCA at)
     check = pca_check(net, X_train, X_val, scaler)
     if kept is not None:
         check["kept"] = kept

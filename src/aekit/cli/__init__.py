@@ -1,5 +1,5 @@
-"""The ``aekit`` command: train, eval, encode, reconstruct, fit-detector, score, detect, sample,
-interpolate, fit-density.
+"""The ``aekit`` command: train, eval, encode, reconstruct, denoise, fit-detector, score, detect,
+sample, interpolate, fit-density.
 
 ``main(argv) -> int`` never raises for a user's mistake: it prints one line
 ``aekit: error: ...`` to stderr and returns 2 (1 when training diverged). Flags become
@@ -17,7 +17,7 @@ import warnings
 from .. import __version__
 from ..errors import AekitError, DiskFullError, TrainingDivergedError
 from . import compress as compress_
-from . import encode, export, probe, report, sample, score, train
+from . import denoise, encode, export, probe, report, sample, score, train
 from . import eval as eval_
 from ._common import Parser, set_threads
 
@@ -35,6 +35,7 @@ def build_parser() -> Parser:
     probe.add_parser(sub)
     sample.add_parsers(sub)
     compress_.add_parsers(sub)
+    denoise.add_parser(sub)
     return parser
 
 

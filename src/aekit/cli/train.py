@@ -16,6 +16,8 @@ TRAIN_EXAMPLE = """example:
   aekit train --resume --out runs/mnist --epochs 40     # continue (or extend) a run
   aekit train --data mnist --model vae --latent-dim 32 --kl-warmup 10 --out runs/vae
   aekit train --data mnist --model conv --sparse-kl 0.05 --noise mask:0.25 --out runs/c
+  aekit train --data clean/ --model dncnn --noise gaussian:25/255 --out runs/dn   # aekit denoise
+  aekit train --data noisy/ --model blindspot --out runs/n2s     # from noisy images alone
   aekit train --data digits --epochs 20 --out runs/d --tensorboard tb/d   # tensorboard --logdir tb
   aekit train --data digits --epochs 20 --out runs/d --mlflow-uri sqlite:///mlflow.db
 """
@@ -189,7 +191,16 @@ def family_args(t: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--noise",
         metavar="KIND:LEVEL[:clip]",
-        help="denoising: gaussian:0.3, mask:0.25 or salt-pepper:0.1 (:clip to [0, 1])",
+        help="denoising: gaussian:SIGMA, poisson:PEAK, mask:P or salt-pepper:P (:clip to "
+        "[0, 1]); levels are in the scaled space (images: pixel / max, so gaussian:25/255 is "
+        "sigma 25 of 255); a range gaussian:0.02-0.2 draws each sample's level from it",
+    )
+    g.add_argument(
+        "--blindspot",
+        type=float,
+        metavar="P",
+        help="self-supervised denoising from noisy data alone: mask this share of pixels and "
+        "score only them (the blindspot model's default: 0.05)",
     )
     g.add_argument(
         "--beta",
@@ -277,9 +288,13 @@ def run(args) -> int:
         from ..views.report import build_report
 
         print(f"report written to {build_report(result.out)}")
+    then = (
+        f"aekit encode {result.out} --out codes.npy   (the codes of your data)"
+        if result.model.has_code
+        else f"aekit denoise {result.out} --data NOISY --out CLEAN   (denoise your images)"
+    )
     print(
-        f"next: aekit eval {result.out}   (reconstruction metrics on held-out data)\n"
-        f"      aekit encode {result.out} --out codes.npy   (the codes of your data)"
+        f"next: aekit eval {result.out}   (reconstruction metrics on held-out data)\n      {then}"
     )
     return 0
 
@@ -333,6 +348,7 @@ def _family_options(args) -> dict:
         contractive=args.contractive,
         contractive_method=args.contractive_method,
         noise=args.noise,
+        blindspot=args.blindspot,
         beta=args.beta,
         kl_warmup=args.kl_warmup,
         free_bits=args.free_bits,

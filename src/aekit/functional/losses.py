@@ -55,6 +55,26 @@ def elementwise_loss(
     raise ConfigError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}")
 
 
+def masked_loss(
+    name: str,
+    x_hat: torch.Tensor,
+    logits: torch.Tensor,
+    x: torch.Tensor,
+    mask: torch.Tensor,
+    reduction: str = "mean",
+) -> torch.Tensor:
+    """The loss on the values where ``mask`` is 1 only (a blind spot's objective), per sample.
+
+    Each sample's sum of :func:`elementwise_loss` over its masked values, rescaled by
+    D / (masked values) so that it is on the scale of the full loss (sum over D features);
+    values where ``mask`` is 0 take no part (their gradient is exactly zero).
+    """
+    per_value = torch.where(mask.bool(), elementwise_loss(name, x_hat, logits, x), 0.0)
+    count = mask.flatten(1).sum(1).clamp_min(1.0)
+    per_sample = per_value.flatten(1).sum(1) * (mask[0].numel() / count)
+    return _reduce(per_sample, reduction)
+
+
 def mse(x_hat: torch.Tensor, x: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
     """Seed 000's L = 1/(2N) ||X - X_hat||_F^2 for a batch of N rows.
 

@@ -73,6 +73,12 @@ def export_onnx(model, out: str | os.PathLike, record: dict | None = None) -> di
     """Write the three graphs of ``model`` (see :func:`part_paths`); returns where they went."""
     import onnx
 
+    if not model.has_code:
+        from ..errors import ConfigError
+
+        raise ConfigError(
+            f"model {model.name!r} has no code: ONNX export writes an encoder and a decoder graph"
+        )
     model = model.cpu().eval()
     paths = part_paths(out)
     width = {"encoder": model.config.input_dim, "decoder": model.config.latent_dim}

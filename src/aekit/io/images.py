@@ -64,10 +64,20 @@ def write_image_folder(folder, X, shape, max_value, names=None) -> list[str]:
     An existing ``folder`` is replaced only when it holds nothing but images (an earlier
     output); see :func:`aekit.io.files.atomic_folder`.
     """
+    return _write_pixels(folder, to_pixels(X, shape, max_value), names)
+
+
+def write_images(folder, images, max_value, names=None) -> list[str]:
+    """Write images of any sizes, each (C, H, W) in data units, as PNGs under ``folder``
+    (a fully convolutional model's outputs keep each input's size); returns the names."""
+    pixels = [to_pixels(img.reshape(1, -1), img.shape, max_value)[0] for img in images]
+    return _write_pixels(folder, pixels, names)
+
+
+def _write_pixels(folder, pixels, names) -> list[str]:
     from PIL import Image
 
-    relative = output_names(names, len(X))
-    pixels = to_pixels(X, shape, max_value)
+    relative = output_names(names, len(pixels))
 
     def fill(tmp: Path) -> None:
         for name, img in zip(relative, pixels, strict=True):

@@ -20,8 +20,9 @@ from torch import nn
 
 from ..data.shapes import Layout, as_rows, sample_layout
 from ..errors import DataError
+from ..functional.losses import masked_loss
 from .activations import ACTIVATIONS, activation_module
-from .corruption import Corruption
+from .corruption import build_corruption
 from .latent import LATENTS
 from .penalties import build_penalties
 
@@ -52,6 +53,8 @@ class Autoencoder(nn.Module):
 
     config_class: type
     name: str
+    has_code = True  # False: no code layer (a fully convolutional denoiser)
+    fully_convolutional = False  # True: reconstruct_images takes images of any H, W
     scaler = None
     units = None
     encoder: nn.ModuleList
@@ -60,7 +63,7 @@ class Autoencoder(nn.Module):
     def __init__(self, config, name: str) -> None:
         super().__init__()
         self.config, self.name = config, name
-        self.corruption = Corruption.from_config(config)
+        self.corruption = build_corruption(config)
 
     def _init_latent(self, width: int) -> None:
         """The latent kind and the penalties; ``width`` is what the code layer reads."""
@@ -104,13 +107,22 @@ class Autoencoder(nn.Module):
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """The record for a clean batch x (N, D_in): corrupt, encode, decode, penalise."""
         gen = None if self.training else eval_generator(x.device)
-        x_in = x if self.corruption is None else self.corruption(x, gen)
+        x_in, scored = (x, None) if self.corruption is None else self.corruption(x, gen)
         record = self.latent(self, self.features(x_in), x, gen)
+        if scored is not None:
+            record = self.score_only(record, x, scored)
         for penalty in self.penalties:
             term = penalty(self, x_in, record["code"], gen)
             record[penalty.name] = term
             record["loss"] = record["loss"] + term
         return record
+
+    def score_only(self, record: dict, x: torch.Tensor, scored: torch.Tensor) -> dict:
+        """The record with its reconstruction term on the ``scored`` values only (a blind
+        spot; the config allows it with a deterministic latent only, where loss = recon)."""
+        logits = record.get("logits", record["x_hat"])
+        recon = masked_loss(self.config.loss, record["x_hat"], logits, x, scored)
+        return {**record, "loss": recon, "recon": recon}
 
     def loss(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """The scalar terms of :meth:`forward`'s record ("loss", "recon", "kl", penalties)."""

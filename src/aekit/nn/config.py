@@ -67,7 +67,9 @@ class ModelConfig:
     "closed" (one dense encoder layer), "exact" (autograd, one backward pass per code unit),
     "projection" (``contractive_samples`` random projections, unbiased), or "auto" (closed where
     it applies, else exact). ``noise`` corrupts the input in training, e.g. "gaussian:0.3"
-    (see :mod:`aekit.data.noise`). ``image_shape`` (C, H, W) is needed by convolutional
+    (see :mod:`aekit.data.noise`); ``blindspot`` = P > 0 trains from noisy data alone,
+    masking that share of pixels and scoring only them (:mod:`aekit.nn.corruption`).
+    ``image_shape`` (C, H, W) is needed by convolutional
     models and by the SSIM loss.
     """
 
@@ -85,6 +87,7 @@ class ModelConfig:
     contractive_method: str = "auto"
     contractive_samples: int = 1
     noise: str | None = None
+    blindspot: float = 0.0
     beta: float = 1.0
     kl_warmup: int = 0
     free_bits: float = 0.0
@@ -110,6 +113,7 @@ class ModelConfig:
         self._check_image_shape()
         if self.noise is not None:
             self.noise = str(Noise.parse(self.noise))
+        self._check_blindspot()
         self._check_penalties()
         self._check_latent()
 
@@ -123,6 +127,29 @@ class ModelConfig:
                 )
         if self.loss == "ssim" and self.image_shape is None:
             raise ConfigError("loss 'ssim' compares images: the model needs an image_shape")
+
+    def _check_blindspot(self) -> None:
+        self.blindspot = _number("blindspot", self.blindspot)
+        if self.blindspot == 0:
+            return
+        if not self.blindspot < 1:
+            raise ConfigError(
+                f"blindspot is the share of pixels masked, in (0, 1), got {self.blindspot}"
+            )
+        if self.image_shape is None:
+            raise ConfigError(
+                "blind-spot training masks pixels of images: the model needs an image_shape"
+            )
+        if self.noise is not None:
+            raise ConfigError(
+                "blind-spot training learns from noisy data alone: drop the noise "
+                "(or the blind spot)"
+            )
+        if self.latent != "deterministic" or self.loss not in ("mse", "mae"):
+            raise ConfigError(
+                "blind-spot training scores masked pixels with loss mse or mae, on a "
+                "deterministic latent"
+            )
 
     def _check_penalties(self) -> None:
         for name in ("sparse_weight", "l1_weight", "contractive_weight"):
@@ -155,5 +182,6 @@ class ModelConfig:
         return (
             self.latent == "deterministic"
             and self.noise is None
+            and self.blindspot == 0
             and self.sparse_weight == self.l1_weight == self.contractive_weight == 0
         )

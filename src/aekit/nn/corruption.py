@@ -1,19 +1,38 @@
-"""The input corruption of a denoising autoencoder as a module of the model (seeds 003, 004).
+"""The input corruptions of a model's objective, as modules (seeds 003, 004; Noise2Self).
 
-The noise itself (its text form, kinds and maths) is :class:`aekit.data.noise.Noise`, which
-also corrupts arrays for evaluation; this module applies it to a batch inside ``forward``.
+Each part is built from the model config (``from_config`` returns None when it is off) and
+called as ``part(x, generator) -> (x_tilde, scored)``: the input the encoder reads, and either
+None (the reconstruction is scored on every value, against the clean x) or a 0/1 tensor of x's
+shape naming the values the reconstruction is scored on. :func:`build_corruption` picks the one
+the config turns on; a new part is a class here and a row in :data:`CORRUPTIONS` (plus its
+config field).
+
+- :class:`Corruption` (``noise``): noise added to clean data, a denoising autoencoder. The
+  noise itself (its text form, kinds and maths) is :class:`aekit.data.noise.Noise`, which also
+  corrupts arrays for evaluation.
+- :class:`BlindSpot` (``blindspot``: the share P of pixels masked): self-supervised denoising
+  from noisy data alone (Noise2Self, Batson & Royer 2019; Noise2Void, Krull et al. 2019). Each
+  masked pixel is replaced by the mean of its unmasked 8 neighbours (never itself nor another
+  masked pixel), and the loss is
+  taken on the masked pixels only, so the model is scored where it could not see the value it
+  predicts: noise independent between pixels cannot be learnt, the signal can.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..data.noise import Noise
 
+# the 3x3 ring around a pixel, without the pixel: the blind spot's replacement value
+_RING = torch.tensor([[1.0, 1.0, 1.0], [1.0, 0.0, 1.0], [1.0, 1.0, 1.0]]) / 8.0
+
 
 class Corruption(nn.Module):
-    """x -> x_tilde ~ q(x_tilde | x); randomness from ``generator``, else torch's global RNG."""
+    """x -> x_tilde ~ q(x_tilde | x), scored on every value; randomness from ``generator``,
+    else torch's global RNG."""
 
     def __init__(self, noise: str | Noise) -> None:
         super().__init__()
@@ -23,8 +42,57 @@ class Corruption(nn.Module):
     def from_config(cls, config) -> Corruption | None:
         return cls(config.noise) if config.noise else None
 
-    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        return self.noise(x, generator)
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None):
+        return self.noise(x, generator), None
 
     def extra_repr(self) -> str:
         return str(self.noise)
+
+
+class BlindSpot(nn.Module):
+    """Mask each pixel with probability ``p`` (at least one per image), replace it by the mean
+    of its unmasked 8 neighbours, and score only the masked pixels; rows (N, C*H*W) of
+    ``image_shape``."""
+
+    def __init__(self, p: float, image_shape: tuple[int, int, int]) -> None:
+        super().__init__()
+        self.p, self.image_shape = float(p), tuple(image_shape)
+
+    @classmethod
+    def from_config(cls, config) -> BlindSpot | None:
+        return cls(config.blindspot, config.image_shape) if config.blindspot > 0 else None
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None):
+        c, h, w = self.image_shape
+        img = x.reshape(-1, c, h, w)  # (N, C*H*W) -> (N, C, H, W)
+        u = torch.rand((len(img), 1, h, w), generator=generator, dtype=x.dtype, device=x.device)
+        # the lowest draw of each image is always masked: no image without a scored pixel
+        first = u.flatten(1).argmin(1)
+        mask = (u < self.p).flatten(1)
+        mask[torch.arange(len(img), device=x.device), first] = True
+        mask = mask.reshape(-1, 1, h, w).expand(-1, c, -1, -1).to(x.dtype)
+        # the mean of the unmasked ones of the 8 neighbours: no masked value enters the input
+        # anywhere, so the input is a function of the unmasked pixels alone (J-invariance)
+        keep = 1.0 - mask
+        ring = _RING.to(dtype=x.dtype, device=x.device).expand(c, 1, 3, 3)
+        mode = "replicate" if min(h, w) < 2 else "reflect"
+        total = F.conv2d(F.pad(img * keep, (1, 1, 1, 1), mode=mode), ring, groups=c)
+        count = F.conv2d(F.pad(keep, (1, 1, 1, 1), mode=mode), ring, groups=c)
+        local = torch.where(count > 0, total / count.clamp_min(1e-12), torch.zeros_like(img))
+        x_tilde = torch.where(mask.bool(), local, img)
+        return x_tilde.reshape(x.shape), mask.reshape(x.shape)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+CORRUPTIONS: dict[str, type] = {"noise": Corruption, "blindspot": BlindSpot}
+
+
+def build_corruption(config) -> nn.Module | None:
+    """The corruption the config turns on (at most one: the config refuses two), or None."""
+    for cls in CORRUPTIONS.values():
+        part = cls.from_config(config)
+        if part is not None:
+            return part
+    return None

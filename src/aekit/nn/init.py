@@ -59,8 +59,9 @@ def warm_start_blocker(model: torch.nn.Module) -> str | None:
     from .arch.dense import DenseAutoencoder
 
     c = model.config
+    if not isinstance(model, DenseAutoencoder):
+        return "only dense architectures have a PCA warm start"
     checks = (
-        (isinstance(model, DenseAutoencoder), "only dense architectures have a PCA warm start"),
         (c.latent == "deterministic", "a Gaussian latent (VAE) is not a PCA"),
         (c.is_plain, "a penalty or an input corruption changes the objective PCA solves"),
         (c.latent_activation == "identity", "the code layer is not linear"),

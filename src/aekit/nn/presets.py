@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from .arch.conv import ConvAutoencoder
 from .arch.dense import DenseAutoencoder
+from .arch.dncnn import DnCNN
 from .registry import register_model
 
 PRESETS = {
@@ -71,6 +72,18 @@ PRESETS = {
         "image codec: the code rounded to integers and priced in bits by a learned entropy "
         "model; beta weighs the rate (bits per pixel) against the squared error",
         dict(channels=(32, 64), latent="quantized", latent_dim=128, beta=1.0),
+    ),
+    "dncnn": (
+        DnCNN,
+        "fully convolutional residual denoiser (DnCNN): 3x3 convolutions predict the noise, "
+        "subtracted from the input; no code, any image size when denoising",
+        dict(depth=5, width=32, output_activation="identity"),
+    ),
+    "blindspot": (
+        DnCNN,
+        "self-supervised denoiser for noisy data alone (Noise2Self): dncnn trained with 5% of "
+        "pixels masked (each replaced by its neighbours' mean) and scored on those only",
+        dict(depth=5, width=32, output_activation="identity", blindspot=0.05),
     ),
 }
 

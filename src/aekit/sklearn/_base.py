@@ -72,6 +72,11 @@ class AutoencoderEstimator(BaseEstimator):
             hidden = (hidden,)
         if _is_auto(hidden):  # a detector's "auto" on a preset that keeps its own sizes
             hidden = None
+        if self.model in MODELS and not MODELS[self.model].cls.has_code:
+            raise ValueError(
+                f"model {self.model!r} is fully convolutional and has no code to transform "
+                "to or score from; use aekit.denoise with it"
+            )
         return build_model(
             self.model,
             X.shape[1],

@@ -292,6 +292,9 @@ def errors(ctx: RunContext) -> Section:
 
 @register_section
 def codes(ctx: RunContext) -> Section:
+    if not ctx.model.has_code:
+        why = f"Model '{ctx.model.name}' is fully convolutional: it has no code to show."
+        return Section("Codes", f"<p>{why}</p>", "codes")
     go = _go()
     n = min(len(ctx.X), 2000)
     Z = ctx.model.encode_scaled(ctx.X[:n])

@@ -4,5 +4,13 @@ from __future__ import annotations
 
 from .conv import ConvAutoencoder, ConvConfig
 from .dense import DenseAutoencoder, DenseConfig
+from .dncnn import DnCNN, DnCNNConfig
 
-__all__ = ["ConvAutoencoder", "ConvConfig", "DenseAutoencoder", "DenseConfig"]
+__all__ = [
+    "ConvAutoencoder",
+    "ConvConfig",
+    "DenseAutoencoder",
+    "DenseConfig",
+    "DnCNN",
+    "DnCNNConfig",
+]
