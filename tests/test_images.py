@@ -450,3 +450,21 @@ def test_a_model_of_images_in_0_1_refuses_8_bit_files_saying_divide(tmp_path, ca
     assert "values in [0, 1]" in line and "divide them by 255" in line
     argv = ["encode", str(run), "--data", str(pngs), "--units", "convert", "--out", "z.npy"]
     assert main([*argv[:-1], str(tmp_path / "z.npy")]) == 0
+
+
+def test_a_fully_convolutional_model_reconstructs_mixed_sizes_as_they_are(grey, tmp_path):
+    run = tmp_path / "dncnn"
+    argv = ["train", "--data", str(grey), "--model", "dncnn", "--out", str(run), "--epochs", "1"]
+    assert main([*argv, "--quiet"]) == 0
+    mixed = tmp_path / "mixed"
+    _write(mixed, _crops(skdata.camera(), 2, 10), "a")
+    Image.fromarray(skdata.camera()[:31, :17]).save(mixed / "odd.png")
+    out = tmp_path / "recon"
+    assert main(["reconstruct", str(run), "--data", str(mixed), "--out", str(out)]) == 0
+    sizes = {p.name: Image.open(p).size for p in out.iterdir()}
+    assert sizes == {"a00.png": (SIZE, SIZE), "a01.png": (SIZE, SIZE), "odd.png": (17, 31)}
+    # a model that needs one size still refuses them, naming the sizes
+    dense = tmp_path / "dense"
+    assert main(["train", "--data", str(grey), "--out", str(dense), *QUICK]) == 0
+    with pytest.raises(DataError, match=r"2 sizes"):
+        aekit.reconstruct(dense, str(mixed), device="cpu")

@@ -56,6 +56,14 @@ def run(args) -> int:
         )
         print(f"wrote {n} x {width} to {args.out}")
         return 0
+    if args.command == "reconstruct" and _any_size_images(args):
+        from ..apps.denoise import denoise_files
+
+        opts = {k: v for k, v in reading_kwargs(args).items() if k != "resize"}
+        n, where = denoise_files(args.run, args.data, args.out, limit=args.limit,
+                                 device=args.device, **opts)  # fmt: skip
+        print(f"wrote {n} images, each at its own size, to {where}")
+        return 0
     folder = args.command == "reconstruct" and not Path(args.out).suffix
     if Path(args.out).suffix not in (".npy", ".csv") and not folder:
         what = "a .npy or .csv file" + (", or a folder" if args.command == "reconstruct" else "")
@@ -71,3 +79,17 @@ def run(args) -> int:
     write_array(args.out, array, ds.files, prefix="z" if args.command == "encode" else "x")
     print(f"wrote {array.shape[0]} x {array.shape[1]} to {args.out}")
     return 0
+
+
+def _any_size_images(args) -> bool:
+    """Image files for a fully convolutional model, without --resize: each at its own size
+    (:func:`aekit.apps.denoise.denoise_files`, which for such a model is reconstruction)."""
+    from ..data.images import is_image_source
+    from ..io import checkpoint
+
+    if args.data is None or args.resize is not None:
+        return False
+    path = Path(args.data)
+    if not (path.exists() and is_image_source(path)):
+        return False
+    return bool(getattr(checkpoint.load(args.run), "fully_convolutional", False))
