@@ -84,11 +84,14 @@ def data_record(
 
 
 def _reading_record(ds: Dataset, reading: dict) -> dict[str, Any]:
-    """For image files: how they were read (color, resize), for eval and resume."""
+    """For image files: how they were read (color, resize, patch), for eval and resume."""
     if ds.files is None:
         return {}
     resize = reading.get("resize")
-    return {"color": reading.get("color", "auto"), "resize": list(resize) if resize else None}
+    out = {"color": reading.get("color", "auto"), "resize": list(resize) if resize else None}
+    if reading.get("patch") is not None:
+        out["patch"] = int(reading["patch"])
+    return out
 
 
 def fingerprint(X: np.ndarray) -> str:
@@ -221,8 +224,12 @@ def _fit_and_write(net, config, out: Path, image_shape, split, progress, device,
 
 
 def reading_options(stored: dict[str, Any]) -> dict[str, Any]:
-    """How the run read its image files (load_dataset's color and resize), from its record."""
+    """How the run read its image files (load_dataset's color, resize and patch), from its
+    record."""
     if "color" not in stored:
         return {}
     resize = stored.get("resize")
-    return {"color": stored["color"], "resize": tuple(resize) if resize else None}
+    out = {"color": stored["color"], "resize": tuple(resize) if resize else None}
+    if stored.get("patch") is not None:
+        out["patch"] = int(stored["patch"])
+    return out

@@ -25,7 +25,7 @@ from ..data.units import Units
 from ..errors import ConfigError
 from ..io import checkpoint as ckpt
 from ..io.rundir import RunLock, holds_run
-from ..nn import build_model
+from ..nn import build_model, model_spec
 from ..nn.init import WarmStart, pca_warm_start, warm_start_blocker
 from ..training import Callback, TrainConfig
 from ..training.config import default_budget
@@ -195,7 +195,7 @@ def _new_run(out, data, model, data_dir, limit, scale, val_fraction, image_shape
     config = TrainConfig(**train_options)
     if config.engine == "torch":
         check_device(device, config.precision)  # before anything is written
-    reading = reading or {}
+    reading = _patches_if_mixed(model, data, limit, dict(reading or {}))
     ds = load_dataset(
         data, data_dir=data_dir, split="train", limit=limit, image_shape=image_shape, **reading
     )
@@ -233,6 +233,30 @@ def _new_run(out, data, model, data_dir, limit, scale, val_fraction, image_shape
         net, config, out, ds.image_shape, split, progress, device, config_json=extra,
         start_is_candidate=warm.applied, callbacks=callbacks,
     )  # fmt: skip
+
+
+def _patches_if_mixed(model: str, data, limit, reading: dict) -> dict:
+    """A fully convolutional model given image files of several sizes (and no --resize)
+    trains on square tiles of them (one warning line says so); other models refuse them."""
+    import warnings
+
+    from ..data.images import is_image_source, patch_size
+
+    if reading.get("resize") is not None or not isinstance(data, str | os.PathLike):
+        return reading
+    if not getattr(model_spec(model).cls, "fully_convolutional", False):
+        return reading
+    if not (Path(data).exists() and is_image_source(data)):
+        return reading
+    size = patch_size(data, limit)
+    if size is not None:
+        reading["patch"] = size
+        warnings.warn(
+            f"{data} holds images of several sizes: model {model!r} trains on {size}x{size} "
+            "tiles of them, and denoises or reconstructs each image at its own size",
+            stacklevel=3,
+        )
+    return reading
 
 
 def _check_init(init: str | None) -> str:

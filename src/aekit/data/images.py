@@ -417,6 +417,40 @@ def read_image_list(
     return arrays, tuple(i.name for i in infos), depth, maximum
 
 
+def read_patches(
+    source: str | os.PathLike, size: int, *, color: str | None = "auto", limit: int | None = None
+) -> ImageSet:
+    """Images of any sizes cut into ``size`` x ``size`` tiles (a grid from each top-left
+    corner; the remainder at the right and bottom edges is left out): how a fully
+    convolutional model trains on a folder of mixed sizes (DnCNN trains on patches too). The
+    names are ``<file>#<row>,<column>`` of each tile."""
+    arrays, names, depth, maximum = read_image_list(source, color=color, limit=limit)
+    small = min(min(a.shape[1:]) for a in arrays)
+    if size > small:
+        raise DataError(
+            f"patches of {size}x{size} do not fit the smallest image of {source} "
+            f"({small} pixels on a side); use patches of at most {small}"
+        )
+    tiles, tile_names = [], []
+    for a, name in zip(arrays, names, strict=True):
+        for y in range(0, a.shape[1] - size + 1, size):
+            for x in range(0, a.shape[2] - size + 1, size):
+                tiles.append(a[:, y : y + size, x : x + size].reshape(-1))
+                tile_names.append(f"{name}#{y},{x}")
+    c = arrays[0].shape[0]
+    return ImageSet(np.stack(tiles).astype(np.float32), (c, size, size), tuple(tile_names),
+                    depth, maximum)  # fmt: skip
+
+
+def patch_size(source: str | os.PathLike, limit: int | None = None) -> int | None:
+    """None when the images of ``source`` share one size; else the side of the square tiles a
+    fully convolutional model trains on: the smallest image side, at most 64."""
+    infos = scan(source)[:limit]
+    if len({(i.height, i.width) for i in infos}) <= 1:
+        return None
+    return min(64, min(min(i.height, i.width) for i in infos))
+
+
 def _allocate(n: int, width: int, source) -> np.ndarray:
     need = n * width * 4
     try:

@@ -175,6 +175,7 @@ def load_dataset(
     image_shape: tuple[int, int, int] | None = None,
     color: str = "auto",
     resize: tuple[int, int] | None = None,
+    patch: int | None = None,
 ) -> Dataset:
     """Load a built-in data set, a data file, image files or an in-memory array.
 
@@ -202,6 +203,9 @@ def load_dataset(
         Image files: keep each file's mode ("auto"; a mix is refused) or convert all to one.
     resize : (H, W), optional
         Image files: resample every image to this size (a mix of sizes is refused without it).
+    patch : int, optional
+        Image files of any sizes: cut each into ``patch`` x ``patch`` tiles, one row each
+        (:func:`aekit.data.images.read_patches`; fully convolutional models train on them).
 
     Returns
     -------
@@ -225,7 +229,8 @@ def load_dataset(
         raise DataError(f"unknown split {split!r}; use 'train' or 'test'")
     limit = _check_limit(limit)
     if isinstance(source, (str, os.PathLike)) and _is_images(source):
-        return _load_images(Path(os.fsdecode(os.fspath(source))), limit, image_shape, color, resize)
+        path = Path(os.fsdecode(os.fspath(source)))
+        return _load_images(path, limit, image_shape, color, resize, patch)
     if isinstance(source, (str, os.PathLike)):
         ds = _load_named(source, data_dir, split, limit, image_shape)
     else:
@@ -245,10 +250,13 @@ def _is_images(source: str | os.PathLike) -> bool:
     return is_image_source(os.fsdecode(key))
 
 
-def _load_images(path: Path, limit, image_shape, color, resize) -> Dataset:
-    from aekit.data.images import read_images
+def _load_images(path: Path, limit, image_shape, color, resize, patch=None) -> Dataset:
+    from aekit.data.images import read_images, read_patches
 
-    images = read_images(path, color=color, resize=resize, limit=limit)
+    if patch is not None and resize is None:
+        images = read_patches(path, int(patch), color=color, limit=limit)
+    else:
+        images = read_images(path, color=color, resize=resize, limit=limit)
     if image_shape is not None and tuple(image_shape) != images.shape:
         raise DataError(
             f"{path} holds images of shape {list(images.shape)} (C, H, W), not the image_shape "
