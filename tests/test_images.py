@@ -489,3 +489,20 @@ def test_a_fully_convolutional_model_trains_on_tiles_of_mixed_sizes(tmp_path, ca
     assert main(["train", "--resume", "--out", str(run), "--epochs", "2", "--quiet"]) == 0
     with pytest.raises(DataError, match="do not fit the smallest image"):
         load_dataset(mixed, patch=32)
+
+
+def test_a_streamed_table_run_records_its_columns_range_too(tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(400, 5)).astype(np.float32)
+    np.save(tmp_path / "train.npy", X)
+    run = tmp_path / "run"
+    argv = ["train", "--data", str(tmp_path / "train.npy"), "--stream", "--out", str(run)]
+    assert main([*argv, *QUICK]) == 0
+    units = json.loads((run / "config.json").read_text())["units"]
+    assert units["image"] is False and len(units["lo"]) == 5
+    ranges = zip(units["lo"], units["hi"], strict=True)  # the training blocks' range
+    assert all(lo >= X[:, j].min() and hi <= X[:, j].max() for j, (lo, hi) in enumerate(ranges))
+    shifted = X[:50].copy()
+    shifted[:, 2] += 1000
+    with pytest.warns(UserWarning, match=r"columns 2"):
+        aekit.load(run).encode_numpy(shifted)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data.stream import StreamedArray, fit_scaler, split_blocks
+from ..data.stream import StreamedArray, column_moments, fit_scaler, split_blocks
 from ..errors import DataError
 from ..nn import build_model
 from ..training import TrainConfig
@@ -42,7 +42,10 @@ def new_streamed_run(out, data, model, scale, val_fraction, image_shape, model_o
     train, val = split_blocks(arr, val_fraction, config.seed)
     integer = arr.integer_valued() or arr.max_value is not None
     kind = scale or ("image" if image_shape is not None and integer else "minmax")
-    scaler = fit_scaler(train, kind, **_scaler_part(device))
+    part = _scaler_part(device)
+    # tables: one pass gives the scaler and the units' per-column range
+    moments = None if kind == "image" else column_moments(train, **part)
+    scaler = fit_scaler(train, kind, moments=moments, **part)
     for view in (train, val):
         if view is not None:
             view.transform = scaler.transform
@@ -56,11 +59,16 @@ def new_streamed_run(out, data, model, scale, val_fraction, image_shape, model_o
     torch.manual_seed(config.seed)
     net = build_model(model, arr.width, **options)
     net.scaler = scaler
-    if arr.max_value is not None:  # streamed images: their format's range is their units
+    top = 1.0 / float(scaler.scale[0]) if kind == "image" else None
+    if moments is not None:  # the training blocks' range, per column (or whole, for images)
         net.units = Units.from_ranges(
-            [0.0], [arr.max_value], dtype=str(arr.shards[0].dtype), max_value=arr.max_value,
-            image=True,
+            moments[0], moments[1], dtype=str(arr.shards[0].dtype), max_value=None,
+            image=image_shape is not None,
         )  # fmt: skip
+    else:  # streamed images under the image scaler: their format's range is their units
+        net.units = Units.from_ranges(
+            [0.0], [top], dtype=str(arr.shards[0].dtype), max_value=top, image=True
+        )
     record = {
         "source": str(Path(data).resolve()),
         "stream": True,

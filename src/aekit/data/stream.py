@@ -190,17 +190,18 @@ def split_blocks(data: StreamedArray, val_fraction: float, seed: int, transform=
     return train, BlockView(data, np.sort(order[:n_val]), transform)
 
 
-def fit_scaler(view_or_data, kind: str, part: tuple[int, int] = (0, 1), combine=None):
+def fit_scaler(view_or_data, kind: str, part: tuple[int, int] = (0, 1), combine=None,
+               moments=None):  # fmt: skip
     """A :class:`~aekit.data.Scaler` fitted in one pass over the blocks (minmax, standard,
     image for uint8 data, none).
 
     ``part`` = (rank, world) reads only this process's blocks (every world-th); ``combine``
-    then merges the processes' (min, max, sum, sum of squares, count), float64 arrays.
+    then merges the processes' (min, max, sum, sum of squares, count), float64 arrays;
+    ``moments`` are those already computed (:func:`column_moments`), read again for nothing.
     """
     from .scaling import Scaler
 
     data = view_or_data.data if isinstance(view_or_data, BlockView) else view_or_data
-    blocks = view_or_data.blocks if isinstance(view_or_data, BlockView) else range(data.n_blocks)
     if kind == "image":
         top = data.max_value or (255.0 if data.integer_valued() else None)
         if top is None:
@@ -210,14 +211,24 @@ def fit_scaler(view_or_data, kind: str, part: tuple[int, int] = (0, 1), combine=
         return Scaler("image", np.zeros(1), np.array([1 / top]))
     if kind == "none":
         return Scaler("none")
-    moments = _moments(data, list(blocks)[part[0] :: part[1]])
-    lo, hi, total, total_sq, count = moments if combine is None else combine(*moments)
+    if moments is None:
+        moments = column_moments(view_or_data, part, combine)
+    lo, hi, total, total_sq, count = moments
     if kind == "minmax":
         spread = hi - lo
         return Scaler("minmax", lo, np.where(spread > 0, 1 / np.where(spread > 0, spread, 1), 1.0))
     mean = total / count
     std = np.sqrt(np.maximum(total_sq / count - mean**2, 0))
     return Scaler("standard", mean, np.where(std > 0, 1 / np.where(std > 0, std, 1), 1.0))
+
+
+def column_moments(view_or_data, part: tuple[int, int] = (0, 1), combine=None):
+    """(column minima, maxima, sums, sums of squares, row count) of a view's blocks (or all
+    of an array's), float64, in one pass; ``part`` and ``combine`` as in :func:`fit_scaler`."""
+    data = view_or_data.data if isinstance(view_or_data, BlockView) else view_or_data
+    blocks = view_or_data.blocks if isinstance(view_or_data, BlockView) else range(data.n_blocks)
+    moments = _moments(data, list(blocks)[part[0] :: part[1]])
+    return moments if combine is None else combine(*moments)
 
 
 def _moments(data: StreamedArray, blocks) -> tuple[np.ndarray, ...]:
