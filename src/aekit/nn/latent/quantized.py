@@ -47,6 +47,7 @@ class FactorizedPrior(nn.Module):
 
     def __init__(self, channels: int, filters: tuple[int, ...] = (3, 3, 3), scale=10.0):
         super().__init__()
+        self.channels = channels
         dims = (1, *filters, 1)
         per_layer = scale ** (1.0 / (len(dims) - 1))
         self.matrices = nn.ParameterList()
@@ -79,6 +80,84 @@ class FactorizedPrior(nn.Module):
         # the value max(p, bound) with the gradient of p: a far tail still feels the rate
         return p + (LIKELIHOOD_BOUND - p).clamp_min(0).detach()
 
+    # ---- tables: what the encoder and the decoder of a bitstream share -------------------
+
+    @torch.no_grad()
+    def tables(self) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+        """(medians m (L,) float32, lo (L,) int64, [counts_c]): channel c's symbols are the
+        integers k = lo_c .. hi_c standing for the values m_c + k, with integer counts.
+
+        Computed in float64 from the parameters alone (no data), so that a compressor and a
+        decompressor holding the same model build identical tables. Each count is >= 1 and the
+        counts of a channel sum to 2**PRECISION; the tails beyond the table are folded into
+        its end symbols.
+        """
+        m, lo, hi, (ks, cdf) = self.support()
+        counts = []
+        for c in range(len(lo)):
+            # the edges k - 1/2 for k = lo .. hi + 1 (ks[j] is the edge below integer j - r)
+            edges = cdf[c, lo[c] - ks[0] : hi[c] - ks[0] + 2].copy()
+            edges[0], edges[-1] = 0.0, 1.0  # fold the tails into the end symbols
+            counts.append(_integer_pmf(np.diff(edges)))
+        return m, lo, counts
+
+    @torch.no_grad()
+    def medians(self) -> torch.Tensor:
+        """m_c with F_c(m_c) = 1/2 (bisection in float64), rounded to the model's dtype."""
+        p = self.biases[0]
+        n = self.channels
+        a = torch.full((n, 1, 1), -1.0, dtype=torch.float64, device=p.device)
+        b = -a
+        for _ in range(40):  # widen until the bracket holds the median (|m| < 2**40)
+            a = torch.where(self.cdf_logits(a) > 0, 2 * a, a)
+            b = torch.where(self.cdf_logits(b) < 0, 2 * b, b)
+        for _ in range(60):
+            mid = (a + b) / 2
+            below = self.cdf_logits(mid) < 0
+            a, b = torch.where(below, mid, a), torch.where(below, b, mid)
+        return ((a + b) / 2).reshape(n).to(p.dtype)
+
+    def support(self):
+        """Medians, per channel [lo, hi] with tail masses below TAIL_MASS, and the CDF at the
+        edges m + k - 1/2 for k = -r .. r + 1; recomputed only when a parameter changed."""
+        key = tuple((p.data_ptr(), p._version) for p in self.parameters())
+        if getattr(self, "_cache", (None,))[0] != key:
+            self._cache = (key, self._compute_support())
+        return self._cache[1]
+
+    @torch.no_grad()
+    def _compute_support(self):
+        m = self.medians()
+        r = 64
+        while True:
+            ks = np.arange(-r, r + 2)
+            edges = m.double()[:, None, None] + torch.as_tensor(ks - 0.5, device=m.device)
+            cdf = torch.sigmoid(self.cdf_logits(edges)).cpu().numpy()[:, 0]
+            if (cdf[:, 0] < TAIL_MASS).all() and (cdf[:, -1] > 1 - TAIL_MASS).all():
+                break
+            if r >= MAX_RADIUS:
+                raise ConfigError(
+                    "the quantised code is too spread out to tabulate (over +-16384): train "
+                    "the model with a larger rate weight, or for longer"
+                )
+            r *= 2
+        # lo: the least k with F(m + k + 1/2) >= tail; hi: the largest k with
+        # F(m + k - 1/2) <= 1 - tail
+        lo = np.array([ks[np.argmax(row[1:] >= TAIL_MASS)] for row in cdf])
+        hi = np.array([ks[len(row) - 1 - np.argmax(row[::-1] <= 1 - TAIL_MASS)] for row in cdf])
+        # numpy, so that a traced graph (ONNX export) holds them as constants
+        return m.cpu().numpy(), lo.astype(np.int64), hi.astype(np.int64), (ks, cdf)
+
+    def quantise(self, y: torch.Tensor) -> torch.Tensor:
+        """(N, C) -> m + clip(round(y - m), lo, hi): what a bitstream carries, around the
+        medians (the noise of training knows no integer grid; the medians put each channel's
+        most likely value on it)."""
+        m, lo, hi, _ = self.support()
+        m = _like(m, y)
+        k = torch.round(y - m)
+        k = torch.maximum(torch.minimum(k, _like(hi, k)), _like(lo, k))
+        return k + m
+
 
 class QuantizedLatent(nn.Module):
     """y = code_layer(h), rounded to integers and priced in bits by a :class:`FactorizedPrior`."""
@@ -102,85 +181,23 @@ class QuantizedLatent(nn.Module):
         if config.sparse_weight or config.contractive_weight or config.l1_weight:
             raise ConfigError("a quantised latent is priced by its rate: use no code penalty")
 
-    # ---- tables: what the encoder and the decoder of a bitstream share -------------------
+    # ---- tables: what the encoder and the decoder of a bitstream share (the prior's) -----
 
-    @torch.no_grad()
-    def tables(self) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
-        """(medians m (L,) float32, lo (L,) int64, [counts_c]): channel c's symbols are the
-        integers k = lo_c .. hi_c standing for the values m_c + k, with integer counts.
+    def tables(self):
+        """The prior's integer tables (:meth:`FactorizedPrior.tables`)."""
+        return self.prior.tables()
 
-        Computed in float64 from the parameters alone (no data), so that a compressor and a
-        decompressor holding the same model build identical tables. Each count is >= 1 and the
-        counts of a channel sum to 2**PRECISION; the tails beyond the table are folded into
-        its end symbols.
-        """
-        m, lo, hi, (ks, cdf) = self._support()
-        counts = []
-        for c in range(len(lo)):
-            # the edges k - 1/2 for k = lo .. hi + 1 (ks[j] is the edge below integer j - r)
-            edges = cdf[c, lo[c] - ks[0] : hi[c] - ks[0] + 2].copy()
-            edges[0], edges[-1] = 0.0, 1.0  # fold the tails into the end symbols
-            counts.append(_integer_pmf(np.diff(edges)))
-        return m, lo, counts
-
-    @torch.no_grad()
     def medians(self) -> torch.Tensor:
-        """m_c with F_c(m_c) = 1/2 (bisection in float64), rounded to the model's dtype."""
-        p = self.prior.biases[0]
-        n = self.config.latent_dim
-        a = torch.full((n, 1, 1), -1.0, dtype=torch.float64, device=p.device)
-        b = -a
-        for _ in range(40):  # widen until the bracket holds the median (|m| < 2**40)
-            a = torch.where(self.prior.cdf_logits(a) > 0, 2 * a, a)
-            b = torch.where(self.prior.cdf_logits(b) < 0, 2 * b, b)
-        for _ in range(60):
-            mid = (a + b) / 2
-            below = self.prior.cdf_logits(mid) < 0
-            a, b = torch.where(below, mid, a), torch.where(below, b, mid)
-        return ((a + b) / 2).reshape(n).to(p.dtype)
+        return self.prior.medians()
 
     def _support(self):
-        """Medians, per channel [lo, hi] with tail masses below TAIL_MASS, and the CDF at the
-        edges m + k - 1/2 for k = -r .. r + 1; recomputed only when a parameter changed."""
-        key = tuple((p.data_ptr(), p._version) for p in self.prior.parameters())
-        if getattr(self, "_cache", (None,))[0] != key:
-            self._cache = (key, self._compute_support())
-        return self._cache[1]
-
-    @torch.no_grad()
-    def _compute_support(self):
-        m = self.medians()
-        r = 64
-        while True:
-            ks = np.arange(-r, r + 2)
-            edges = m.double()[:, None, None] + torch.as_tensor(ks - 0.5, device=m.device)
-            cdf = torch.sigmoid(self.prior.cdf_logits(edges)).cpu().numpy()[:, 0]
-            if (cdf[:, 0] < TAIL_MASS).all() and (cdf[:, -1] > 1 - TAIL_MASS).all():
-                break
-            if r >= MAX_RADIUS:
-                raise ConfigError(
-                    "the quantised code is too spread out to tabulate (over +-16384): train "
-                    "the model with a larger beta, or for longer"
-                )
-            r *= 2
-        # lo: the least k with F(m + k + 1/2) >= tail; hi: the largest k with
-        # F(m + k - 1/2) <= 1 - tail
-        lo = np.array([ks[np.argmax(row[1:] >= TAIL_MASS)] for row in cdf])
-        hi = np.array([ks[len(row) - 1 - np.argmax(row[::-1] <= 1 - TAIL_MASS)] for row in cdf])
-        # numpy, so that a traced graph (ONNX export) holds them as constants
-        return m.cpu().numpy(), lo.astype(np.int64), hi.astype(np.int64), (ks, cdf)
+        return self.prior.support()
 
     # ---- the latent kind's interface ---------------------------------------------------
 
     def quantise(self, y: torch.Tensor) -> torch.Tensor:
-        """y_hat = m + clip(round(y - m), lo, hi): what a bitstream carries, around the
-        medians (the noise of training knows no integer grid; the medians put each channel's
-        most likely value on it)."""
-        m, lo, hi, _ = self._support()
-        m = _like(m, y)
-        k = torch.round(y - m)
-        k = torch.maximum(torch.minimum(k, _like(hi, k)), _like(lo, k))
-        return k + m
+        """y_hat = m + clip(round(y - m), lo, hi) (:meth:`FactorizedPrior.quantise`)."""
+        return self.prior.quantise(y)
 
     def encode(self, model, h: torch.Tensor) -> torch.Tensor:  # (N, F) -> (N, L)
         """The quantised code y_hat, deterministic."""
