@@ -27,6 +27,16 @@ def sizes_arg(text: str) -> tuple[int, ...]:
         ) from None
 
 
+def floats_arg(text: str) -> tuple[float, ...]:
+    """'0.001,0.01' -> (0.001, 0.01)."""
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"takes comma-separated numbers like 0.0018,0.0130, got {text!r}"
+        ) from None
+
+
 IMAGES_HELP = (
     "a folder of images (read recursively, sorted), one image, or a .txt list of image paths "
     "(.png .jpg .webp .tif .bmp)"

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from ..errors import ConfigError
-from ._common import FORMATTER, data_args, device_arg, sizes_arg
+from ._common import FORMATTER, data_args, device_arg, floats_arg, sizes_arg
 
 TRAIN_EXAMPLE = """example:
   aekit train --data digits --latent-dim 8 --epochs 30 --out runs/digits
@@ -72,6 +72,7 @@ def add_parser(sub) -> None:
     )
     t.add_argument("--loss", choices=LOSSES, help="reconstruction loss (ssim: images)")
     family_args(t)
+    codec_args(t)
     t.add_argument("--optimizer", choices=OPTIMIZERS, help="(default: adam)")
     t.add_argument(
         "--engine",
@@ -217,6 +218,24 @@ def family_args(t: argparse.ArgumentParser) -> None:
     )
 
 
+def codec_args(t: argparse.ArgumentParser) -> None:
+    """Flags of the spatial codec (--model codec)."""
+    g = t.add_argument_group(
+        "spatial codec (--model codec; --channels N sets its transforms' maps)"
+    )
+    g.add_argument(
+        "--stages", type=int, metavar="S", help="stride-2 layers: code grid = image / 2^S"
+    )
+    g.add_argument("--hyper-channels", type=int, metavar="Z", help="side information's channels")
+    g.add_argument(
+        "--lambdas",
+        type=floats_arg,
+        metavar="L1,L2,...",
+        help="the rates one model is trained for, increasing (default: CompressAI's eight, "
+        "0.0018 to 0.18: about 0.1 to 2 bpp on photos)",
+    )
+
+
 def run(args) -> int:
     from ..apps.train import train
 
@@ -235,6 +254,9 @@ def run(args) -> int:
         "loss": args.loss,
         "output_activation": args.output_activation,
         "channels": args.channels,
+        "stages": args.stages,
+        "hyper_channels": args.hyper_channels,
+        "lambdas": args.lambdas,
         **_family_options(args),
     }
     if args.engine == "numpy" and args.latent_activation is None and not args.resume:

@@ -49,9 +49,10 @@ from ..errors import CompressedFileError
 from .checkpoint import model_record, tensors_digest
 
 MAGIC = b"AEKC"
-VERSION = 3  # the newest this aekit reads and writes (version 1 files: no residual layer)
+VERSION = 4  # the newest this aekit reads and writes (version 1 files: no residual layer)
 RESIDUAL = 1  # flag bit
 NAMES = 8  # flag bit 3 (version 3)
+SPATIAL = 16  # flag bit 4 (version 4): a spatial codec's payload (:mod:`aekit.apps.codec`)
 LAYOUT_SHIFT, LAYOUT_MASK = 1, 0b110  # flag bits 1-2: the sample's dimensions minus one
 _HEADER = struct.Struct("<4sHH3III16sII")
 HEADER_SIZE = _HEADER.size  # 52
@@ -68,6 +69,7 @@ class Header:
     residual: bool = False  # a residual layer follows the code (format version 2)
     sample_ndim: int = 1  # 1: rows (N, D); 2: images (N, H, W); 3: images (N, C, H, W)
     names: tuple[str, ...] | None = None  # the images' file names (format version 3)
+    spatial: bool = False  # a spatial codec's payload (format version 4)
 
     @property
     def sample_shape(self) -> tuple[int, ...]:
@@ -100,6 +102,10 @@ def pack(header: Header, payload: bytes) -> bytes:
         block = zlib.compress("\n".join(header.names).encode("utf-8"), 9)
         version, flags = 3, flags | NAMES
         payload = struct.pack("<I", len(block)) + block + payload
+    if header.spatial:
+        if header.residual:
+            raise ValueError("a spatial codec's file has no residual layer of version 2")
+        version, flags = 4, flags | SPATIAL
     head = _HEADER.pack(
         MAGIC, version, flags, *header.shape, header.count, header.width, header.model_hash,
         len(payload), 0,
@@ -136,7 +142,12 @@ def unpack(data: bytes, expected_hash: bytes | None = None) -> tuple[Header, byt
         )
     ndim = ((flags & LAYOUT_MASK) >> LAYOUT_SHIFT) + 1
     base = flags & ~LAYOUT_MASK
-    valid = {1: base == 0, 2: base == RESIDUAL, 3: base in (NAMES, NAMES | RESIDUAL)}
+    valid = {
+        1: base == 0,
+        2: base == RESIDUAL,
+        3: base in (NAMES, NAMES | RESIDUAL),
+        4: base in (SPATIAL, SPATIAL | NAMES),
+    }
     if not valid[version] or ndim > 3 or (ndim == 2 and c != 1):
         raise CompressedFileError(
             f"the compressed file's flags {flags:#x} are not valid for format version {version}"
@@ -154,7 +165,9 @@ def unpack(data: bytes, expected_hash: bytes | None = None) -> tuple[Header, byt
     names = None
     if flags & NAMES:
         names, payload = _names(payload, count)
-    header = Header((c, h, w), count, width, digest, bool(flags & RESIDUAL), ndim, names)
+    header = Header(
+        (c, h, w), count, width, digest, bool(flags & RESIDUAL), ndim, names, bool(flags & SPATIAL)
+    )
     if expected_hash is not None and digest != expected_hash:
         raise CompressedFileError(
             f"the compressed file was written by another model (hash {digest.hex()}, this "

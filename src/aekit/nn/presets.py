@@ -11,6 +11,7 @@ which is how the CLI combines the parts.
 
 from __future__ import annotations
 
+from .arch.codec import ConvCodec
 from .arch.conv import ConvAutoencoder
 from .arch.dense import DenseAutoencoder
 from .arch.dncnn import DnCNN
@@ -72,6 +73,14 @@ PRESETS = {
         "image codec: the code rounded to integers and priced in bits by a learned entropy "
         "model; beta weighs the rate (bits per pixel) against the squared error",
         dict(channels=(32, 64), latent="quantized", latent_dim=128, beta=1.0),
+    ),
+    "codec": (
+        ConvCodec,
+        "image codec for any size, grey or colour: GDN transforms, a spatial code priced by a "
+        "mean-scale hyperprior, one model for every rate (gain units over eight lambdas)",
+        dict(
+            latent="hyperprior", latent_dim=96, channels=64, stages=3, output_activation="identity"
+        ),
     ),
     "dncnn": (
         DnCNN,

@@ -12,12 +12,20 @@ from __future__ import annotations
 
 from .deterministic import DeterministicLatent
 from .gaussian import GaussianLatent
+from .hyperprior import HyperpriorLatent
 from .quantized import QuantizedLatent
 
 LATENTS: dict[str, type] = {
     "deterministic": DeterministicLatent,
     "gaussian": GaussianLatent,
     "quantized": QuantizedLatent,
+    "hyperprior": HyperpriorLatent,
 }
 
-__all__ = ["LATENTS", "DeterministicLatent", "GaussianLatent", "QuantizedLatent"]
+__all__ = [
+    "LATENTS",
+    "DeterministicLatent",
+    "GaussianLatent",
+    "HyperpriorLatent",
+    "QuantizedLatent",
+]
