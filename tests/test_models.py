@@ -19,7 +19,9 @@ def make(name: str, seed: int = 0, **kw):
     torch.manual_seed(seed)
     kw = {"latent_dim": 5, "image_shape": (1, 8, 8), **kw}
     defaults = MODELS[name].defaults
-    if "channels" in defaults:
+    if defaults.get("latent") == "hyperprior":  # the spatial codec: one width, two stages
+        kw.update(channels=8, stages=2, hyper_channels=4)
+    elif "channels" in defaults:
         kw.setdefault("channels", (4, 8))
     elif "width" in defaults:  # a fully convolutional denoiser: no code, no hidden layers
         kw.pop("latent_dim")

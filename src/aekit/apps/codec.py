@@ -45,6 +45,7 @@ __all__ = [
 ]
 
 RADIUS = 2**15  # y's symbols are coded within [-RADIUS, RADIUS] (clipped beyond: never seen)
+CODER_FLOOR = 2.0**-24  # constriction's least probability of a symbol in range (24-bit)
 KNOB_STEPS = 65535  # q is stored as a uint16 step of (K - 1) / 65535
 
 
@@ -124,31 +125,29 @@ def _device(model):
 
 
 def _analyse(model, scaled: list[np.ndarray], knobs: np.ndarray, batch: int = 64):
-    """Per image: z's integers (Z, h', w') float, y's symbols k (M, h, w) int64 (clipped to
-    the coder's range), the table indices of their scales, and mu (for reconstruction)."""
+    """Per image: z's integers (Z, h', w'), y's symbols k (M, h, w) int64 (clipped to the
+    coder's range), the table indices of their scales, and mu. The side information's mean
+    and scale come from z as the decoder reads it (:func:`_side_information`, the same
+    arrays in the same batches), so both sides compute them bit for bit alike."""
     dtype, device = _device(model)
-    out: list[dict | None] = [None] * len(scaled)
+    gained: list = [None] * len(scaled)
+    z_hats: list = [None] * len(scaled)
     model.eval()
     with torch.no_grad():
         for _, idx in _groups([v.shape for v in scaled]).items():
             for s in range(0, len(idx), batch):
                 part = idx[s : s + batch]
-                x = torch.as_tensor(np.stack([scaled[i] for i in part])).to(
-                    dtype=dtype, device=device
-                )
+                x = torch.as_tensor(np.stack([scaled[i] for i in part]))
                 q = torch.as_tensor(knobs[part], dtype=dtype, device=device)
-                coded = model.latent.analyse(model.analysis(x), q)
-                k = coded["k"].clamp(-RADIUS, RADIUS)
-                index = scale_index(coded["sigma"])
+                y, z_hat = model.latent.side(model.analysis(x.to(dtype=dtype, device=device)), q)
                 for j, i in enumerate(part):
-                    out[i] = {
-                        "z": coded["z_hat"][j].cpu(),
-                        "k": k[j].cpu().numpy().astype(np.int64),
-                        "index": index[j].cpu().numpy(),
-                        "mu": coded["mu"][j],
-                        "sigma": coded["sigma"][j],
-                    }
-    return out
+                    gained[i], z_hats[i] = y[j], z_hat[j].cpu().numpy().copy()
+        sizes = [v.shape[1:] for v in scaled]
+        parts = _side_information(model, z_hats, sizes, [tuple(g.shape[-2:]) for g in gained])
+        for p, y, z in zip(parts, gained, z_hats, strict=True):
+            k = torch.round(y - p["mu"]).clamp(-RADIUS, RADIUS)
+            p.update(z=torch.as_tensor(z), k=k.cpu().numpy().astype(np.int64))
+    return parts
 
 
 def _side_information(model, z_hats, sizes, code_sizes, batch: int = 64) -> list[dict]:
@@ -167,7 +166,7 @@ def _side_information(model, z_hats, sizes, code_sizes, batch: int = 64) -> list
                 mu, sigma = model.latent.mean_scale(z, code_sizes[part[0]])
                 index = scale_index(sigma).cpu().numpy()
                 for j, i in enumerate(part):
-                    parts[i] = {"mu": mu[j], "index": index[j]}
+                    parts[i] = {"mu": mu[j], "sigma": sigma[j], "index": index[j]}
     return parts
 
 
@@ -208,11 +207,10 @@ def _image_bits(model, parts: list[dict]) -> np.ndarray:
     bits = np.empty(len(parts))
     with torch.no_grad():
         for i, p in enumerate(parts):
-            sigma = p["sigma"]
-            lik_y = gaussian_likelihood(
-                torch.as_tensor(p["k"], dtype=sigma.dtype, device=sigma.device), sigma
-            )
-            lik_z = model.latent.z_likelihood(p["z"][None].to(sigma.device))
+            sigma = torch.as_tensor(SCALE_TABLE[p["index"]])  # the scales the coder uses
+            lik_y = gaussian_likelihood(torch.as_tensor(p["k"], dtype=sigma.dtype), sigma)
+            lik_y = lik_y.clamp_min(CODER_FLOOR)  # the coder's least probability (leaky)
+            lik_z = model.latent.z_likelihood(p["z"][None].to(next(model.parameters()).device))
             bits[i] = float(-torch.log2(lik_y).sum() - torch.log2(lik_z).sum())
     return bits
 
@@ -267,12 +265,27 @@ def compress_images(model, images, *, quality=None, bpp=None, psnr=None, names=N
     DataError
         The images are empty, not finite, of another channel count or in other units.
     """
-    import constriction
-
     if not is_spatial(model):
         raise ConfigError(f"model {model.name!r} is not a spatial codec (train --model codec)")
     imgs = _images(model, images, units, max_value)
     knobs = _choose_knobs(model, imgs, quality, bpp, psnr)
+    data = _write(model, imgs, knobs, names)
+    pixels = sum(v.shape[1] * v.shape[2] for v in imgs.scaled)
+    aim = bpp
+    for _ in range(3 if bpp is not None else 0):  # the file's own bytes (header, knobs) too
+        got = 8.0 * len(data) / pixels
+        if 0.97 * bpp <= got <= bpp:
+            break
+        aim = aim * bpp / got
+        knobs = _choose_knobs(model, imgs, None, aim, None)
+        data = _write(model, imgs, knobs, names)
+    return data
+
+
+def _write(model, imgs: Images, knobs: np.ndarray, names) -> bytes:
+    """The file's bytes for scaled images at their knobs."""
+    import constriction
+
     parts = _analyse(model, imgs.scaled, knobs)
     n = len(parts)
     sizes = [v.shape[1:] for v in imgs.scaled]
@@ -455,3 +468,61 @@ def estimated_bits(model, images, *, quality=None, bpp=None, psnr=None, units="c
     imgs = _images(model, images, units, max_value)
     knobs = _choose_knobs(model, imgs, quality, bpp, psnr)
     return _image_bits(model, _analyse(model, imgs.scaled, knobs))
+
+
+def codec_report(model, images, *, data: bytes | None = None, names=None, max_value=None,
+                 quality=None, bpp=None, psnr=None, units: str = "check"):  # fmt: skip
+    """(report, file bytes) for ``images``: compress (unless ``data`` is given), decode, time
+    both, and score the decoded images as a PNG holds them (rounded, for integer formats)
+    against the originals. bpp counts every byte of the file over every pixel."""
+    import time
+
+    from .compression import CompressionReport
+
+    encoded = data is None
+    t0 = time.perf_counter()
+    if encoded:
+        data = compress_images(
+            model, images, quality=quality, bpp=bpp, psnr=psnr, names=names, units=units,
+            max_value=max_value,
+        )  # fmt: skip
+    t1 = time.perf_counter()
+    decoded = decompress_images(model, data)
+    t2 = time.perf_counter()
+    originals = [np.asarray(v, np.float64) for v in (list(images))]
+    shown = [np.asarray(v, np.float64) for v in list(decoded)]
+    if len(originals) != len(shown) or any(
+        a.shape != b.shape for a, b in zip(originals, shown, strict=True)
+    ):
+        raise DataError("the file holds other images than the data given to score it against")
+    integer = model.units is not None and str(model.units.dtype).startswith(("uint", "int"))
+    if integer:
+        shown = [np.rint(v) for v in shown]
+    top = float(max_value) if max_value else 1.0 / _scale_factor(model)
+    pixels = sum(v.shape[-1] * v.shape[-2] for v in originals)
+    sq = sum(float(np.sum((a - b) ** 2)) for a, b in zip(originals, shown, strict=True))
+    values = sum(v.size for v in originals)
+    mse = sq / values
+    header = unpack(data)[0]
+    est = float(
+        _image_bits(model, _analyse(model, _images(model, images, units, max_value).scaled,
+                                    _read_payload(model, data)[1])).sum()
+    )  # fmt: skip
+    n = len(originals)
+    report = CompressionReport(
+        images=n,
+        pixels_per_image=pixels // n,
+        bytes=len(data),
+        bpp=8.0 * len(data) / pixels,
+        estimated_bpp=est / pixels,
+        encode_images_per_s=n / max(t1 - t0, 1e-9) if encoded else None,
+        decode_images_per_s=n / max(t2 - t1, 1e-9),
+        psnr=float("inf") if mse == 0 else 10 * float(np.log10(top**2 / mse)),
+        ssim=None,
+        data_range=top,
+        max_abs_error=max(
+            float(np.max(np.abs(a - b))) for a, b in zip(originals, shown, strict=True)
+        ),
+    )
+    del header
+    return report, data

@@ -8,12 +8,20 @@ from ..errors import ConfigError, DataError
 from ._common import FORMATTER, data_args, device_arg, reading_kwargs, split_arg
 
 COMPRESS_EXAMPLE = """examples:
+  aekit train --data photos/ --model codec --out runs/codec    (any size, grey or colour)
+  aekit compress runs/codec --data photos/ --out photos.aek --bpp 0.5   (each image <= 0.5 bpp)
+  aekit compress runs/codec --data photos/ --out photos.aek --psnr 32   (each image >= 32 dB)
+  aekit compress runs/codec --data photos/ --out photos.aek --quality 3 (the rate knob, 0..7)
   aekit train --data mnist --model compress --out runs/codec
   aekit compress runs/codec --data mnist --out images.aek
   aekit compress runs/codec --data mnist --out images.aek --step 8    (every pixel within 4)
   aekit compress runs/codec --data mnist --out images.aek --step 1    (lossless for 8-bit images)
 """
 DECOMPRESS_EXAMPLE = """examples:
+  aekit train --data photos/ --model codec --out runs/codec    (any size, grey or colour)
+  aekit compress runs/codec --data photos/ --out photos.aek --bpp 0.5   (each image <= 0.5 bpp)
+  aekit compress runs/codec --data photos/ --out photos.aek --psnr 32   (each image >= 32 dB)
+  aekit compress runs/codec --data photos/ --out photos.aek --quality 3 (the rate knob, 0..7)
   aekit decompress runs/codec images.aek --out x.npy
   aekit decompress runs/codec images.aek --out pngs/ --data mnist   (PNGs, PSNR/SSIM vs mnist)
 """
@@ -35,6 +43,23 @@ def add_parsers(sub) -> None:
         type=float,
         help="add a residual layer: every value within step/2 of the original, in the data's "
         "units (1 = lossless for integer pixels); default: the code alone, the model's quality",
+    )
+    target = c.add_mutually_exclusive_group()
+    target.add_argument(
+        "--quality",
+        type=float,
+        metavar="Q",
+        help="a spatial codec's rate knob, 0 (lowest rate) to its number of lambdas - 1 "
+        "(default: the highest)",
+    )
+    target.add_argument(
+        "--bpp",
+        type=float,
+        metavar="B",
+        help="a spatial codec: each image at most B bits per pixel",
+    )
+    target.add_argument(
+        "--psnr", type=float, metavar="P", help="a spatial codec: each image at least P dB"
     )
     c.add_argument("--json", help="also write the report (bytes, bpp, PSNR, SSIM, speed) here")
     device_arg(c)
@@ -58,10 +83,46 @@ def add_parsers(sub) -> None:
     d.set_defaults(func=run_decompress)
 
 
+def _spatial(args):
+    """The run's model when it is a spatial codec, else None."""
+    from ..apps.codec import is_spatial
+    from ..io import checkpoint
+    from ..training.strategy import resolve_device
+
+    model = checkpoint.load(args.run).to(resolve_device(args.device))
+    return model if is_spatial(model) else None
+
+
+def _codec_images(args, model):
+    """(images in their units, names, format maximum): image files each at its own size, or
+    a data set's images in their shape."""
+    from ..apps.evaluate import load_run_data
+    from ..data.images import is_image_source, read_image_list
+
+    if args.data is not None and is_image_source(args.data):
+        color = getattr(args, "color", None)
+        images, names, _, top = read_image_list(args.data, color=color, limit=args.limit)
+        return images, names, top
+    _, _, ds, _ = load_run_data(
+        args.run, args.data, data_dir=args.data_dir, split=args.split, limit=args.limit,
+        device=args.device, **reading_kwargs(args),
+    )  # fmt: skip
+    return ds.X.reshape(len(ds.X), *model.config.image_shape), ds.files, ds.max_value
+
+
 def run_compress(args) -> int:
     from ..apps.compression import compression_report
     from ..apps.evaluate import load_run_data
     from ..io.files import atomic_write
+
+    model = _spatial(args)
+    if model is not None:
+        return _compress_spatial(args, model)
+    if any(v is not None for v in (args.quality, args.bpp, args.psnr)):
+        raise ConfigError(
+            "--quality, --bpp and --psnr choose a spatial codec's rate (a run of --model codec); "
+            "this run's rate was fixed when it was trained"
+        )
 
     model, _, ds, _ = load_run_data(
         args.run, args.data, data_dir=args.data_dir, split=args.split, limit=args.limit,
@@ -73,6 +134,50 @@ def run_compress(args) -> int:
     atomic_write(args.out, lambda tmp: Path(tmp).write_bytes(data))
     print(f"wrote {args.out}")
     _print_report(report, args.json)
+    return 0
+
+
+def _compress_spatial(args, model) -> int:
+    from ..apps.codec import codec_report
+    from ..io.files import atomic_write
+
+    if args.step is not None:
+        raise ConfigError("--step (the residual layer) is not available for a spatial codec yet")
+    images, names, top = _codec_images(args, model)
+    report, data = codec_report(
+        model, images, names=names, max_value=top, quality=args.quality, bpp=args.bpp,
+        psnr=args.psnr,
+    )  # fmt: skip
+    atomic_write(args.out, lambda tmp: Path(tmp).write_bytes(data))
+    print(f"wrote {args.out}")
+    _print_report(report, args.json)
+    return 0
+
+
+def _decompress_spatial(args, model, data: bytes) -> int:
+    from ..apps.codec import codec_report, decompress_images
+    from ..apps.compression import file_names
+    from ..io.files import write_array
+    from ..io.images import write_images
+
+    out = Path(args.out)
+    if out.suffix and out.suffix not in (".npy",):
+        raise ConfigError(f"cannot write {out}: use a .npy file, or a folder for PNGs")
+    decoded = decompress_images(model, data)
+    listed = list(decoded)
+    if out.suffix == ".npy":
+        if isinstance(decoded, list):
+            raise ConfigError("the images differ in size: decompress them into a folder")
+        write_array(out, decoded)
+    else:
+        top = 1.0 / float(model.scaler.scale[0]) if model.scaler is not None else 1.0
+        shaped = [v if v.ndim == 3 else v[None] for v in listed]
+        write_images(out, shaped, top, file_names(data))
+    print(f"wrote {len(listed)} images to {out}")
+    if args.data is not None:
+        images, _, top = _codec_images(args, model)
+        report, _ = codec_report(model, images, data=data, max_value=top)
+        _print_report(report, args.json)
     return 0
 
 
@@ -88,6 +193,9 @@ def run_decompress(args) -> int:
         data = Path(args.file).read_bytes()
     except OSError as e:
         raise DataError(f"cannot read {args.file}: {e.strerror or e}") from None
+    spatial = _spatial(args)
+    if spatial is not None:
+        return _decompress_spatial(args, spatial, data)
     if args.data is not None:
         model, _, ds, _ = load_run_data(
             args.run, args.data, data_dir=args.data_dir, split=args.split, limit=args.limit,

@@ -163,9 +163,9 @@ class ConvCodec(Autoencoder):
 
     def _no_code(self, *args, **kwargs):
         raise ConfigError(
-            f"model {self.name!r} is a spatial codec: its code is a grid as large as the image, "
-            "not a vector; use it to compress and decompress (aekit compress), not to encode, "
-            "decode or sample"
+            f"model {self.name!r} is a spatial codec and has no code vector (its code is a "
+            "grid as large as the image); use it to compress and decompress (aekit compress), "
+            "not to encode, decode or sample"
         )
 
     encode = decode = posterior = _no_code

@@ -156,6 +156,14 @@ class HyperpriorLatent(nn.Module):
     # ---- coding: what the bitstream writes and reads ----------------------------------
 
     @torch.no_grad()
+    def side(self, y: torch.Tensor, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(y' = a_q y, z_hat): what the coder needs before the side information's mean and
+        scale."""
+        a, _ = self.gains(q)
+        y_gained = y * a
+        return y_gained, self.quantise_z(self.hyper_analysis(y_gained))
+
+    @torch.no_grad()
     def analyse(self, y: torch.Tensor, q: torch.Tensor) -> dict:
         """The integers of an image batch's code at knobs q: z_hat, the symbols k (N, M, h,
         w) of y', and the scale indices the coder uses; y from the analysis transform."""
@@ -178,7 +186,9 @@ class HyperpriorLatent(nn.Module):
         """The record for features y (N, M, h, w) of clean images x (N, D)."""
         n = len(y)
         if self.training:
-            index = torch.randint(self.levels, (n,), device=y.device)
+            # every rate in every batch of at least K images, from a random first one
+            start = torch.randint(self.levels, (1,), device=y.device)
+            index = (torch.arange(n, device=y.device) + start) % self.levels
         else:  # a fixed spread of rates: validation losses repeat
             index = torch.arange(n, device=y.device) % self.levels
         q = index.to(y.dtype)
