@@ -3,10 +3,10 @@
 Two sets, each codec in the same run on the same images, every byte of every file counted:
 
 - ``mnist``: the codec trained on the first ``--train-limit`` MNIST train images (whole
-  28x28), tested on the first ``--test-limit`` test images compressed into ONE .aek file per
-  rate (:func:`aekit.apps.codec.compress_images`); JPEG per image and as one mosaic of all
-  images (its best case: one header), WebP per image, JPEG XL (``imagecodecs``) and AVIF (Pillow's libavif)
-  per image and as the mosaic, PNG and lossless JPEG XL / WebP per image.
+  28x28), tested on the first ``--test-limit`` test images compressed into ONE .aek file
+  per rate (:func:`aekit.apps.codec.compress_images`); JPEG per image and as one mosaic of
+  all images (its best case: one header), WebP per image, JPEG XL (``imagecodecs``) and
+  AVIF (Pillow's libavif) per image and as the mosaic, PNG and lossless JPEG XL / WebP.
 - ``photos``: scikit-image's bundled colour photographs. The codec trains on random 64x64
   crops of TRAIN_PHOTOS only and is tested on TEST_PHOTOS whole (other photographs: nothing
   was chosen on them), one .aek file for the three; the other codecs per image.
