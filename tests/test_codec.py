@@ -215,6 +215,9 @@ def test_cli_trains_on_mixed_sizes_compresses_to_targets_and_keeps_names(tmp_pat
     assert (
         main(["compress", str(run), "--data", str(folder), "--out", str(out), "--psnr", "20"]) == 0
     )
+    assert main(["report", str(run)]) == 0  # its validation tiles' curve beside JPEG and WebP
+    page = (run / "report.html").read_text()
+    assert "Rate and distortion" in page and "aekit (one model)" in page and "WebP" in page
     # a rate knob on a run whose rate is fixed: one line, exit 2
     rows = tmp_path / "rows"
     assert (

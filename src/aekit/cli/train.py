@@ -310,11 +310,12 @@ def run(args) -> int:
         from ..views.report import build_report
 
         print(f"report written to {build_report(result.out)}")
-    then = (
-        f"aekit encode {result.out} --out codes.npy   (the codes of your data)"
-        if result.model.has_code
-        else f"aekit denoise {result.out} --data NOISY --out CLEAN   (denoise your images)"
-    )
+    if result.model.has_code:
+        then = f"aekit encode {result.out} --out codes.npy   (the codes of your data)"
+    elif getattr(result.model.latent, "spatial", False):
+        then = f"aekit compress {result.out} --data IMAGES --out images.aek --bpp 0.5"
+    else:
+        then = f"aekit denoise {result.out} --data NOISY --out CLEAN   (denoise your images)"
     print(
         f"next: aekit eval {result.out}   (reconstruction metrics on held-out data)\n      {then}"
     )

@@ -21,7 +21,10 @@ import numpy as np
 
 from .. import __version__
 from ..errors import ModelFileError
-from . import report_anomaly  # noqa: F401  (registers its section through the hook)
+from . import (
+    report_anomaly,  # noqa: F401  (registers its section through the hook)
+    report_codec,  # noqa: F401  (the same: a spatial codec's rate and distortion)
+)
 from . import report_sections as rs
 
 REPORT_FILE = "report.html"
