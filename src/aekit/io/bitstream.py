@@ -4,15 +4,17 @@ Layout (little-endian), 52 bytes of header then the payload::
 
     offset  size  field
     0       4     magic b"AEKC"
-    4       2     format version: 1 (the code only), 2 (code and residual layer) or 3
-                  (either, with the images' file names)
+    4       2     format version: 1 (the code only), 2 (code and residual layer), 3
+                  (either, with the images' file names) or 4 (a spatial codec's payload,
+                  :mod:`aekit.apps.codec`; flag bit 4)
     6       2     flags: bit 0 set = a residual layer follows the code (version 2 or 3);
                   bits 1-2: how the images came in and go back out, 0 = rows (N, C*H*W),
                   1 = (N, H, W) (C = 1), 2 = (N, C, H, W); bit 3 set = the file names come
                   first in the payload (version 3)
-    8       12    image shape C, H, W (3 x uint32; 1, 1, D for rows that are not images)
+    8       12    image shape C, H, W (3 x uint32; 1, 1, D for rows that are not images;
+                  C, 0, 0 for a spatial codec's images of different sizes)
     20      4     number of images N
-    24      4     code width L
+    24      4     code width L (a spatial codec: its code's channels M)
     28      16    model hash: the first 16 bytes of sha256 over the model's name, config,
                   weights and scaler (:func:`model_hash`)
     44      4     payload length in bytes
