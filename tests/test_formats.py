@@ -83,3 +83,16 @@ def test_aek_files_of_every_version_decode_as_they_did(formats):
         "d0.png", "d2.png", "sub/d1.png", "sub/d3.png"
     ]  # fmt: skip
     assert Image.open(out / "sub" / "d1.png").size == (8, 8)
+
+
+def test_a_spatial_codec_file_of_version_4_decodes_as_it_did(formats):
+    from aekit.apps.codec import decompress_images
+
+    data = (formats / "v4.aek").read_bytes()
+    assert int.from_bytes(data[4:6], "little") == 4
+    assert unpack(data)[0].names == ("a.png", "b.png", "c.png")
+    expected = np.load(formats / "expected_v4.npz")
+    decoded = decompress_images(aekit.load(formats / "spatial"), data)
+    assert [v.shape for v in decoded] == [(1, 9, 13), (1, 16, 16), (1, 5, 30)]
+    for i, v in enumerate(decoded):
+        np.testing.assert_allclose(v, expected[f"v4_{i}"], rtol=1e-5, atol=1e-3)
