@@ -95,7 +95,7 @@ def run_records(cfg: dict[str, Any]) -> dict[str, dict[str, Any]]:
     data = cfg["data"]
     defaults = {f.name: f.default for f in fields(TrainConfig)}
     return {
-        "model": {"model": cfg["model"]["name"], **cfg["model"]["config"]},
+        "model": {"model": cfg["model"].get("name"), **(cfg["model"].get("config") or {})},
         "training": {**defaults, **cfg["training"]},
         "data": {k: data.get(k) for k in ("limit", "val_fraction", "image_shape")},
         "scaler": {"scale": cfg["scaler"]["kind"]},

@@ -5,9 +5,8 @@ new, a streamed (:mod:`aekit.apps.streamed`) and a resumed run (:mod:`aekit.apps
 each build a :class:`~aekit.apps.fitting.RunSpec`, and :func:`~aekit.apps.fitting.fit_run`
 fits and writes it: the run directory's files (:class:`aekit.io.rundir.Run`) are written by
 :class:`aekit.training.writer.RunWriter`, a callback of the loop, under the run's lock (one
-writer per run). ``resume=True`` rebuilds
-everything from the directory and continues exactly; see :mod:`aekit.apps.resume` for which
-settings it may change.
+writer per run). ``resume=True`` rebuilds everything from the directory and continues
+exactly; see :mod:`aekit.apps.resume` for which settings it may change.
 """
 
 from __future__ import annotations
@@ -164,7 +163,7 @@ def _say_if_taken_over(out: Path) -> None:
         warnings.warn(
             f"{out} holds a run stopped before its first epoch ({', '.join(left)}; nothing to "
             "resume): this run starts it over",
-            stacklevel=3,
+            stacklevel=4,  # the caller of train()
         )
 
 
@@ -247,7 +246,7 @@ def _patches_if_mixed(model: str, data, limit, reading: dict) -> dict:
         warnings.warn(
             f"{data} holds images of several sizes: model {model!r} trains on {size}x{size} "
             "tiles of them, and denoises or reconstructs each image at its own size",
-            stacklevel=3,
+            stacklevel=5,  # the caller of train()
         )
     return reading
 
