@@ -17,9 +17,9 @@ LAYERS = {
     "scratch": 1,
     "data": 1,
     "nn": 2,
-    "training": 3,
-    "backends": 3,
-    "io": 4,
+    "io": 3,  # files and formats: imports nothing of training/ (its writer callback is there)
+    "training": 4,
+    "backends": 4,
     "views": 5,
     "apps": 6,
     "sklearn": 6,

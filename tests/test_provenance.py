@@ -92,15 +92,15 @@ def test_a_resume_stopped_at_its_record_write_resumes_again(tmp_path, monkeypatc
     out = tmp_path / "run"
     assert main(["train", *QUICK, "--epochs", "1", "--out", str(out)]) == 0
     before = (out / "config.json").read_bytes()
-    real = rundir.ckpt.write_json
+    real = rundir.write_json  # what Run writes config.json with
 
     def fail(path, record):
         raise KeyboardInterrupt  # stopped at this instant (as Ctrl-C)
 
-    monkeypatch.setattr(rundir.ckpt, "write_json", fail)
+    monkeypatch.setattr(rundir, "write_json", fail)
     assert main(["train", "--resume", "--epochs", "1", "--out", str(out)]) == 130
     assert (out / "config.json").read_bytes() == before
-    monkeypatch.setattr(rundir.ckpt, "write_json", real)
+    monkeypatch.setattr(rundir, "write_json", real)
     assert main(["train", "--resume", "--epochs", "2", "--out", str(out)]) == 0
     cfg = json.loads((out / "config.json").read_text())
     assert len(cfg["resumes"]) == 1 and cfg["training"]["epochs"] == 2

@@ -16,12 +16,11 @@ import numpy as np
 import torch
 
 from ..io import checkpoint as ckpt
-from ..io.rundir import write_summary
+from ..io.rundir import Run
 from ..training import Callback
 
 PCA_TOLERANCE = 1e-3  # a model worse than PCA by more than this share is reported
 Z_KEEP = 2.0  # a trained model replaces its PCA start when better by 2 standard errors
-START_FILE = "start.safetensors"  # the warm start's weights, for resume
 
 
 def keep_or_revert(out: Path, net, start_weights, X_val) -> dict[str, Any] | None:
@@ -46,7 +45,7 @@ def keep_or_revert(out: Path, net, start_weights, X_val) -> dict[str, Any] | Non
     if keep:
         net.load_state_dict(trained)
     else:
-        ckpt.save_tensors(out / ckpt.MODEL_FILE, start_weights)
+        Run(out).write_best(start_weights)
     return {"model": "trained" if keep else "start", "z": z, "threshold": -Z_KEEP}
 
 
@@ -69,11 +68,11 @@ class KeepStart(Callback):
         self.out, self.weights = Path(out), None
 
     def on_fit_start(self, loop) -> None:
-        self.weights, _ = ckpt.read_tensors(self.out / START_FILE)
+        self.weights = Run(self.out).read_start()
 
     def on_fit_end(self, loop) -> None:
         if loop.state.best_epoch == 0 and self.weights is not None:
-            ckpt.save_tensors(self.out / ckpt.MODEL_FILE, self.weights)
+            Run(self.out).write_best(self.weights)
 
 
 def start_loss(net, X) -> float:
@@ -95,7 +94,7 @@ def refit_start(out: Path, net, X_train, X_val, seed: int = 0) -> bool:
     X_all = np.concatenate([X_train, X_val])
     if not pca_warm_start(net, X_all, seed=seed, scaler=net.scaler).applied:
         return False
-    ckpt.save_tensors(out / ckpt.MODEL_FILE, net.state_dict())
+    Run(out).write_best(net.state_dict())
     return True
 
 
@@ -131,7 +130,7 @@ def write_check(out: Path, net, split, kept=None, init=None, seed: int = 0):
         rows = {"fit_rows": "train", "scored_rows": "val", "held_out": True}
         base = {**rows, "n_fit": len(X_train), **pca_check(net, X_train, X_val, scaler)}
     del base["split"]
-    write_summary(out, {"validation": check, "pca_baseline": base})
+    Run(out).write_summary({"validation": check, "pca_baseline": base})
     return check, base
 
 

@@ -25,10 +25,11 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, DataError, ModelFileError
+from ..io.rundir import Run
 
 __all__ = ["COVARIANCE_TYPES", "DENSITY_FILE", "CodeDensity", "density_path"]
 
-DENSITY_FILE = "density.safetensors"
+DENSITY_FILE = Run.DENSITY
 COVARIANCE_TYPES = ("full", "diag", "tied", "spherical")
 _META_KEY = "aekit.density"
 
@@ -36,7 +37,7 @@ _META_KEY = "aekit.density"
 def density_path(run: str | os.PathLike) -> Path:
     """Where a run's code density lives: in the run folder, or beside a model file."""
     run = Path(run)
-    return run / DENSITY_FILE if run.is_dir() else run.parent / DENSITY_FILE
+    return Run(run if run.is_dir() else run.parent).density_file
 
 
 @dataclass

@@ -1,10 +1,11 @@
 """The shared core of a run: defaults, the data record, the split, and the fit that writes it.
 
-:func:`fit_run` is what a new run (:mod:`aekit.apps.train`), a resumed one
-(:mod:`aekit.apps.resume`) and a streamed one (:mod:`aekit.apps.streamed`) end in: the one
-loop with the run directory's writer (:class:`aekit.io.rundir.RunWriter`), the warm start's
-competition, the figures and the check against PCA. The jobs above it import it; it imports
-none of them.
+A new run (:mod:`aekit.apps.train`), a resumed one (:mod:`aekit.apps.resume`) and a streamed
+one (:mod:`aekit.apps.streamed`) differ in how they build their :class:`RunSpec` (the model,
+the data's split, the strategy, and config.json's records), not in how they fit: each hands
+it to :func:`fit_run`, the one loop with the run directory's writer
+(:class:`aekit.training.writer.RunWriter`), the warm start's competition, the figures and the
+check against PCA. The jobs above it import it; it imports none of them.
 """
 
 from __future__ import annotations
@@ -21,17 +22,49 @@ import torch
 from ..data import Dataset, Scaler, default_scaler_kind, train_val_split
 from ..errors import ConfigError
 from ..io import checkpoint as ckpt
-from ..io.rundir import RunWriter, check_resume, load_best
+from ..io.rundir import Run, check_resume
 from ..nn import model_spec
-from ..training import Callback, TrainState, fit
+from ..training import Callback, Strategy, TrainConfig, TrainState, fit, make_strategy
 from ..training.distributed import is_writer
 from ..training.loggers import N_IMAGES, RunInfo, RunLogger
 from ..training.strategy import resolve_device
+from ..training.writer import RestoreCheckpoint, RunWriter
 from ..views.figures import write_run_figures
-from .baseline import START_FILE, KeepStart, keep_or_revert, start_loss, write_check
+from .baseline import KeepStart, keep_or_revert, start_loss, write_check
 
 DEFAULTS = {"data": "digits", "model": "dense", "val_fraction": 0.1, "init": "auto"}
 INITS = ("auto", "pca", "random")
+
+
+@dataclass
+class RunSpec:
+    """A run as its job built it, for :func:`fit_run`: the model (its scaler and units set),
+    the settings, the data's split and the strategy that runs the steps (built once, here).
+
+    ``records`` are config.json's entries beside the model's (data, training, init, budget)
+    for a new run; None for a resumed one, whose config.json is the run's. ``restore`` loads
+    the checkpoint before the first step; ``start_is_candidate``: the untrained model (a PCA
+    warm start) competes for the best weights as "epoch 0". ``device`` is where the steps
+    run (the resume's check of how the run was made compares it).
+    """
+
+    net: torch.nn.Module
+    config: TrainConfig
+    split: tuple  # (X_train, X_val or None, scaler): arrays, or streamed blocks
+    strategy: Strategy
+    device: Any
+    image_shape: tuple | None = None
+    records: dict[str, Any] | None = None
+    restore: bool = False
+    start_is_candidate: bool = False
+
+
+def build_strategy(config: TrainConfig, device) -> tuple[Strategy, Any]:
+    """The run's strategy (:data:`aekit.training.STRATEGIES` by ``config.engine``) and where
+    it runs: the NumPy engine on the CPU, the torch engine on ``device``."""
+    if config.engine != "torch":
+        return make_strategy(config), "cpu"
+    return make_strategy(config, device), resolve_device(device)
 
 
 @dataclass
@@ -109,17 +142,6 @@ def split_and_scale(ds: Dataset, val_fraction: float, seed: int, scale: str | No
     return scaler.transform(X_train), X_val, scaler
 
 
-class _RestoreCheckpoint(Callback):
-    """Loads the checkpoint once the loop has put the model and its optimiser on the device."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def on_fit_start(self, loop) -> None:
-
-        loop.state = ckpt.load_checkpoint(self.path, loop.model, loop.optimizer, lr=loop.config.lr)
-
-
 def check_callbacks(callbacks) -> list[Callback]:
     extra = list(callbacks or ())
     for cb in extra:
@@ -130,27 +152,22 @@ def check_callbacks(callbacks) -> list[Callback]:
     return extra
 
 
-def fit_run(net, config, out: Path, image_shape, split, progress, device, *, config_json=None,
-             restore: bool = False, start_is_candidate: bool = False,
-             callbacks=()) -> RunResult:  # fmt: skip
-    """Fit with the run directory's writer; the model comes back with its best weights.
+def fit_run(spec: RunSpec, out: str | os.PathLike, *, progress: bool = False,
+            callbacks=()) -> RunResult:  # fmt: skip
+    """Fit ``spec`` with the run directory's writer into ``out``; the model comes back with its
+    best weights.
 
-    ``config_json`` is config.json's content for a new run (written when training starts);
-    ``restore`` loads the checkpoint first (resuming). ``start_is_candidate``: the untrained
-    model (a PCA warm start) competes for the best weights as "epoch 0", so that training
-    that never beats it on the validation data keeps it. ``callbacks`` run after the writer;
-    the loggers among them hear of the run before the loop and after its folder is complete.
+    ``callbacks`` run after the writer; the loggers among them hear of the run before the
+    loop and after its folder is complete.
     """
+    run = Run(out)
     loggers = [cb for cb in callbacks if isinstance(cb, RunLogger)]
-    info = _run_info(net, out, image_shape, split, config_json) if loggers else None
+    info = _run_info(spec, run) if loggers else None
     failed = True
     try:
         for logger in loggers:
             logger.begin_run(info)
-        result = _fit_and_write(
-            net, config, out, image_shape, split, progress, device, config_json, restore,
-            start_is_candidate, list(callbacks),
-        )  # fmt: skip
+        result = _fit_and_write(spec, run, progress, list(callbacks))
         failed = False
         return result
     finally:
@@ -158,69 +175,61 @@ def fit_run(net, config, out: Path, image_shape, split, progress, device, *, con
             logger.end_run(failed)
 
 
-def _run_info(net, out: Path, image_shape, split, config_json) -> RunInfo:
+def _run_info(spec: RunSpec, run: Run) -> RunInfo:
     """What the loggers are told of the run: its settings, a few validation images; a run
-    without ``config_json`` is a --resume (also one that starts over)."""
-
-    cfg = ckpt.read_config(out) if config_json is None else {**config_json}
-    if config_json is not None:
-        cfg["model"] = ckpt.model_record(net)
+    without ``records`` is a --resume (also one that starts over)."""
+    records = spec.records
+    cfg = run.read_config() if records is None else {**records}
+    if records is not None:
+        cfg["model"] = ckpt.model_record(spec.net)
     settings = {k: cfg[k] for k in ("model", "training", "data", "init", "budget") if k in cfg}
     samples = None
-    if image_shape is not None:
-        X_show = split[1] if split[1] is not None else split[0]
+    if spec.image_shape is not None:
+        X_show = spec.split[1] if spec.split[1] is not None else spec.split[0]
         first = getattr(X_show, "first_rows", None)  # streamed data: the first rows read
         samples = np.asarray(first(N_IMAGES) if first is not None else X_show[:N_IMAGES])
-    shape = tuple(image_shape) if image_shape is not None else None
-    return RunInfo(out, settings, shape, samples, resumed=config_json is None)
+    shape = tuple(spec.image_shape) if spec.image_shape is not None else None
+    return RunInfo(run.path, settings, shape, samples, resumed=records is None)
 
 
-def _fit_and_write(net, config, out: Path, image_shape, split, progress, device, config_json,
-                   restore, start_is_candidate, extra) -> RunResult:  # fmt: skip
-
+def _fit_and_write(spec: RunSpec, run: Run, progress, extra) -> RunResult:
+    net, config, split = spec.net, spec.config, spec.split
     X_train, X_val, _ = split
     writes = is_writer()
-    writer = RunWriter(out, config=config_json)
+    writer = RunWriter(run, config=spec.records)
     callbacks: list[Callback] = [writer] if writes else []
-    if restore:
-        where = resolve_device(device) if config.engine == "torch" else "cpu"
-        check_resume(out, where, config.precision)  # in every process, before any step
-        callbacks.insert(0, _RestoreCheckpoint(out / ckpt.CHECKPOINT_FILE))
-    state = TrainState()
+    if spec.restore:
+        check_resume(run.path, spec.device, config.precision)  # in every process, first
+        callbacks.insert(0, RestoreCheckpoint(run))
     start, keeper = None, None
-    if start_is_candidate:  # epoch 0: the start's loss is the one to beat
+    if spec.start_is_candidate:  # epoch 0: the start's loss is the one to beat
         start = TrainState(best_loss=start_loss(net, X_train if X_val is None else X_val))
         if writes:
-            ckpt.save_tensors(out / START_FILE, net.state_dict())  # resume needs it too
-    if writes and (out / START_FILE).is_file():
-        keeper = KeepStart(out)
+            run.write_start(net.state_dict())  # resume needs it too
+    if writes and run.has_start():
+        keeper = KeepStart(run.path)
         callbacks.append(keeper)
     callbacks += extra
+    state = TrainState()
     try:
         state = fit(
-            net,
-            X_train,
-            X_val,
-            config,
-            state=start,
-            callbacks=callbacks,
-            progress=progress,
-            device=device if config.engine == "torch" else None,
-        )
+            net, X_train, X_val, config, state=start, callbacks=callbacks, progress=progress,
+            strategy=spec.strategy,
+        )  # fmt: skip
     finally:
         net.cpu()
         if writes and writer.history:  # also when training stopped on an error
             X_show = X_val if X_val is not None else X_train
-            write_run_figures(out, writer.history, net, X_show, image_shape)
+            write_run_figures(run.path, writer.history, net, X_show, spec.image_shape)
     check, baseline, kept = None, None, None
     if writes:
-        load_best(out, net)  # the run's model is its best epoch
+        run.load_best(net)  # the run's model is its best epoch
         if keeper is not None and X_val is not None:
-            kept = keep_or_revert(out, net, keeper.weights, X_val)
-        init = ckpt.read_config(out).get("init")
+            kept = keep_or_revert(run.path, net, keeper.weights, X_val)
+        init = run.read_config().get("init")
         # a kept PCA start is refitted on every training row here (see write_check)
-        check, baseline = write_check(out, net, split, kept, init, seed=config.seed)
-    return RunResult(net, out, state, check, baseline)
+        check, baseline = write_check(run.path, net, split, kept, init, seed=config.seed)
+    return RunResult(net, run.path, state, check, baseline)
 
 
 def reading_options(stored: dict[str, Any]) -> dict[str, Any]:

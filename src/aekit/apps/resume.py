@@ -11,7 +11,7 @@ fingerprint); different data are refused.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
@@ -22,50 +22,33 @@ from ..data import Dataset, Scaler, load_dataset, train_val_split
 from ..data.units import Units
 from ..errors import ConfigError, DataError, ModelFileError
 from ..io import checkpoint as ckpt
+from ..io.rundir import Run
 from ..training import TrainConfig
 from ..training.distributed import is_writer
-from .fitting import reading_options
+from ..training.strategy import check_device
+from .fitting import RunSpec, build_strategy, reading_options
 
 CHANGEABLE = ("epochs", "lr", "patience", "min_delta", "cuda_graphs")
 
 
-@dataclass
-class ResumeJob:
-    net: Any
-    config: TrainConfig
-    split: tuple  # (X_train, X_val or None, scaler)
-    image_shape: tuple | None
-    restore: bool  # False: the run never reached its first checkpoint and starts over
-
-
-def prepare_resume(out: Path, *, data, data_dir, model, limit, scale, val_fraction,
-                   image_shape, model_options, train_options) -> ResumeJob:  # fmt: skip
-    """Check the request against the run in ``out`` and rebuild model, config and data."""
-    cfg = ckpt.read_config(out)
+def prepare_resume(out: Path, *, data, data_dir, model, limit, scale, val_fraction, image_shape,
+                   model_options, train_options, device="auto") -> RunSpec:  # fmt: skip
+    """Check the request against the run in ``out`` and rebuild its :class:`RunSpec` (model,
+    config, data, strategy): what :func:`aekit.apps.fitting.fit_run` continues."""
+    run = Run(out)
+    cfg = run.read_config()
     # no checkpoint: stopped before training began; the stored settings start it over
-    restore = (out / ckpt.CHECKPOINT_FILE).is_file()
-    if not restore and (out / ckpt.MODEL_FILE).exists():
-        raise ModelFileError(f"{out} has no {ckpt.CHECKPOINT_FILE} to resume from")
+    restore = run.has_checkpoint()
+    if not restore and run.best_file.exists():
+        raise ModelFileError(f"{out} has no {Run.CHECKPOINT} to resume from")
     try:
         stored_data, training, record = dict(cfg["data"]), dict(cfg["training"]), cfg["model"]
+        scaler = Scaler.from_dict(cfg["scaler"])
     except KeyError as e:
-        raise ModelFileError(f"{out}/config.json lacks {e}; it was not written by train") from None
-    conflicts = []
-    if model is not None and model != record["name"]:
-        conflicts.append(f"model (the run has {record['name']}, not {model})")
-    conflicts += _model_conflicts(record["config"], model_options or {})
-    for key, value in train_options.items():
-        if key not in CHANGEABLE and key in training and value != training[key]:
-            conflicts.append(f"{key} (the run has {training[key]!r}, not {value!r})")
-    for key, value in (("limit", limit), ("val_fraction", val_fraction)):
-        if value is not None and value != stored_data.get(key):
-            conflicts.append(f"{key} (the run has {stored_data.get(key)!r}, not {value!r})")
-    stored_shape = stored_data.get("image_shape")
-    if image_shape is not None and stored_shape and list(image_shape) != stored_shape:
-        conflicts.append(f"image_shape (the run has {stored_shape}, not {list(image_shape)})")
-    scaler = Scaler.from_dict(cfg["scaler"])
-    if scale is not None and scale != scaler.kind:
-        conflicts.append(f"scale (the run has {scaler.kind}, not {scale})")
+        raise ModelFileError(f"{run.config_file} lacks {e}; it was not written by train") from None
+    given = requested_records(model, model_options, train_options, limit, val_fraction,
+                              image_shape, scale)  # fmt: skip
+    conflicts = changed_fields(run_records(cfg), given, may_change=CHANGEABLE)
     if conflicts:
         raise ConfigError(
             "--resume continues the same training and cannot change "
@@ -74,6 +57,7 @@ def prepare_resume(out: Path, *, data, data_dir, model, limit, scale, val_fracti
         )
     training.update({k: v for k, v in train_options.items() if k in CHANGEABLE})
     config = TrainConfig(**training)
+    check_device(device if config.engine == "torch" else "cpu", config.precision)
     if stored_data.get("stream"):
         from .streamed import find_streamed
 
@@ -88,14 +72,70 @@ def prepare_resume(out: Path, *, data, data_dir, model, limit, scale, val_fracti
     net.scaler = scaler
     if "units" in cfg:
         net.units = Units.from_dict(cfg["units"])
+    # started over before its first checkpoint: from its warm start, as train began it
+    warm = not restore and run.has_start()
+    if warm:
+        net.load_state_dict(run.read_start())
     if (training != cfg["training"] or stored_data != cfg["data"]) and is_writer():
         cfg["training"], cfg["data"] = asdict(config), stored_data
-        ckpt.write_json(out / ckpt.CONFIG_FILE, cfg)
+        run.write_config(cfg)
     if ds is not None:
         shape = ds.image_shape
     else:
+        stored_shape = stored_data.get("image_shape")
         shape = tuple(stored_shape) if stored_shape else None
-    return ResumeJob(net, config, split, shape, restore)
+    strategy, where = build_strategy(config, device)
+    return RunSpec(net, config, split, strategy, where, shape, None, restore, warm)
+
+
+def run_records(cfg: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The fields of a run's config.json that a resume is held against, by record: the
+    model's name and config, the training settings (a field the run predates has its
+    default, as the resumed :class:`TrainConfig` will), the data's rows and the scaling."""
+    data = cfg["data"]
+    defaults = {f.name: f.default for f in fields(TrainConfig)}
+    return {
+        "model": {"model": cfg["model"].get("name"), **(cfg["model"].get("config") or {})},
+        "training": {**defaults, **cfg["training"]},
+        "data": {k: data.get(k) for k in ("limit", "val_fraction", "image_shape")},
+        "scaler": {"scale": cfg["scaler"]["kind"]},
+    }
+
+
+def requested_records(model, model_options, train_options, limit, val_fraction, image_shape,
+                      scale) -> dict[str, dict[str, Any]]:  # fmt: skip
+    """What a resume asks for, in :func:`run_records`' form (None: not asked)."""
+    options = {k: v for k, v in (model_options or {}).items()
+               if not (k == "output_activation" and v == "auto")}  # fmt: skip
+    return {
+        "model": {"model": model, **options},
+        "training": dict(train_options or {}),
+        "data": {"limit": limit, "val_fraction": val_fraction, "image_shape": image_shape},
+        "scaler": {"scale": scale},
+    }
+
+
+def changed_fields(stored: dict[str, dict[str, Any]], given: dict[str, dict[str, Any]],
+                   may_change=()) -> list[str]:  # fmt: skip
+    """``"field (the run has X, not Y)"`` for every field ``given`` (records of fields, None:
+    not given) sets to another value than ``stored``'s same record, except ``may_change``."""
+    out = []
+    for name, record in given.items():
+        have = stored.get(name, {})
+        for key, value in record.items():
+            if value is None or key in may_change:
+                continue
+            if _norm(have.get(key)) != _norm(value):
+                out.append(f"{key} (the run has {_shown(have.get(key))}, not {_shown(value)})")
+    return out
+
+
+def _norm(value):
+    return list(value) if isinstance(value, tuple | list) else value
+
+
+def _shown(value) -> str:
+    return repr(_norm(value)) if not isinstance(value, str) else value
 
 
 def training_rows(run, data=None, data_dir=None) -> np.ndarray:
@@ -108,22 +148,6 @@ def training_rows(run, data=None, data_dir=None) -> np.ndarray:
     ds = _find_data(stored, data, data_dir, Path(run))
     X_train, _ = train_val_split(ds.X, stored["val_fraction"], training["seed"])
     return Scaler.from_dict(cfg["scaler"]).transform(X_train)
-
-
-def _model_conflicts(stored: dict[str, Any], given: dict[str, Any]) -> list[str]:
-    out = []
-    for key, value in given.items():
-        if value is None or (key == "output_activation" and value == "auto"):
-            continue
-        have = stored.get(key)
-        same = _norm(have) == _norm(value)
-        if not same:
-            out.append(f"{key} (the run has {have!r}, not {value!r})")
-    return out
-
-
-def _norm(value):
-    return list(value) if isinstance(value, tuple | list) else value
 
 
 def _find_data(stored: dict[str, Any], data, data_dir, out: Path) -> Dataset:

@@ -1,6 +1,7 @@
 """Training on data larger than memory: a .npy file or a folder of shards, read in blocks.
 
-The run is the same as for data in memory (:mod:`aekit.apps.train`), with three differences:
+The run is the same as for data in memory (:mod:`aekit.apps.train`: a
+:class:`~aekit.apps.fitting.RunSpec` that the same fit writes), with three differences:
 the scaler is fitted in one pass over the training blocks, the validation part is a seeded
 choice of whole blocks, and the data's fingerprint covers the shape and three blocks.
 """
@@ -20,10 +21,12 @@ from ..training import TrainConfig
 from ..training.strategy import check_device
 
 
-def new_streamed_run(out, data, model, scale, val_fraction, image_shape, model_options,
-                     train_options, progress, device, reading=None, callbacks=()):  # fmt: skip
+def streamed_spec(data, model, scale, val_fraction, image_shape, model_options,
+                  train_options, device, reading=None):  # fmt: skip
+    """A new run on streamed data as a :class:`~aekit.apps.fitting.RunSpec` (the scaler
+    fitted in one pass over the training blocks), for :func:`~aekit.apps.fitting.fit_run`."""
     from ..data.units import Units
-    from .fitting import DEFAULTS, fit_run, resolve_output_activation
+    from .fitting import DEFAULTS, RunSpec, build_strategy, resolve_output_activation
 
     model = model or DEFAULTS["model"]
     val_fraction = DEFAULTS["val_fraction"] if val_fraction is None else val_fraction
@@ -85,12 +88,9 @@ def new_streamed_run(out, data, model, scale, val_fraction, image_shape, model_o
         resize = (reading or {}).get("resize")
         record.update(color=(reading or {}).get("color") or "auto",
                       resize=list(resize) if resize else None)  # fmt: skip
-    extra = {"data": record, "training": asdict(config)}
-    split = (train, val, scaler)
-    return fit_run(
-        net, config, out, image_shape, split, progress, device, config_json=extra,
-        callbacks=callbacks,
-    )  # fmt: skip
+    records = {"data": record, "training": asdict(config)}
+    strategy, where = build_strategy(config, device)
+    return RunSpec(net, config, (train, val, scaler), strategy, where, image_shape, records)
 
 
 def _scaler_part(device) -> dict:

@@ -1,10 +1,12 @@
 """The training job: data -> scaler -> model -> the one loop -> run directory.
 
-This is what ``aekit train`` and :func:`aekit.train` call; the CLI only parses arguments. The
-run directory's files are written by :class:`aekit.io.rundir.RunWriter`, a callback of the
-loop, under :class:`aekit.io.rundir.RunLock` (one writer per run). ``resume=True`` rebuilds
-everything from the directory and continues exactly; see :mod:`aekit.apps.resume` for which
-settings it may change.
+This is what ``aekit train`` and :func:`aekit.train` call; the CLI only parses arguments. A
+new, a streamed (:mod:`aekit.apps.streamed`) and a resumed run (:mod:`aekit.apps.resume`)
+each build a :class:`~aekit.apps.fitting.RunSpec`, and :func:`~aekit.apps.fitting.fit_run`
+fits and writes it: the run directory's files (:class:`aekit.io.rundir.Run`) are written by
+:class:`aekit.training.writer.RunWriter`, a callback of the loop, under the run's lock (one
+writer per run). ``resume=True`` rebuilds everything from the directory and continues
+exactly; see :mod:`aekit.apps.resume` for which settings it may change.
 """
 
 from __future__ import annotations
@@ -23,19 +25,19 @@ from ..data import load_dataset
 from ..data.stream import should_stream
 from ..data.units import Units
 from ..errors import ConfigError
-from ..io import checkpoint as ckpt
-from ..io.rundir import RunLock, holds_run
+from ..io.rundir import Run
 from ..nn import build_model, model_spec
 from ..nn.init import WarmStart, pca_warm_start, warm_start_blocker
 from ..training import Callback, TrainConfig
 from ..training.config import default_budget
 from ..training.distributed import is_writer
 from ..training.strategy import check_device
-from .baseline import START_FILE
 from .fitting import (  # noqa: F401 - RunResult, fingerprint, data_record: the names users import
     DEFAULTS,
     INITS,
     RunResult,
+    RunSpec,
+    build_strategy,
     check_callbacks,
     data_record,
     fingerprint,
@@ -112,53 +114,43 @@ def train(
     train_options = {k: v for k, v in train_options.items() if v is not None}
     extra = check_callbacks(callbacks)
     # under torchrun every rank trains and only rank 0 writes (and holds the lock)
-    with RunLock(out) if is_writer() else contextlib.nullcontext():
-        if resume:
-            from .resume import prepare_resume
-
-            job = prepare_resume(
-                out,
-                data=data,
-                data_dir=data_dir,
-                model=model,
-                limit=limit,
-                scale=scale,
-                val_fraction=val_fraction,
-                image_shape=image_shape,
-                model_options=model_options,
-                train_options=train_options,
-            )
-            check_device(device if job.config.engine == "torch" else "cpu", job.config.precision)
-            # started over before its first checkpoint: from its warm start, as train began it
-            warm = not job.restore and (out / START_FILE).is_file()
-            if warm:
-                from ..io.checkpoint import read_tensors
-
-                job.net.load_state_dict(read_tensors(out / START_FILE)[0])
-            return fit_run(
-                job.net, job.config, out, job.image_shape, job.split, progress, device,
-                restore=job.restore, start_is_candidate=warm, callbacks=extra,
-            )  # fmt: skip
-        if holds_run(out):
-            raise ConfigError(
-                f"{out} already holds a run; pass --resume to continue it or pick another --out"
-            )
-        _say_if_taken_over(out)
-        if should_stream(data, stream):
-            from .streamed import new_streamed_run
-
-            if "epochs" not in train_options:
-                train_options["epochs"] = TrainConfig.epochs  # streamed: epochs, as before
-            return new_streamed_run(
-                out, data, model, scale, val_fraction, image_shape, model_options,
-                train_options, progress, device, {"color": color, "resize": resize},
-                callbacks=extra,
-            )  # fmt: skip
-        return _new_run(
-            out, data, model, data_dir, limit, scale, val_fraction, image_shape,
-            model_options, train_options, progress, device, init,
-            reading={"color": color or "auto", "resize": resize}, callbacks=extra,
+    with Run(out).lock() if is_writer() else contextlib.nullcontext():
+        spec = _spec(
+            out, data, model, data_dir, limit, scale, val_fraction, image_shape, color,
+            resize, stream, resume, device, init, model_options, train_options,
         )  # fmt: skip
+        return fit_run(spec, out, progress=progress, callbacks=extra)
+
+
+def _spec(out, data, model, data_dir, limit, scale, val_fraction, image_shape, color, resize,
+          stream, resume, device, init, model_options, train_options) -> RunSpec:  # fmt: skip
+    """The run's :class:`RunSpec`: a resumed, a streamed or a new run's."""
+    if resume:
+        from .resume import prepare_resume
+
+        return prepare_resume(
+            out, data=data, data_dir=data_dir, model=model, limit=limit, scale=scale,
+            val_fraction=val_fraction, image_shape=image_shape, model_options=model_options,
+            train_options=train_options, device=device,
+        )  # fmt: skip
+    if Run(out).holds_run():
+        raise ConfigError(
+            f"{out} already holds a run; pass --resume to continue it or pick another --out"
+        )
+    _say_if_taken_over(out)
+    if should_stream(data, stream):
+        from .streamed import streamed_spec
+
+        if "epochs" not in train_options:
+            train_options["epochs"] = TrainConfig.epochs  # streamed: epochs, as before
+        return streamed_spec(
+            data, model, scale, val_fraction, image_shape, model_options, train_options,
+            device, {"color": color, "resize": resize},
+        )  # fmt: skip
+    return _new_spec(
+        data, model, data_dir, limit, scale, val_fraction, image_shape, model_options,
+        train_options, device, init, reading={"color": color or "auto", "resize": resize},
+    )  # fmt: skip
 
 
 def _say_if_taken_over(out: Path) -> None:
@@ -166,12 +158,12 @@ def _say_if_taken_over(out: Path) -> None:
     new run takes the folder over (one warning line), rather than replace them unsaid."""
     import warnings
 
-    left = [n for n in (ckpt.CONFIG_FILE, START_FILE, "metrics.jsonl") if (out / n).exists()]
+    left = Run(out).started_files()
     if left and is_writer():
         warnings.warn(
             f"{out} holds a run stopped before its first epoch ({', '.join(left)}; nothing to "
             "resume): this run starts it over",
-            stacklevel=3,
+            stacklevel=4,  # the caller of train()
         )
 
 
@@ -184,9 +176,8 @@ def _check_out(out) -> Path:
     return out
 
 
-def _new_run(out, data, model, data_dir, limit, scale, val_fraction, image_shape,
-             model_options, train_options, progress, device, init=None,
-             reading=None, callbacks=()) -> RunResult:  # fmt: skip
+def _new_spec(data, model, data_dir, limit, scale, val_fraction, image_shape, model_options,
+              train_options, device, init=None, reading=None) -> RunSpec:  # fmt: skip
     data = DEFAULTS["data"] if data is None else data
     model = model or DEFAULTS["model"]
     val_fraction = DEFAULTS["val_fraction"] if val_fraction is None else val_fraction
@@ -225,13 +216,14 @@ def _new_run(out, data, model, data_dir, limit, scale, val_fraction, image_shape
         warm = pca_warm_start(net, split[0], seed=config.seed, scaler=split[2])
         if init == "pca" and not warm.applied:
             raise ConfigError(f"--init pca cannot start this model from PCA: {warm.reason}")
-    extra = {"data": data_record(data, data_dir, limit, val_fraction, ds, split, reading)}
-    extra["training"] = asdict(config)
-    extra["init"] = warm.to_dict()
-    extra["budget"] = budget.to_dict() if budget else {"rule": "epochs", "epochs": config.epochs}
-    return fit_run(
-        net, config, out, ds.image_shape, split, progress, device, config_json=extra,
-        start_is_candidate=warm.applied, callbacks=callbacks,
+    records = {"data": data_record(data, data_dir, limit, val_fraction, ds, split, reading)}
+    records["training"] = asdict(config)
+    records["init"] = warm.to_dict()
+    records["budget"] = budget.to_dict() if budget else {"rule": "epochs", "epochs": config.epochs}
+    strategy, where = build_strategy(config, device)
+    return RunSpec(
+        net, config, split, strategy, where, ds.image_shape, records,
+        start_is_candidate=warm.applied,
     )  # fmt: skip
 
 
@@ -254,7 +246,7 @@ def _patches_if_mixed(model: str, data, limit, reading: dict) -> dict:
         warnings.warn(
             f"{data} holds images of several sizes: model {model!r} trains on {size}x{size} "
             "tiles of them, and denoises or reconstructs each image at its own size",
-            stacklevel=3,
+            stacklevel=5,  # the caller of train()
         )
     return reading
 

@@ -1,4 +1,5 @@
-"""The run directory: what training writes, as a callback of the loop, under a lock.
+"""The run directory: the :class:`Run` that alone names its files and reads and writes them,
+and its lock.
 
     runs/<name>/
       model.safetensors        best weights (lowest validation loss, else training loss)
@@ -11,31 +12,207 @@
                                units beside PCA's at the same code size ("units": "data"; the
                                scaled-space MSE labelled scaled_mse)
       checkpoint.safetensors   weights + optimiser + RNG state of the last epoch, for --resume
-      loss.png, reconstructions.png
+      density.safetensors      the mixture on the codes that ``aekit sample`` draws from
+      loss.png, reconstructions.png, report.html
       .lock                    held (flock) by the one process writing the run
 
-A run is resumable from the moment training starts: :class:`RunWriter` writes config.json and
-an epoch-0 checkpoint before the first step, so a run killed, interrupted or out of disk in its
+A run is resumable from the moment training starts: the writer
+(:class:`aekit.training.writer.RunWriter`, a callback of the loop) writes config.json and an
+epoch-0 checkpoint before the first step, so a run killed, interrupted or out of disk in its
 first epoch continues with ``--resume``; ``model.safetensors`` appears once an epoch has
-finished, so a run that never trained is never scored. Every file is written atomically.
+finished, so a run that never trained is never scored. Every file is written atomically
+(:mod:`aekit.io.files`). This module imports nothing of ``training/``.
 """
 
 from __future__ import annotations
 
+import json
 import os
-import warnings
 from pathlib import Path
 from typing import Any
 
-from ..errors import RunLockedError, file_error
-from ..training.callbacks import Callback
-from . import checkpoint as ckpt
-from .files import make_folder, write_json, write_jsonl
-from .provenance import provenance, resume_check
+import torch
 
-METRICS_FILE = "metrics.jsonl"
-SUMMARY_FILE = "summary.json"
-LOCK_FILE = ".lock"
+from ..errors import ModelFileError, RunLockedError, file_error
+from .files import make_folder, write_json, write_jsonl
+from .state import TrainState, load_checkpoint, save_checkpoint
+from .tensors import read_tensors, save_tensors, upgrade_state_dict
+
+
+class Run:
+    """A run directory ``path``: every file name of a run, and the reads and writes of them.
+
+    ``Run(out).config_file`` is ``out/config.json`` and so on; the readers refuse a missing or
+    damaged file in one :class:`~aekit.errors.ModelFileError` line, and every writer writes
+    atomically (a temporary name renamed into place), so a run killed at any instant holds
+    the old file or the new one. Model folders (:func:`aekit.io.checkpoint.save`) and
+    detector folders use the same names for their config.json and weights.
+    """
+
+    CONFIG = "config.json"
+    BEST = "model.safetensors"
+    START = "start.safetensors"
+    CHECKPOINT = "checkpoint.safetensors"
+    HISTORY = "metrics.jsonl"
+    SUMMARY = "summary.json"
+    DENSITY = "density.safetensors"
+    LOSS_FIGURE = "loss.png"
+    RECONSTRUCTIONS_FIGURE = "reconstructions.png"
+    REPORT = "report.html"
+    LOCK = ".lock"
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.path)!r})"
+
+    # ---- the names --------------------------------------------------------------------------
+
+    @property
+    def config_file(self) -> Path:
+        return self.path / self.CONFIG
+
+    @property
+    def best_file(self) -> Path:
+        return self.path / self.BEST
+
+    @property
+    def start_file(self) -> Path:
+        return self.path / self.START
+
+    @property
+    def checkpoint_file(self) -> Path:
+        return self.path / self.CHECKPOINT
+
+    @property
+    def history_file(self) -> Path:
+        return self.path / self.HISTORY
+
+    @property
+    def summary_file(self) -> Path:
+        return self.path / self.SUMMARY
+
+    @property
+    def density_file(self) -> Path:
+        return self.path / self.DENSITY
+
+    @property
+    def loss_figure(self) -> Path:
+        return self.path / self.LOSS_FIGURE
+
+    @property
+    def reconstructions_figure(self) -> Path:
+        return self.path / self.RECONSTRUCTIONS_FIGURE
+
+    @property
+    def report_file(self) -> Path:
+        return self.path / self.REPORT
+
+    @property
+    def lock_file(self) -> Path:
+        return self.path / self.LOCK
+
+    # ---- what the folder holds ------------------------------------------------------------
+
+    def has_best(self) -> bool:
+        return self.best_file.is_file()
+
+    def has_start(self) -> bool:
+        return self.start_file.is_file()
+
+    def has_checkpoint(self) -> bool:
+        return self.checkpoint_file.is_file()
+
+    def holds_run(self) -> bool:
+        """True when the folder holds (part of) a run that --resume could continue or replace."""
+        return self.checkpoint_file.exists() or self.best_file.exists()
+
+    def started_files(self) -> list[str]:
+        """The files a run stopped before its first epoch leaves (nothing to resume)."""
+        return [n for n in (self.CONFIG, self.START, self.HISTORY) if (self.path / n).exists()]
+
+    # ---- config.json ----------------------------------------------------------------------
+
+    def read_config(self, *, named: str | os.PathLike | None = None) -> dict[str, Any]:
+        """config.json as a dict, with one clear line for a missing or broken file (``named``:
+        the path the user gave, for that line)."""
+        cfg_path = self.config_file
+        if not cfg_path.is_file():
+            shown = self.path if named is None else named
+            raise ModelFileError(f"{shown} is not an aekit run: no {self.CONFIG} in it")
+        try:
+            config = json.loads(cfg_path.read_text())
+        except (OSError, ValueError) as e:
+            raise ModelFileError(f"{cfg_path} is not valid JSON: {e}") from None
+        if not isinstance(config, dict):
+            raise ModelFileError(f"{cfg_path} is not an aekit config: it holds no JSON object")
+        _check_records(config, cfg_path)
+        return config
+
+    def write_config(self, config: dict[str, Any]) -> Path:
+        write_json(self.config_file, config)
+        return self.config_file
+
+    # ---- metrics.jsonl --------------------------------------------------------------------
+
+    def read_history(self) -> list[dict[str, Any]]:
+        """One record per finished epoch ([] before the first)."""
+        path = self.history_file
+        try:
+            lines = path.read_text().splitlines() if path.is_file() else []
+            return [json.loads(line) for line in lines if line.strip()]
+        except (OSError, ValueError) as e:
+            raise ModelFileError(f"cannot read {path}: {e}") from None
+
+    def write_history(self, history: list[dict[str, Any]]) -> None:
+        write_jsonl(self.history_file, history)
+
+    # ---- weights: the best epoch's, the warm start's, the checkpoint ----------------------
+
+    def write_best(self, tensors: dict[str, torch.Tensor]) -> None:
+        save_tensors(self.best_file, tensors)
+
+    def read_best(self) -> dict[str, torch.Tensor]:
+        return upgrade_state_dict(read_tensors(self.best_file)[0])
+
+    def load_best(self, model) -> bool:
+        """Put the best weights into ``model`` (eval mode); False before the first epoch."""
+        model.eval()
+        if not self.has_best():
+            return False
+        model.load_state_dict(self.read_best())
+        return True
+
+    def write_start(self, tensors: dict[str, torch.Tensor]) -> None:
+        save_tensors(self.start_file, tensors)
+
+    def read_start(self) -> dict[str, torch.Tensor]:
+        return read_tensors(self.start_file)[0]
+
+    def write_checkpoint(self, model, optimizer, state: TrainState) -> None:
+        save_checkpoint(self.checkpoint_file, model, optimizer, state)
+
+    def load_checkpoint(self, model, optimizer, lr: float | None = None) -> TrainState:
+        return load_checkpoint(self.checkpoint_file, model, optimizer, lr=lr)
+
+    # ---- summary.json ---------------------------------------------------------------------
+
+    def write_summary(self, record: dict[str, Any]) -> Path:
+        """Write summary.json: errors labelled with their ``units``."""
+        write_json(self.summary_file, record)
+        return self.summary_file
+
+    def read_summary(self) -> dict[str, Any] | None:
+        """summary.json, or None when training wrote none (no validation data)."""
+        if not self.summary_file.is_file():
+            return None
+        return json.loads(self.summary_file.read_text())
+
+    # ---- the lock -------------------------------------------------------------------------
+
+    def lock(self) -> RunLock:
+        return RunLock(self.path)
 
 
 class RunLock:
@@ -56,7 +233,7 @@ class RunLock:
 
         self.created = not self.out.exists()
         make_folder(self.out)
-        path = self.out / LOCK_FILE
+        path = Run(self.out).lock_file
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as e:
@@ -87,51 +264,50 @@ class RunLock:
         if not self.created:
             return
         try:
-            if {p.name for p in self.out.iterdir()} <= {LOCK_FILE}:
-                (self.out / LOCK_FILE).unlink(missing_ok=True)
+            if {p.name for p in self.out.iterdir()} <= {Run.LOCK}:
+                Run(self.out).lock_file.unlink(missing_ok=True)
                 self.out.rmdir()
         except OSError:
             pass
 
 
-class RunWriter(Callback):
-    """Writes the run: at the start config.json (a new run) and the epoch-0 checkpoint; after
-    each epoch the best weights (when improved), the checkpoint and the metrics."""
-
-    def __init__(self, out: str | Path, config: dict[str, Any] | None = None) -> None:
-        self.out = Path(out)
-        self.config = config  # config.json's extra entries for a new run; None when resuming
-        self.history: list[dict] = []  # the loop's history list (grows in place): figures
-
-    def on_fit_start(self, loop) -> None:
-        self.history = loop.state.history
-        made = provenance(getattr(loop.strategy, "device", "cpu"), loop.config.precision)
-        if self.config is not None:
-            ckpt.write_config(loop.model, self.out, {**self.config, "provenance": made})
-        else:  # resumed (checked by check_resume in every process): recorded beside the start
-            cfg = ckpt.read_config(self.out)
-            cfg["resumes"] = [*cfg.get("resumes", []), made]
-            ckpt.write_json(self.out / ckpt.CONFIG_FILE, cfg)
-        if loop.state.epoch == 0:  # resumable from the very first step
-            self._checkpoint(loop)
-        elif loop.state.history:  # resumed: the checkpoint's history is the truth (a failed
-            write_jsonl(self.out / METRICS_FILE, loop.state.history)  # write may have lagged)
-
-    def on_epoch_end(self, loop, record, improved) -> None:
-        if improved:
-            ckpt.save_tensors(self.out / ckpt.MODEL_FILE, loop.model.state_dict())
-        self._checkpoint(loop)
-        write_jsonl(self.out / METRICS_FILE, loop.state.history)
-
-    def _checkpoint(self, loop) -> None:
-        path = self.out / ckpt.CHECKPOINT_FILE
-        ckpt.save_checkpoint(path, loop.model, loop.optimizer, loop.state)
+_RECORDS = ("model", "scaler", "units", "data", "training", "init", "budget", "provenance")
 
 
-def check_resume(out: Path, device, precision: str) -> None:
+def _check_records(config: dict[str, Any], cfg_path: Path) -> None:
+    """The records jobs read without further checks have their types (a hand-edited or
+    damaged file is refused here, in one line, not deep inside a job)."""
+    bad = next((k for k in _RECORDS if k in config and not isinstance(config[k], dict)), None)
+    data = config.get("data", {}) if bad is None else {}
+
+    def ints(v, n: int) -> bool:
+        return isinstance(v, list) and len(v) == n and all(_positive_int(x) for x in v)
+
+    checks = {
+        "source": lambda v: isinstance(v, str),
+        "data_dir": lambda v: v is None or isinstance(v, str),
+        "image_shape": lambda v: v is None or ints(v, 3),
+        "color": lambda v: v is None or v in ("auto", "gray", "rgb"),
+        "resize": lambda v: v is None or ints(v, 2),
+    }
+    field = next((k for k, ok in checks.items() if k in data and not ok(data[k])), None)
+    if bad is not None or field is not None:
+        what = f"'{bad}' record" if bad is not None else f"data record's '{field}'"
+        raise ModelFileError(f"{cfg_path} is damaged: its {what} is malformed")
+
+
+def _positive_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and 0 < v < 2**31
+
+
+def check_resume(out: str | os.PathLike, device, precision: str) -> None:
     """Hold a resume against how the run was made (:func:`resume_check`): refused in one line
     when it cannot give the run's result, one warning line when it differs but can."""
-    cfg = ckpt.read_config(out)
+    import warnings
+
+    from .provenance import provenance, resume_check
+
+    cfg = Run(out).read_config()
     streamed = bool(cfg.get("data", {}).get("stream"))
     said = resume_check(cfg.get("provenance"), provenance(device, precision), streamed)
     if said:
@@ -142,33 +318,21 @@ def check_resume(out: Path, device, precision: str) -> None:
         )
 
 
-def holds_run(out: Path) -> bool:
+def holds_run(out: str | os.PathLike) -> bool:
     """True when ``out`` holds (part of) a run that --resume could continue or replace."""
-    return (out / ckpt.CHECKPOINT_FILE).exists() or (out / ckpt.MODEL_FILE).exists()
+    return Run(out).holds_run()
 
 
-def load_best(out: Path, model) -> bool:
+def load_best(out: str | os.PathLike, model) -> bool:
     """Put the run's best weights into ``model`` (eval mode); False before the first epoch."""
-    model.eval()
-    if not (out / ckpt.MODEL_FILE).is_file():
-        return False
-    best, _ = ckpt.read_tensors(out / ckpt.MODEL_FILE)
-    model.load_state_dict(ckpt.upgrade_state_dict(best))
-    return True
+    return Run(out).load_best(model)
 
 
 def write_summary(out: str | os.PathLike, record: dict[str, Any]) -> Path:
     """Write the run's summary.json (atomically): errors labelled with their ``units``."""
-    path = Path(out) / SUMMARY_FILE
-    write_json(path, record)
-    return path
+    return Run(out).write_summary(record)
 
 
 def read_summary(out: str | os.PathLike) -> dict[str, Any] | None:
     """The run's summary.json, or None when training wrote none (no validation data)."""
-    import json
-
-    path = Path(out) / SUMMARY_FILE
-    if not path.is_file():
-        return None
-    return json.loads(path.read_text())
+    return Run(out).read_summary()

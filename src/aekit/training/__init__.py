@@ -8,21 +8,24 @@ from __future__ import annotations
 
 from .callbacks import BestWeights, Callback, Progress
 from .config import ENGINES, OPTIMIZERS, PRECISIONS, TrainConfig, TrainState
+from .engines import STRATEGIES, make_strategy
 from .loggers import MLflowLogger, RunLogger, TensorBoardLogger
 from .loop import Loop, fit
 from .optim import make_optimizer
-from .strategy import TorchStrategy, epoch_permutation, evaluate_loss, resolve_device
+from .strategy import Strategy, TorchStrategy, epoch_permutation, evaluate_loss, resolve_device
 
 __all__ = [
     "ENGINES",
     "OPTIMIZERS",
     "PRECISIONS",
+    "STRATEGIES",
     "BestWeights",
     "Callback",
     "Loop",
     "MLflowLogger",
     "Progress",
     "RunLogger",
+    "Strategy",
     "TensorBoardLogger",
     "TorchStrategy",
     "TrainConfig",
@@ -31,5 +34,6 @@ __all__ = [
     "evaluate_loss",
     "fit",
     "make_optimizer",
+    "make_strategy",
     "resolve_device",
 ]

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from ..errors import ConfigError
+from ..io.state import TrainState  # noqa: F401 - the checkpoint's record, named here too
 
 OPTIMIZERS = ("gd", "sgd", "momentum", "adam")
 DEFAULT_STEPS = 5000  # the default budget: optimiser steps, whatever the data's size
@@ -111,18 +112,3 @@ def default_budget(
     epochs = min(MAX_EPOCHS, max(MIN_EPOCHS, math.ceil(int(steps) / per_epoch)))
     patience = max(5, math.ceil(PATIENCE_SHARE * epochs))
     return Budget(epochs, patience, int(steps), per_epoch)
-
-
-@dataclass
-class TrainState:
-    """Everything needed to continue training exactly where it stopped."""
-
-    epoch: int = 0  # epochs completed
-    history: list[dict[str, float]] = field(default_factory=list)
-    best_loss: float = math.inf
-    best_epoch: int = 0
-    bad_epochs: int = 0
-    stopped_early: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)

@@ -22,7 +22,8 @@ from ..errors import ConfigError, TrainingDivergedError
 from .callbacks import Callback, PartSchedules, Progress
 from .config import TrainConfig, TrainState
 from .distributed import is_writer
-from .strategy import TorchStrategy
+from .engines import make_strategy
+from .strategy import Strategy
 
 EpochEndFunction = Callable[[torch.nn.Module, object, TrainState, bool], None]
 
@@ -30,7 +31,9 @@ EpochEndFunction = Callable[[torch.nn.Module, object, TrainState, bool], None]
 class Loop:
     """One fit: the model, its optimiser, the strategy that runs the steps, the callbacks."""
 
-    def __init__(self, model, config: TrainConfig, strategy, callbacks: Iterable[Callback]):
+    def __init__(
+        self, model, config: TrainConfig, strategy: Strategy, callbacks: Iterable[Callback]
+    ) -> None:
         self.model, self.config, self.strategy = model, config, strategy
         self.callbacks = list(callbacks)
         self.batch_callbacks = [
@@ -141,7 +144,7 @@ def fit(
     precision: str | None = None,
     cuda_graphs: bool | None = None,
     augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
-    strategy=None,
+    strategy: Strategy | None = None,
 ) -> TrainState:
     """Train ``model`` on X (already scaled) and return the final :class:`TrainState`.
 
@@ -163,7 +166,8 @@ def fit(
         ``config.cuda_graphs``. A capture that fails, or whose first replay gives another loss
         than the eager step on the same batch, falls back to eager steps with one warning.
     augment : a function applied to each training batch inside the step.
-    strategy : a ready strategy object instead of the above (advanced).
+    strategy : a ready :class:`~aekit.training.strategy.Strategy` instead of the above (a
+        job builds its run's once: :func:`aekit.training.engines.make_strategy`).
 
     Raises
     ------
@@ -174,29 +178,10 @@ def fit(
     """
     config = config or TrainConfig()
     if strategy is None:
-        graphs = config.cuda_graphs if cuda_graphs is None else bool(cuda_graphs)
-        strategy = _strategy(config, device, precision, graphs, augment)
+        strategy = make_strategy(config, device, precision, cuda_graphs, augment)
     cbs = [PartSchedules(), *callbacks]
     if on_epoch_end is not None:
         cbs.append(_EpochEndFunction(on_epoch_end))
     if progress and is_writer():  # one progress bar, from rank 0
         cbs.append(Progress())
     return Loop(model, config, strategy, cbs).run(X, X_val, optimizer, state)
-
-
-def _strategy(config: TrainConfig, device, precision, cuda_graphs: bool, augment):
-    from .distributed import DistributedStrategy, launched
-
-    if config.engine == "numpy":
-        from ..backends.numpy import NumpyStrategy
-
-        if launched():
-            raise ConfigError("the NumPy engine runs in one process; use --engine torch")
-        if device is not None and str(device) not in ("cpu", "auto"):
-            raise ConfigError(f"the NumPy engine runs on the CPU, not on {device!r}")
-        if augment is not None or (precision or "fp32") != "fp32":
-            raise ConfigError("the NumPy engine takes no augment and computes in fp32/fp64")
-        return NumpyStrategy()
-    if launched():  # inside torchrun: DistributedDataParallel, one device per process
-        return DistributedStrategy(device, precision or config.precision, augment)
-    return TorchStrategy(device, precision or config.precision, cuda_graphs, augment)

@@ -4,7 +4,8 @@ A strategy owns the hot path of the one loop (:mod:`aekit.training.loop`): it mo
 the data to the device once, gathers each epoch's seeded order, runs a step, and sums the
 objective's terms on the device (no host sync inside the step; the loop reads the sums once per
 epoch). :class:`TorchStrategy` is the PyTorch engine; :class:`aekit.backends.numpy.NumpyStrategy`
-is the seed's NumPy engine behind the same methods. Distributed training will be a strategy too.
+is the seed's NumPy engine behind the same methods (the :class:`Strategy` protocol);
+:mod:`aekit.training.engines` finds them by name.
 
 On CUDA the step (forward, backward, optimiser) is captured in a CUDA graph per batch shape
 after it has run eagerly ``warmup`` times: replaying the graph costs one launch instead of
@@ -20,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import warnings
 from collections.abc import Callable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -30,6 +32,41 @@ from .config import PRECISIONS
 from .optim import make_optimizer
 
 DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
+
+
+@runtime_checkable
+class Strategy(Protocol):
+    """What the loop (:class:`aekit.training.loop.Loop`) and its callbacks call on a strategy:
+    every engine (:data:`aekit.training.engines.STRATEGIES`) has these methods.
+
+    Per fit: ``setup`` (returns the optimiser), ``prepare`` (the data as the engine holds
+    them), ``session`` (a context for the whole fit), ``end_fit``. Per epoch: ``begin_epoch``,
+    ``epoch_data`` (the epoch's seeded order), ``step`` per batch, ``end_epoch`` (the summed
+    terms, one host sync), ``weights_finite``, ``evaluate`` (validation). ``running_loss``
+    is the progress bar's.
+    """
+
+    def setup(self, model, optimizer, config) -> Any: ...
+
+    def prepare(self, X) -> Any: ...
+
+    def session(self) -> contextlib.AbstractContextManager: ...
+
+    def begin_epoch(self, epoch: int) -> None: ...
+
+    def epoch_data(self, X, seed: int, epoch: int, shuffle: bool) -> Any: ...
+
+    def step(self, Xs, start: int, size: int) -> None: ...
+
+    def end_epoch(self) -> dict[str, float]: ...
+
+    def weights_finite(self) -> bool: ...
+
+    def evaluate(self, X) -> float: ...
+
+    def end_fit(self) -> None: ...
+
+    def running_loss(self, samples: int) -> float: ...
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:

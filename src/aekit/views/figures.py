@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..io.rundir import Run
+
 # what the reconstruction term of each loss is, per sample (README: "The loss, as in seed 000")
 _RECON = {
     "mse": "½‖x − x̂‖² per sample (squared scaled units)",
@@ -136,14 +138,15 @@ def write_run_figures(out: Path, history, model, X_show, image_shape) -> None:
 
     units = loss_units(model.config)["loss"]
     title = f"Loss of '{model.name}' per epoch"
-    save_figure(loss_curve(history, units=units, title=title), Path(out) / "loss.png")
+    run = Run(out)
+    save_figure(loss_curve(history, units=units, title=title), run.loss_figure)
     if image_shape is not None and bool(torch.isfinite(next(model.parameters())).all()):
         first = getattr(X_show, "first_rows", None)  # streamed data: the first rows read
         X_show = np.asarray(first(10) if first is not None else X_show[:10])
         noisy = noisy_inputs(model, X_show)  # a denoising model is shown denoising
         X_hat = model.reconstruct_scaled(X_show if noisy is None else noisy)
         fig = reconstructions(X_show, X_hat, image_shape, X_noisy=noisy)
-        save_figure(fig, Path(out) / "reconstructions.png")
+        save_figure(fig, run.reconstructions_figure)
 
 
 def noisy_inputs(model, X: np.ndarray, seed: int = 0) -> np.ndarray | None:

@@ -11,7 +11,6 @@ data in the plots, so the page requests nothing from the network.
 from __future__ import annotations
 
 import html
-import json
 import os
 import time
 from pathlib import Path
@@ -21,13 +20,14 @@ import numpy as np
 
 from .. import __version__
 from ..errors import ModelFileError
+from ..io.rundir import Run
 from . import (
     report_anomaly,  # noqa: F401  (registers its section through the hook)
     report_codec,  # noqa: F401  (the same: a spatial codec's rate and distortion)
 )
 from . import report_sections as rs
 
-REPORT_FILE = "report.html"
+REPORT_FILE = Run.REPORT
 MAX_ROWS = 2000  # rows the report scores at most (enough for every view, and fast)
 
 _CSS = """
@@ -73,7 +73,7 @@ def load_context(
             "takes a folder written by aekit train"
         )
     history = _read_history(run)
-    if not history or not (run / ckpt.MODEL_FILE).is_file():
+    if not history or not Run(run).has_best():
         raise ModelFileError(
             f"{run} has not finished an epoch yet, so there is nothing to report; "
             f"continue it with: aekit train --resume --out {run}"
@@ -89,12 +89,7 @@ def load_context(
 
 
 def _read_history(run: Path) -> list[dict]:
-    path = run / "metrics.jsonl"
-    try:
-        lines = path.read_text().splitlines() if path.is_file() else []
-        return [json.loads(line) for line in lines if line.strip()]
-    except (OSError, ValueError) as e:
-        raise ModelFileError(f"cannot read {path}: {e}") from None
+    return Run(run).read_history()
 
 
 def _rows(run: Path, config: dict, data, data_dir, split=None, device="cpu"):
@@ -187,7 +182,7 @@ def build_report(
     ctx = load_context(
         run, data, data_dir=data_dir, anomaly_labels=anomaly_labels, split=split, device=device
     )
-    path = Path(out) if out is not None else Path(run) / REPORT_FILE
+    path = Path(out) if out is not None else Run(run).report_file
     page = render(ctx)
     atomic_write(path, lambda tmp: Path(tmp).write_text(page, encoding="utf-8"))
     return path
