@@ -20,9 +20,7 @@ _LINK = re.compile(r"\]\(((?:\.\./)+)benchmarks/results/")
 def on_files(files, config):
     for png in sorted((ROOT / RESULTS).rglob("*.png")):
         path = png.relative_to(ROOT).as_posix()
-        files.append(
-            File(path, str(ROOT), config["site_dir"], config["use_directory_urls"])
-        )
+        files.append(File(path, str(ROOT), config["site_dir"], config["use_directory_urls"]))
     return files
 
 

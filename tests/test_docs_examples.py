@@ -46,7 +46,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import SRC, shared_data_dir
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -145,8 +144,13 @@ def setup_tables(work: Path) -> None:
         return t @ np.array([[1, 0.5, -1, 2, 0], [0, 1, 1, -0.5, 1]]) + rng.normal(0, 0.1, (n, 5))
 
     header = "a,b,c,d,e"
-    np.savetxt(work / "my_table.csv", np.c_[rows(200), rng.random(200)], delimiter=",",
-               header=header + ",f", comments="")
+    np.savetxt(
+        work / "my_table.csv",
+        np.c_[rows(200), rng.random(200)],
+        delimiter=",",
+        header=header + ",f",
+        comments="",
+    )
     np.savetxt(work / "train.csv", rows(300), delimiter=",", header=header, comments="")
     np.savetxt(work / "normal.csv", rows(100), delimiter=",", header=header, comments="")
     test, y = rows(100), np.zeros(100, int)
