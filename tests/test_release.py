@@ -20,7 +20,15 @@ import aekit
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "aekit"
-SDIST_EXTRAS = ("README.md", "CHANGELOG.md", "pyproject.toml", "constraints.txt")
+SDIST_EXTRAS = (
+    "README.md",
+    "CHANGELOG.md",
+    "pyproject.toml",
+    "constraints.txt",
+    "LICENSE",
+    "mkdocs.yml",
+    "docs/index.md",  # the pages tests/test_docs_examples.py runs
+)
 
 
 def _modules() -> set[str]:
@@ -51,7 +59,7 @@ def built(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("release")
     project = tmp / "project"
     ignore = shutil.ignore_patterns(
-        "__pycache__", "*.egg-info", "build", "dist", "runs", ".*", "benchmarks", "docs"
+        "__pycache__", "*.egg-info", "build", "dist", "runs", "site", ".*", "benchmarks"
     )
     shutil.copytree(ROOT, project, ignore=ignore)
     out = tmp / "dist"
@@ -75,6 +83,13 @@ def test_build_makes_a_wheel_and_an_sdist_of_this_version(built):
         entry_points = whl.read(f"aekit-{version}.dist-info/entry_points.txt").decode()
     fields = email.parser.Parser().parsestr(meta)
     assert fields["Name"] == "aekit" and fields["Version"] == version
+    assert fields["License-Expression"] == "BSD-3-Clause"
+    assert fields.get_all("License-File") == ["LICENSE"]
+    with zipfile.ZipFile(wheels[0]) as whl:
+        assert (
+            "Redistribution and use"
+            in whl.read(f"aekit-{version}.dist-info/licenses/LICENSE").decode()
+        )
     assert "aekit = aekit.cli:main" in entry_points
     extras = set(fields.get_all("Provides-Extra"))
     assert {"tensorboard", "mlflow", "test", "export"} <= extras
