@@ -82,11 +82,12 @@ def leave_together(timeout: timedelta = LEAVE_TIMEOUT) -> None:
     Without it a rank with nothing left to do (every rank but 0, which writes the run's files
     and reports) exits seconds before the others, and the gloo backend, whose threads a
     DistributedDataParallel keeps alive past ``destroy_process_group``, is torn down by that
-    process's exit while its peers still hold their connections to it; that exit sometimes
-    ends in ``std::terminate`` (SIGABRT), and torchrun then kills the rank still writing. Only
-    the success path waits: a rank that fails leaves at once (the atexit handler of
-    :func:`init`), and a rank that never comes (it failed; torchrun says so) does not keep
-    this one waiting past ``timeout``."""
+    process's exit while its peers still hold their connections to it: the likely source of
+    an intermittent ``std::terminate`` (SIGABRT) in that rank, after which torchrun kills the
+    rank still writing (seen in CI, not reproduced on demand). Only the success path waits:
+    a rank that fails leaves at once (the atexit handler of :func:`init`), and a rank that
+    never comes (it failed; torchrun says so) does not keep this one waiting past
+    ``timeout``."""
     if not (launched() and dist.is_available() and dist.is_initialized()):
         return
     try:
