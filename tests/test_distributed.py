@@ -48,6 +48,24 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def test_leaving_together_ends_the_world(monkeypatch):
+    """The end of a job that succeeded: the ranks meet, then the process group is gone
+    (destroyed while the interpreter is whole, not at its exit)."""
+    from datetime import timedelta
+
+    import torch.distributed as dist
+
+    init = f"tcp://127.0.0.1:{_free_port()}"
+    dist.init_process_group("gloo", init_method=init, rank=0, world_size=1)
+    try:
+        monkeypatch.setattr(distributed, "launched", lambda: True)
+        distributed.leave_together(timedelta(seconds=60))
+        assert not dist.is_initialized()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
 def _torchrun(argv: list[str], nproc: int = 2) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={nproc}"]
     cmd += [f"--master-port={_free_port()}", "-m", "aekit", *argv]

@@ -237,6 +237,15 @@ def codec_args(t: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
+    from ..training.distributed import leave_together
+
+    code = _train_and_report(args)
+    # under torchrun: no rank leaves while rank 0 still writes and reports (errors skip this)
+    leave_together()
+    return code
+
+
+def _train_and_report(args) -> int:
     from ..apps.train import train
 
     if args.resume and not args.out:

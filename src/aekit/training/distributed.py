@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import atexit
 import os
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
@@ -68,6 +69,35 @@ def init(device_request=None) -> torch.device:
 
 def _destroy() -> None:
     if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+LEAVE_TIMEOUT = timedelta(minutes=10)
+
+
+def leave_together(timeout: timedelta = LEAVE_TIMEOUT) -> None:
+    """End a job that succeeded on this rank: wait for every rank (at most ``timeout``), then
+    leave the world while the interpreter is whole.
+
+    Without it a rank with nothing left to do (every rank but 0, which writes the run's files
+    and reports) exits seconds before the others, and the gloo backend, whose threads a
+    DistributedDataParallel keeps alive past ``destroy_process_group``, is torn down by that
+    process's exit while its peers still hold their connections to it: the likely source of
+    an intermittent ``std::terminate`` (SIGABRT) in that rank, after which torchrun kills the
+    rank still writing (seen in CI, not reproduced on demand). Only the success path waits:
+    a rank that fails leaves at once (the atexit handler of :func:`init`), and a rank that
+    never comes (it failed; torchrun says so) does not keep this one waiting past
+    ``timeout``."""
+    if not (launched() and dist.is_available() and dist.is_initialized()):
+        return
+    try:
+        if dist.get_backend() == "gloo":
+            dist.monitored_barrier(timeout=timeout)
+        else:  # NCCL: its watchdog bounds the wait
+            dist.barrier()
+    except RuntimeError:  # another rank failed or is gone: this one's work is done, leave
+        pass
+    finally:
         dist.destroy_process_group()
 
 
