@@ -1,14 +1,20 @@
-"""Anomaly detection on 16 ADBench tabular sets and MNIST one-class novelty (issue 10).
+"""Anomaly detection on ADBench tabular sets and MNIST one-class novelty (issues 10, 23).
 
-ADBench's unsupervised protocol: a stratified 70/30 split per seed; every detector fits the
-training part with its anomalies in it (labels unused); min-max scaling fitted on the training
-part; ROC-AUC and PR-AUC (average precision) on the test part; means over seeds 0 and 1.
-aekit's default ``AutoencoderOutlierDetector`` runs beside scikit-learn's IsolationForest and
-PyOD's AutoEncoder and VAE (their defaults, ``random_state`` = seed), all in one process on one
-thread. MNIST: train on one digit's training images; on the test split that digit is normal,
-the other nine anomalous; aekit dense and conv, IsolationForest, PCA reconstruction error.
+ADBench's protocol: a stratified 70/30 split per seed; min-max scaling fitted on the training
+part; ROC-AUC and PR-AUC (average precision) on the test part; means over the seeds (0 and 1
+by default). ``--setting unsupervised``: every detector fits the whole training part, its
+anomalies in it (labels unused); ``novelty``: only the training part's normal rows (ADBench's
+semi-supervised setting; aekit with ``novelty=True``). aekit's default
+``AutoencoderOutlierDetector`` runs beside scikit-learn's IsolationForest, PyOD's classical
+zoo (KNN, LOF, ECOD, COPOD, HBOS, OCSVM, PCA) and its AutoEncoder and VAE, all at their
+defaults (``random_state`` = seed where they take one), in one process on one thread, on the
+same splits. ``--sets 16``: the 16 sets of issue 10 (where variants are chosen);
+``validation``: the 11 larger sets of issue 23, each a stratified subsample of at most
+``--cap`` rows (drawn with the split's seed) before the split. MNIST: train on one digit's
+training images; on the test split that digit is normal, the other nine anomalous; aekit dense
+and conv, IsolationForest, PCA reconstruction error.
 
-    OMP_NUM_THREADS=1 python benchmarks/anomaly.py
+    OMP_NUM_THREADS=1 python benchmarks/anomaly.py --digits --setting both
 """
 
 from __future__ import annotations
@@ -36,24 +42,30 @@ SETS = (
     "2_annthyroid 31_satimage-2 37_Stamps 39_vertebral 41_Waveform 43_WDBC 45_wine 47_yeast "
     "6_cardio"
 ).split()
+VALIDATION = (
+    "1_ALOI 5_campaign 8_celeba 10_cover 11_donors 16_http 22_magic.gamma 23_mammography "
+    "32_shuttle 33_skin 34_smtp"
+).split()
 SEEDS = [0, 1]
+CLASSICAL = ("iforest", "knn", "lof", "ecod", "copod", "hbos", "ocsvm", "pca")
 
 
 AEKIT_PARAMS: dict = {}  # --aekit '{"trim": 0}' measures a variant of the default
 
 
-def aekit_default(seed: int, **kw):
-    det = AutoencoderOutlierDetector(random_state=seed, device="cpu", **{**AEKIT_PARAMS, **kw})
+def aekit_default(seed: int, novelty: bool = False, **kw):
+    params = {**AEKIT_PARAMS, **kw, **({"novelty": True} if novelty else {})}
+    det = AutoencoderOutlierDetector(random_state=seed, device="cpu", **params)
     return det.fit, lambda X: -det.score_samples(X)
 
 
-def iforest(seed: int):
+def iforest(seed: int, novelty: bool = False):
     det = IsolationForest(random_state=seed)
     return det.fit, lambda X: -det.score_samples(X)
 
 
 def pyod(kind: str):
-    def make(seed: int):
+    def make(seed: int, novelty: bool = False):
         from pyod.models.auto_encoder import AutoEncoder
         from pyod.models.vae import VAE
 
@@ -63,46 +75,109 @@ def pyod(kind: str):
     return make
 
 
+def classical(kind: str):
+    """A PyOD classical detector at its defaults (random_state where it takes one)."""
+
+    def make(seed: int, novelty: bool = False):
+        from pyod.models.copod import COPOD
+        from pyod.models.ecod import ECOD
+        from pyod.models.hbos import HBOS
+        from pyod.models.knn import KNN
+        from pyod.models.lof import LOF
+        from pyod.models.ocsvm import OCSVM
+        from pyod.models.pca import PCA as PyodPCA
+
+        det = {
+            "knn": KNN,
+            "lof": LOF,
+            "ecod": ECOD,
+            "copod": COPOD,
+            "hbos": HBOS,
+            "ocsvm": OCSVM,
+            "pca": lambda: PyodPCA(random_state=seed),
+        }[kind]()
+        if kind != "pca":
+            return det.fit, det.decision_function
+        # PyOD's PCA standardises columns and divides by every component's variance: a
+        # column constant on the training part, or a zero-variance component (linearly
+        # dependent columns: 6_cardio), gives NaN scores. So PCA sees only the columns that
+        # vary there and keeps as many components as their rank.
+        keep: list = []
+
+        def fit(X):
+            keep[:] = [np.ptp(X, axis=0) > 0]
+            Xk = X[:, keep[0]]
+            Z = (Xk - Xk.mean(0)) / Xk.std(0)
+            det.set_params(n_components=min(np.linalg.matrix_rank(Z), len(X) - 1))
+            det.fit(Xk)
+
+        return fit, lambda X: det.decision_function(X[:, keep[0]])
+
+    return make
+
+
 TABULAR = {
     "aekit": aekit_default,
     "iforest": iforest,
+    **{k: classical(k) for k in CLASSICAL if k != "iforest"},
     "pyod_ae": pyod("ae"),
     "pyod_vae": pyod("vae"),
 }
+DEFAULT_DETECTORS = ["aekit", *CLASSICAL, "pyod_ae"]
 
 
-def split(name: str, seed: int):
+def split(name: str, seed: int, cap: int | None = None):
+    """(X_train, y_train, X_test, y_test), min-max scaled on X_train; at most ``cap`` rows
+    (a stratified subsample drawn with ``seed``) before the 70/30 split."""
     with np.load(data_dir() / "adbench" / f"{name}.npz") as f:
         X, y = f["X"].astype(np.float64), f["y"].astype(int)
-    X_tr, X_te, _, y_te = train_test_split(X, y, test_size=0.3, stratify=y, random_state=seed)
+    if cap is not None and len(X) > cap:
+        X, _, y, _ = train_test_split(X, y, train_size=cap, stratify=y, random_state=seed)
+    X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.3, stratify=y, random_state=seed)
     scaler = MinMaxScaler().fit(X_tr)
-    return scaler.transform(X_tr), scaler.transform(X_te), y_te
+    return scaler.transform(X_tr), y_tr, scaler.transform(X_te), y_te
 
 
-def run_one(make, seed, X_tr, X_te, y_te) -> tuple[dict, float]:
-    """(ROC-AUC and PR-AUC, seconds to fit and score) of one detector on one split."""
+def run_one(make, seed, X_tr, X_te, y_te, novelty=False) -> tuple[dict, float, np.ndarray]:
+    """(ROC-AUC and PR-AUC, seconds to fit and score, test scores) of one detector on one
+    split."""
     torch.manual_seed(seed)
     t0 = time.perf_counter()
-    fit, score = make(seed)
+    fit, score = make(seed, novelty) if novelty else make(seed)
     fit(X_tr)
     anomaly = np.asarray(score(X_te), dtype=np.float64)
     seconds = time.perf_counter() - t0
     if not np.all(np.isfinite(anomaly)):
-        return {"roc_auc": float("nan"), "pr_auc": float("nan"), "non_finite": True}, seconds
-    return roc_pr_auc(y_te, anomaly), seconds
+        nan = float("nan")
+        return {"roc_auc": nan, "pr_auc": nan, "non_finite": True}, seconds, anomaly
+    return roc_pr_auc(y_te, anomaly), seconds, anomaly
 
 
-def tabular(detectors: list[str], sets: list[str]) -> dict:
+def tabular(
+    detectors: list[str],
+    sets: list[str],
+    novelty: bool = False,
+    cap: int | None = None,
+    scores: dict | None = None,
+) -> dict:
+    """Per set and mean ROC-AUC / PR-AUC and seconds of each detector. ``novelty``: fit on
+    the training part's normal rows only. ``scores``, when given, collects every split's
+    test labels and scores (``--scores``, for study scripts)."""
     rows: dict = {d: {"per_set": {}, "seconds": 0.0} for d in detectors}
     for name in sets:
         for seed in SEEDS:
-            X_tr, X_te, y_te = split(name, seed)
+            X_tr, y_tr, X_te, y_te = split(name, seed, cap)
+            X_fit = X_tr[y_tr == 0] if novelty else X_tr
+            if scores is not None:
+                scores[f"{name}/{seed}/y"] = y_te
             for d in detectors:
-                metrics, seconds = run_one(TABULAR[d], seed, X_tr, X_te, y_te)
+                metrics, seconds, anomaly = run_one(TABULAR[d], seed, X_fit, X_te, y_te, novelty)
                 per = rows[d]["per_set"].setdefault(name, {"roc_auc": [], "pr_auc": []})
                 per["roc_auc"].append(metrics["roc_auc"])
                 per["pr_auc"].append(metrics["pr_auc"])
                 rows[d]["seconds"] += seconds
+                if scores is not None:
+                    scores[f"{name}/{seed}/{d}"] = anomaly
         line = "  ".join(
             f"{d} {np.mean(rows[d]['per_set'][name]['roc_auc']):.3f}" for d in detectors
         )
@@ -118,6 +193,13 @@ def tabular(detectors: list[str], sets: list[str]) -> dict:
             f"{rows[d]['mean_pr_auc']:.4f}  {rows[d]['seconds']:.1f} s",
             flush=True,
         )
+    best = max(
+        (d for d in detectors if d in CLASSICAL),
+        key=lambda d: rows[d]["mean_roc_auc"],
+        default=None,
+    )
+    if best is not None:
+        print(f"best classical: {best} {rows[best]['mean_roc_auc']:.4f}", flush=True)
     return rows
 
 
@@ -142,7 +224,7 @@ def mnist_one_class(digits: list[int], conv_digits: list[int], test_limit: int |
         for k, make in makers.items():
             if k == "aekit_conv" and digit not in conv_digits:
                 continue
-            metrics, seconds = run_one(make, 0, X_tr_all[train.labels == digit], X_te, y)
+            metrics, seconds, _ = run_one(make, 0, X_tr_all[train.labels == digit], X_te, y)
             rows[k]["per_digit"][str(digit)] = metrics["roc_auc"]
             rows[k]["seconds"] += seconds
         line = "  ".join(
@@ -163,8 +245,19 @@ def mnist_one_class(digits: list[int], conv_digits: list[int], test_limit: int |
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--detectors", nargs="+", default=list(TABULAR), choices=list(TABULAR))
-    p.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS))
+    p.add_argument("--detectors", nargs="+", default=DEFAULT_DETECTORS, choices=list(TABULAR))
+    p.add_argument(
+        "--sets",
+        nargs="+",
+        default=["16"],
+        choices=["16", "validation", *SETS, *VALIDATION],
+        help="16: issue 10's sets (default); validation: issue 23's 11 others; or names",
+    )
+    p.add_argument("--setting", choices=["unsupervised", "novelty", "both"], default="unsupervised")
+    p.add_argument(
+        "--cap", type=int, default=10_000, help="at most this many rows per set (stratified)"
+    )
+    p.add_argument("--scores", help="also write every split's test scores to this .npz")
     p.add_argument("--digits", nargs="*", type=int, default=list(range(10)))
     p.add_argument("--conv-digits", nargs="*", type=int, help="digits for the conv detector")
     p.add_argument("--mnist-test-limit", type=int, help="score only the first N test images")
@@ -177,13 +270,27 @@ def main() -> None:
         SEEDS[:] = args.seeds
     torch.set_num_threads(1)
     warnings.filterwarnings("ignore")
+    sets = [n for s in args.sets for n in {"16": SETS, "validation": VALIDATION}.get(s, [s])]
+    settings = ["unsupervised", "novelty"] if args.setting == "both" else [args.setting]
     result = {
-        "protocol": "ADBench unsupervised: stratified 70/30, min-max fit on train",
+        "protocol": "ADBench: stratified 70/30, min-max fit on train; unsupervised: fit on "
+        "the training part; novelty: fit on its normal rows",
         "seeds": list(SEEDS),
+        "sets": sets,
+        "cap": args.cap,
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         "aekit_params": AEKIT_PARAMS,
-        "tabular": tabular(args.detectors, args.sets),
     }
+    scores: dict | None = {} if args.scores else None
+    for setting in settings:
+        print(f"-- {setting}", flush=True)
+        key = "tabular" if setting == "unsupervised" else "tabular_novelty"
+        kept = {} if scores is not None else None
+        result[key] = tabular(args.detectors, sets, setting == "novelty", args.cap, kept)
+        if scores is not None:
+            scores.update({f"{setting}/{k}": v for k, v in kept.items()})
+    if scores is not None:
+        np.savez_compressed(args.scores, **scores)
     if args.digits:
         result["mnist_test_limit"] = args.mnist_test_limit
         result["mnist_one_class"] = mnist_one_class(

@@ -33,6 +33,7 @@ def _check_function(check):
         AutoencoderOutlierDetector(
             loss=None, error_quantile=None, n_estimators=2, max_iter=4, random_state=0
         ),
+        AutoencoderOutlierDetector(novelty=True, n_estimators=2, max_iter=4, random_state=0),
     ]
 )
 def test_sklearn_estimator_checks(estimator, check, monkeypatch):
@@ -130,6 +131,83 @@ def test_detector_files_without_column_divisors_load_as_raw_sums(planted, tmp_pa
     old = AutoencoderOutlierDetector.load(path)
     assert old.error_quantile is None
     assert np.array_equal(old.score_samples(X), det.score_samples(X))
+
+
+def test_knn_distances_against_a_hand_computed_reference():
+    R = np.array([[0.0], [1.0], [3.0], [6.0], [10.0]])
+    # k = 2, each row's own entry left out: 0 -> 1, 3; 1 -> 0, 3; 3 -> 1, then 0 or 6 (both
+    # at 3); 6 -> 3, 10; 10 -> 6, 3
+    want = [(1 + 3) / 2, (1 + 2) / 2, (2 + 3) / 2, (3 + 4) / 2, (4 + 7) / 2]
+    assert anomaly.knn_distances(R, R, 2, self_excluded=True) == pytest.approx(want)
+    assert anomaly.knn_distances(R, np.array([[2.0], [20.0]]), 2) == pytest.approx([1, 12])
+    # reference rows 0, 3, 10 of the five: a reference row is not its own neighbour
+    got = anomaly.knn_training_distances(R, np.array([0, 2, 4]), 1)
+    assert got == pytest.approx([3, 1, 3, 3, 7])
+    # column shares: (x - n)^2 / ||x - n||, averaged over the neighbours; rows sum to the mean
+    R2 = np.array([[0.0, 0.0], [3.0, 4.0], [3.0, 0.0]])
+    shares = anomaly.knn_feature_shares(R2, np.array([[6.0, 8.0], [3.0, 0.0]]), 1)
+    np.testing.assert_allclose(shares, [[9 / 5, 16 / 5], [0.0, 0.0]])  # [3, 4]: 3^2/5, 4^2/5
+    shares = anomaly.knn_feature_shares(R2, np.array([[6.0, 4.0]]), 2)  # [3, 4] then [3, 0]
+    np.testing.assert_allclose(shares, [[(9 / 3 + 9 / 5) / 2, (0 + 16 / 5) / 2]])
+    assert shares.sum() == pytest.approx(anomaly.knn_distances(R2, np.array([[6.0, 4.0]]), 2))
+    # the blend: each part standardised by its training rows, half and half
+    stats = anomaly.blend_stats(np.array([1.0, 3.0]), np.array([2.0, 6.0]))
+    assert stats == (2.0, 1.0, 4.0, 2.0)
+    assert anomaly.blend(np.array([4.0]), np.array([10.0]), stats) == pytest.approx([2.5])
+    assert anomaly.resolve_neighbors("auto", True) == 5
+    assert anomaly.resolve_neighbors("auto", False) is None
+    assert anomaly.resolve_neighbors(3, False) == 3
+
+
+def test_novelty_scores_match_a_reference(planted, tmp_path):
+    """novelty=True: the members train untrimmed (as trim=0) and the score blends their
+    standardised score with the standardised mean distance to the 5 nearest training rows."""
+    X, y = planted
+    X_train = X[12:][::2]  # clean rows
+    det = AutoencoderOutlierDetector(novelty=True, **FAST).fit(X_train)
+    assert det.n_neighbors_ == 5 and det.knn_reference_.shape == X_train.shape
+    untrimmed = AutoencoderOutlierDetector(trim=0.0, **FAST).fit(X_train)
+    ae = _reference_scores(untrimmed, X_train, X, 0.9)
+    ae_train = _reference_scores(untrimmed, X_train, X_train, 0.9)
+    Z_train = det._scaled(X_train.astype(np.float32).astype(np.float64))
+    Z = det._scaled(X.astype(np.float32).astype(np.float64))
+
+    def mean5(D):  # brute force: the five smallest distances of each row, averaged
+        return np.sort(D, axis=1)[:, :5].mean(axis=1)
+
+    pair = np.sqrt(((Z_train[:, None] - Z_train[None]) ** 2).sum(-1))
+    np.fill_diagonal(pair, np.inf)  # a training row is not its own neighbour
+    knn_train = mean5(pair)
+    knn = mean5(np.sqrt(((Z[:, None] - Z_train[None]) ** 2).sum(-1)))
+    want = 0.5 * (ae - ae_train.mean()) / ae_train.std()
+    want += 0.5 * (knn - knn_train.mean()) / knn_train.std()
+    scores = det.score_samples(X)
+    np.testing.assert_allclose(-scores, want, rtol=1e-6, atol=1e-6)
+    assert set(np.argsort(scores)[:12]) == set(np.flatnonzero(y))
+    F = det.feature_errors(X)
+    assert np.ptp(F.sum(axis=1) + scores) < 1e-9
+    assert np.all(np.argmax(F[:12], axis=1) == 5)
+    again = AutoencoderOutlierDetector.load(det.save(tmp_path / "d"))
+    assert (tmp_path / "d" / anomaly.REFERENCE_FILE).is_file()
+    assert np.array_equal(again.score_samples(X), scores)
+    off = AutoencoderOutlierDetector(novelty=True, n_neighbors=None, **FAST).fit(X_train)
+    assert off.n_neighbors_ is None
+    assert np.array_equal(off.score_samples(X), untrimmed.score_samples(X))
+    with pytest.raises(ConfigError, match="n_neighbors must be"):
+        AutoencoderOutlierDetector(n_neighbors=0).fit(X_train)
+    with pytest.raises(DataError, match="at least 2 training rows"):
+        AutoencoderOutlierDetector(novelty=True, **FAST).fit(X_train[:1])
+
+
+def test_a_damaged_reference_file_is_refused(planted, tmp_path):
+    from aekit.errors import ModelFileError
+    from aekit.io import checkpoint
+
+    det = AutoencoderOutlierDetector(n_neighbors=3, **FAST).fit(planted[0])
+    path = det.save(tmp_path / "d")
+    checkpoint.save_tensors(path / anomaly.REFERENCE_FILE, {"rows": torch.zeros(4, 3)})
+    with pytest.raises(ModelFileError, match="does not hold the detector's rows"):
+        AutoencoderOutlierDetector.load(path)
 
 
 def test_rows_off_a_learned_plane_rank_first():
@@ -374,6 +452,26 @@ def test_cli_fit_detector_takes_the_error_quantile(tmp_path, planted, given, kep
         errors, None if kept is None else 0.9 if kept == "auto" else kept
     )
     np.testing.assert_allclose(det.error_scales_[0], expected, rtol=1e-6)
+
+
+def test_cli_fit_detector_novelty(tmp_path, planted, capsys):
+    X = planted[0]
+    data, run = _write(tmp_path / "x.csv", X[12:]), str(tmp_path / "det")
+    argv = ["fit-detector", "--data", data, "--out", run, "--epochs", "4", "--device", "cpu"]
+    assert main([*argv, "--novelty", "--n-estimators", "2"]) == 0
+    assert "5-nearest-neighbour distances on 588 normal rows" in capsys.readouterr().out
+    det = AutoencoderOutlierDetector.load(run)
+    assert det.novelty and det.n_neighbors_ == 5
+    want = AutoencoderOutlierDetector(
+        novelty=True, n_estimators=2, max_iter=4, random_state=0, device="cpu"
+    ).fit(X[12:].astype(np.float32))
+    assert np.array_equal(det.score_samples(X), want.score_samples(X))
+    assert main([*argv, "--novelty", "--neighbors", "none", "--n-estimators", "1"]) == 0
+    assert AutoencoderOutlierDetector.load(run).n_neighbors_ is None
+    capsys.readouterr()
+    assert main([*argv, "--neighbors", "few"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("aekit: error: --neighbors") and err.count("\n") == 1
 
 
 @pytest.mark.parametrize("bad", ["often", "1.5", "0"])

@@ -11,6 +11,14 @@ divided by that column's 0.9 quantile of the member's errors on the training row
 (``error_quantile``), standardised by the member's mean and standard deviation on the
 training data, and averaged over the members. :class:`aekit.sklearn.AutoencoderOutlierDetector`
 is the estimator around these functions.
+
+With clean training rows (``novelty=True``: ADBench's semi-supervised setting) no row is
+trimmed, and the autoencoders' score is blended with a nearest-neighbour one: the mean
+distance of a row to its ``n_neighbors`` nearest training rows in the same standardised
+space (:func:`knn_distances`), each part standardised on the training rows and weighted
+``KNN_WEIGHT`` (:func:`blend`). On clean rows that distance scored far above the
+autoencoders alone; with anomalies among the training rows it did not (benchmarks/README.md,
+anomaly.py), so it is off by default there.
 """
 
 from __future__ import annotations
@@ -30,6 +38,9 @@ from ..training import fit
 
 SCALES = ("auto", "standard", "none")
 DETECTOR_KEY = "detector"  # the config.json entry that marks a detector run
+REFERENCE_FILE = "knn-reference.safetensors"  # a detector's nearest-neighbour rows
+KNN_MAX_ROWS = 20_000  # reference rows kept for the nearest-neighbour part, at most
+KNN_WEIGHT = 0.5  # the nearest-neighbour part's weight in the blended score
 _EPS = 1e-12
 
 
@@ -113,8 +124,8 @@ def trimmed_fit(net, X, X_val, config, callbacks, device, trim: float):
     reconstruction loss is at most the (1 - trim) quantile: a truncated loss. Returns the
     second phase's :class:`~aekit.training.TrainState` (the whole one when trim is 0).
     """
-    first = config.epochs // 2 if trim > 0 else config.epochs
-    if first == 0 or len(X) < 2:
+    first = config.epochs // 2
+    if trim <= 0 or first == 0 or len(X) < 2:
         return fit(net, X, X_val, config, callbacks=callbacks, device=device)
     config_1 = type(config)(**{**vars(config), "epochs": first})
     fit(net, X, X_val, config_1, callbacks=callbacks, device=device)
@@ -207,6 +218,85 @@ def anomaly_scores(nets, stats, X: np.ndarray, scales=None) -> np.ndarray:
     """Mean over members of the standardised per-row score (N,); higher = more abnormal."""
     shift = np.mean([mu / sd for mu, sd in stats])
     return _finite(feature_errors(nets, stats, X, scales).sum(axis=1) - shift)
+
+
+def resolve_neighbors(n_neighbors, novelty: bool) -> int | None:
+    """'auto': 5 neighbours with clean training rows (``novelty``), none (off) otherwise."""
+    if isinstance(n_neighbors, str) and n_neighbors == "auto":
+        return 5 if novelty else None
+    return None if n_neighbors is None else int(n_neighbors)
+
+
+def knn_reference(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Sorted indices of the nearest-neighbour part's reference rows among n training rows:
+    all of them, or ``KNN_MAX_ROWS`` drawn at random when there are more."""
+    return subsample(n, min(n, KNN_MAX_ROWS), rng)
+
+
+def knn_training_distances(X: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
+    """:func:`knn_distances` of the training rows X (N,) to the reference rows X[rows],
+    a reference row not being its own neighbour (a leave-one-out estimate)."""
+    reference = np.asarray(X[rows], dtype=np.float64)
+    if len(rows) == len(X):
+        return knn_distances(reference, reference, k, self_excluded=True)
+    dist, _ = _neighbours(reference, X, k + 1, self_excluded=False)
+    own = np.zeros(len(X), dtype=bool)
+    own[rows] = True  # the nearest of these is the row itself, at distance 0
+    return np.where(own, dist[:, 1:].mean(axis=1), dist[:, :k].mean(axis=1))
+
+
+def _neighbours(reference: np.ndarray, X: np.ndarray, k: int, self_excluded: bool):
+    """(distances, indices) of each row's k nearest reference rows, nearest first; with
+    ``self_excluded`` X is the reference itself and no row is its own neighbour."""
+    from sklearn.neighbors import NearestNeighbors
+
+    nn = NearestNeighbors(n_neighbors=k).fit(reference)
+    if self_excluded:  # scikit-learn leaves each reference row out of its own neighbours
+        return nn.kneighbors()
+    return nn.kneighbors(np.asarray(X, dtype=np.float64))
+
+
+def knn_distances(
+    reference: np.ndarray, X: np.ndarray, k: int, self_excluded: bool = False
+) -> np.ndarray:
+    """Each row's mean Euclidean distance (N,) to its ``k`` nearest reference rows (with
+    ``self_excluded``, X is the reference and a row is not its own neighbour)."""
+    return _neighbours(reference, X, k, self_excluded)[0].mean(axis=1)
+
+
+def knn_feature_shares(
+    reference: np.ndarray, X: np.ndarray, k: int, self_excluded: bool = False
+) -> np.ndarray:
+    """(N, D) column shares of :func:`knn_distances`: for each neighbour n of row x, column
+    j gets (x_j - n_j)^2 / ||x - n|| (nothing when x = n), averaged over the k neighbours;
+    each row sums to its mean distance."""
+    _, idx = _neighbours(reference, X, k, self_excluded)
+    X = np.asarray(X, dtype=np.float64)
+    total = np.zeros(X.shape)
+    for j in range(k):
+        sq = (X - reference[idx[:, j]]) ** 2
+        norm = np.sqrt(sq.sum(axis=1, keepdims=True))
+        total += np.divide(sq, norm, out=np.zeros_like(sq), where=norm > 0)
+    return total / k
+
+
+def blend_stats(ae_train: np.ndarray, knn_train: np.ndarray) -> tuple[float, ...]:
+    """(mean, sd) of the autoencoders' and of the nearest-neighbour scores on the training
+    rows: what :func:`blend` standardises each part by."""
+    return (
+        float(ae_train.mean()),
+        float(max(ae_train.std(), _EPS)),
+        float(knn_train.mean()),
+        float(max(knn_train.std(), _EPS)),
+    )
+
+
+def blend(ae: np.ndarray, knn: np.ndarray, stats) -> np.ndarray:
+    """(1 - KNN_WEIGHT) (ae - mean) / sd + KNN_WEIGHT (knn - mean) / sd, each part
+    standardised by its training rows (``stats`` from :func:`blend_stats`)."""
+    mu_a, sd_a, mu_k, sd_k = stats
+    w = KNN_WEIGHT
+    return _finite((1 - w) * (ae - mu_a) / sd_a + w * (knn - mu_k) / sd_k)
 
 
 def _finite(scores: np.ndarray) -> np.ndarray:
@@ -345,15 +435,21 @@ def roc_pr_auc(labels: np.ndarray, anomaly: np.ndarray) -> dict[str, float]:
     }
 
 
-def save_detector(path: str | os.PathLike, nets, settings: dict[str, Any]) -> Path:
-    """A folder: config.json (the detector's settings) and member-<i>/ per model, appearing
-    whole (:func:`aekit.io.files.atomic_folder`); an earlier detector there is replaced."""
+def save_detector(
+    path: str | os.PathLike, nets, settings: dict[str, Any], reference: np.ndarray | None = None
+) -> Path:
+    """A folder: config.json (the detector's settings), member-<i>/ per model and, with a
+    nearest-neighbour part, its ``reference`` rows (``REFERENCE_FILE``, safetensors),
+    appearing whole (:func:`aekit.io.files.atomic_folder`); an earlier detector there is
+    replaced."""
     from .. import __version__
     from ..io.files import atomic_folder
 
     def fill(tmp: Path) -> None:
         for i, net in enumerate(nets):
             ckpt.save(net, tmp / f"member-{i}")
+        if reference is not None:
+            ckpt.save_tensors(tmp / REFERENCE_FILE, {"rows": torch.from_numpy(reference)})
         write_json(tmp / ckpt.CONFIG_FILE, {"aekit_version": __version__, DETECTOR_KEY: settings})
 
     return atomic_folder(path, fill, _is_detector)
@@ -365,15 +461,24 @@ def _is_detector(folder: Path) -> bool:
         config = ckpt.read_config(folder)
     except ModelFileError:
         return False
-    allowed = {ckpt.CONFIG_FILE} | {p.name for p in folder.glob("member-*") if p.is_dir()}
+    allowed = {ckpt.CONFIG_FILE, REFERENCE_FILE}
+    allowed |= {p.name for p in folder.glob("member-*") if p.is_dir()}
     return DETECTOR_KEY in config and {p.name for p in folder.iterdir()} <= allowed
 
 
 def load_detector(path: str | os.PathLike) -> tuple[list, dict[str, Any]]:
-    """(member models, settings) written by :func:`save_detector`; never unpickles."""
+    """(member models, settings) written by :func:`save_detector`; never unpickles. With a
+    nearest-neighbour part, settings["knn_reference_"] holds its rows (float64)."""
     config = ckpt.read_config(path)
     settings = config.get(DETECTOR_KEY)
     if not isinstance(settings, dict) or "n_members" not in settings:
         raise ModelFileError(f"{path} is not an anomaly detector run (no '{DETECTOR_KEY}' entry)")
     nets = [ckpt.load(Path(path) / f"member-{i}") for i in range(int(settings["n_members"]))]
+    if settings.get("n_neighbors_") is not None:
+        tensors, _ = ckpt.read_tensors(Path(path) / REFERENCE_FILE)
+        rows = tensors.get("rows")
+        width = settings.get("n_features_in_")
+        if rows is None or rows.ndim != 2 or rows.shape[1] != width or len(rows) < 2:
+            raise ModelFileError(f"{path}/{REFERENCE_FILE} does not hold the detector's rows")
+        settings["knn_reference_"] = rows.numpy().astype(np.float64)
     return nets, settings

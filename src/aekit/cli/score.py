@@ -36,6 +36,19 @@ def add_parsers(sub) -> None:
     data_args(f, required=True, units=False)  # images are divided by their format's maximum
     f.add_argument("--out", required=True, help="folder to write the detector to")
     f.add_argument("--contamination", default="auto", help="'auto' or a share in (0, 0.5]")
+    f.add_argument(
+        "--novelty",
+        action="store_true",
+        help="the training rows are all normal (clean): no row is trimmed, and the score "
+        "blends in the distance to the nearest training rows (default: the rows may hold "
+        "anomalies)",
+    )
+    f.add_argument(
+        "--neighbors",
+        default="auto",
+        help="neighbours of the nearest-neighbour part, or 'none' for none (default: auto: "
+        "5 with --novelty, none otherwise)",
+    )
     f.add_argument("--n-estimators", type=int, default=5, help="autoencoders (default: 5)")
     f.add_argument("--max-samples", type=int, default=256, help="rows per member (default: 256)")
     f.add_argument("--trim", type=float, default=0.2, help="share of rows trimmed (default: 0.2)")
@@ -127,9 +140,18 @@ def fit_detector(args) -> int:
         raise ConfigError(
             f"--error-quantile must be 'auto', 'none' or a number in (0, 1], got {q!r}"
         ) from None
+    k = args.neighbors
+    try:
+        neighbors = k if k == "auto" else None if k.lower() == "none" else int(k)
+    except ValueError:
+        raise ConfigError(
+            f"--neighbors must be 'auto', 'none' or a positive whole number, got {k!r}"
+        ) from None
     X = _load(args)
     det = AutoencoderOutlierDetector(
         contamination=contamination,
+        novelty=args.novelty,
+        n_neighbors=neighbors,
         n_estimators=args.n_estimators,
         max_samples=args.max_samples,
         trim=args.trim,
@@ -142,7 +164,9 @@ def fit_detector(args) -> int:
     ).fit(X)
     flagged = int((det.predict(X) == -1).sum())
     det.save(args.out)
-    print(f"fitted {det.n_estimators} autoencoders on {len(X)} rows; {flagged} flagged")
+    knn = f" and {det.n_neighbors_}-nearest-neighbour distances" if det.n_neighbors_ else ""
+    rows = "normal rows" if args.novelty else "rows"
+    print(f"fitted {det.n_estimators} autoencoders{knn} on {len(X)} {rows}; {flagged} flagged")
     print(f"wrote {args.out}")
     return 0
 
