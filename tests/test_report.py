@@ -42,7 +42,9 @@ def tiny_options(name: str) -> dict:
     spec = MODELS[name]
     known = {f.name for f in fields(spec.cls.config_class)}
     options: dict = {"latent_dim": 3}
-    if "channels" in known:
+    if spec.defaults.get("latent") == "hyperprior":  # the spatial codec: one width, two stages
+        options.update(channels=8, stages=2, hyper_channels=4)
+    elif "channels" in known:
         options["channels"] = (4, 8)
     elif "width" in known:  # a fully convolutional denoiser: no code, no hidden layers
         options = {"width": 8, "depth": 3}

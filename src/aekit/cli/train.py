@@ -321,7 +321,7 @@ def _train_and_report(args) -> int:
         print(f"report written to {build_report(result.out)}")
     if result.model.has_code:
         then = f"aekit encode {result.out} --out codes.npy   (the codes of your data)"
-    elif getattr(result.model.latent, "spatial", False):
+    elif getattr(getattr(result.model, "latent", None), "spatial", False):
         then = f"aekit compress {result.out} --data IMAGES --out images.aek --bpp 0.5"
     else:
         then = f"aekit denoise {result.out} --data NOISY --out CLEAN   (denoise your images)"
