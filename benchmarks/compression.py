@@ -92,12 +92,14 @@ def finetune_and_measure(job: tuple) -> list[dict]:
     then with a residual layer at each step), decode, check, score."""
     import aekit
     from aekit.apps.compression import reconstruction
+    from aekit.nn.latent.quantized import QuantizedSettings
 
     torch.set_num_threads(1)
     base, beta, epochs, seed, lr, train_limit, test_limit, steps = job
     X_train, X_test = load("train", train_limit), load("test", test_limit)
     model = aekit.load(base)
-    model.config.beta = beta  # the rate weight: a config field the latent reads each step
+    # the rate weight: the latent reads its settings each step
+    model.config.latent_settings = QuantizedSettings(rate_weight=beta)
     seconds = train(model, X_train, epochs, seed, lr) if epochs else 0.0
     model.eval()
     rows = []

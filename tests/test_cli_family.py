@@ -35,8 +35,9 @@ def test_parts_combine_on_the_command_line(tmp_path, capsys):
     argv += ["--sparse-kl", "0.1", "--noise", "mask:0.25", "--out", str(out)]
     assert main(argv) == 0
     cfg = config_of(out)
-    assert cfg["sparse_target"] == 0.1 and cfg["sparse_weight"] == 1.0
-    assert cfg["latent_activation"] == "sigmoid" and cfg["noise"] == "mask:0.25"
+    assert cfg["penalties"] == {"sparse": {"weight": 1.0, "target": 0.1}}  # each part's record
+    assert cfg["latent_activation"] == "sigmoid"
+    assert cfg["corruption"] == {"kind": "noise", "noise": "mask:0.25"}
     assert type(aekit.load(out)).__name__ == "ConvAutoencoder"
 
 
@@ -46,7 +47,9 @@ def test_vae_switches_reach_the_config(tmp_path):
     argv += ["--kl-warmup", "3", "--iwae", "4", "--likelihood", "bernoulli", "--out", str(out)]
     assert main(argv) == 0
     cfg = config_of(out)
-    assert (cfg["beta"], cfg["kl_warmup"], cfg["iwae_samples"], cfg["loss"]) == (0.5, 3, 4, "bce")
+    gaussian = cfg["latent_settings"]
+    assert (gaussian["kl_weight"], gaussian["kl_warmup"], gaussian["iwae_samples"]) == (0.5, 3, 4)
+    assert cfg["loss"] == "bce"
 
 
 def test_eval_reports_nll_in_nats_and_denoising_scores(tmp_path, capsys):
@@ -72,7 +75,7 @@ def test_eval_nll_of_a_deterministic_model_is_a_clear_error(tmp_path, capsys):
 @pytest.mark.parametrize(
     "argv, fragment",
     [
-        (["--model", "dense", "--beta", "2"], "Gaussian latent only"),
+        (["--model", "dense", "--beta", "2"], "applies to a gaussian latent"),
         (["--model", "dense", "--noise", "blur:1"], "unknown noise"),
         (["--model", "vae", "--likelihood", "gaussian", "--loss", "bce"], "give one of the two"),
     ],

@@ -281,8 +281,8 @@ def test_conv_settings_are_validated(kwargs, fragment):
     [
         ("dense", {"sparse_weight": 1.0}, "activations in \\(0, 1\\)"),
         ("vae", {"sparse_weight": 1.0, "latent_activation": "sigmoid"}, "deterministic"),
-        ("dense", {"beta": 4.0}, "Gaussian latent only"),
-        ("dense", {"iwae_samples": 5}, "Gaussian latent only"),
+        ("dense", {"beta": 4.0}, "applies to a gaussian latent"),
+        ("dense", {"iwae_samples": 5}, "applies to a gaussian latent"),
         ("vae", {"loss": "ssim", "image_shape": (1, 8, 8)}, "needs a likelihood"),
         ("vae", {"free_bits": 0.5, "iwae_samples": 5}, "free_bits"),
         ("dense", {"noise": "speckle:1"}, "unknown noise"),

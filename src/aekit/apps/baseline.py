@@ -143,8 +143,6 @@ def init_advice(net, init=None) -> str | None:
     directions cannot carry the data's PCA there), which is not PCA in the data's units:
     "--scale none" makes its start the PCA that the check compares with.
     """
-    from dataclasses import asdict
-
     from ..errors import AekitError
     from ..nn.init import warm_start_blocker
 
@@ -154,7 +152,7 @@ def init_advice(net, init=None) -> str | None:
         if tied and scale is not None and np.ptp(np.asarray(scale)) > 0:
             return "--scale none"
         return None  # it started at PCA already
-    config = {**asdict(net.config), "output_activation": "identity"}
+    config = {**net.config.to_dict(), "output_activation": "identity"}
     try:
         probe = ckpt.build_from_record({"name": net.name, "config": config})
     except AekitError:

@@ -308,7 +308,7 @@ def evaluate(
     run,
     data=None,
     *,
-    noise: str | None = None,
+    noise=None,
     noise_seed: int = 0,
     nll_samples: int | None = None,
     binarize: bool = False,
@@ -370,7 +370,7 @@ def evaluate(
         from ..data.noise import corrupt
 
         X_in = corrupt(X, noise, noise_seed)
-        out.update({"noise": noise, **{f"noisy_{k}": v for k, v in scores(X_in).items()}})
+        out.update({"noise": str(noise), **{f"noisy_{k}": v for k, v in scores(X_in).items()}})
     out.update(scores(model.reconstruct_scaled(X_in)))
     if nll_samples is not None:
         from ..data.noise import binarize as binarise

@@ -95,11 +95,16 @@ def run_records(cfg: dict[str, Any]) -> dict[str, dict[str, Any]]:
     data = cfg["data"]
     defaults = {f.name: f.default for f in fields(TrainConfig)}
     return {
-        "model": {"model": cfg["model"].get("name"), **(cfg["model"].get("config") or {})},
+        "model": {"model": cfg["model"].get("name"), **_model_settings(cfg["model"])},
         "training": {**defaults, **cfg["training"]},
         "data": {k: data.get(k) for k in ("limit", "val_fraction", "image_shape")},
         "scaler": {"scale": cfg["scaler"]["kind"]},
     }
+
+
+def _model_settings(record) -> dict[str, Any]:
+    """A stored model's settings under the users' names (any version's config.json)."""
+    return ckpt.config_from_record(record).flat()
 
 
 def requested_records(model, model_options, train_options, limit, val_fraction, image_shape,
@@ -135,7 +140,9 @@ def _norm(value):
 
 
 def _shown(value) -> str:
-    return repr(_norm(value)) if not isinstance(value, str) else value
+    if isinstance(value, str) or hasattr(value, "kind"):  # a Noise by its text form
+        return str(value)
+    return repr(_norm(value))
 
 
 def training_rows(run, data=None, data_dir=None) -> np.ndarray:

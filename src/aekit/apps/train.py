@@ -47,6 +47,32 @@ from .fitting import (  # noqa: F401 - RunResult, fingerprint, data_record: the 
 )
 
 
+def _check_train_options(options: dict[str, Any]) -> None:
+    """One line for a keyword that is no training setting (a model's goes in model_options)."""
+    from dataclasses import fields
+
+    from ..nn.config import flat_names
+    from ..nn.registry import MODELS
+
+    known = {f.name for f in fields(TrainConfig)}
+    unknown = sorted(set(options) - known)
+    if not unknown:
+        return
+    model = {f.name for m in MODELS.values() for f in fields(m.cls.config_class)}
+    model |= set(flat_names())
+    hint = [k for k in unknown if k in model]
+    if hint:
+        example = ", ".join(f"{k!r}: {options[k]!r}" for k in hint)
+        raise ConfigError(
+            f"{', '.join(hint)} {'is a model setting' if len(hint) == 1 else 'are model settings'}"
+            f": pass model_options={{{example}}}"
+        )
+    raise ConfigError(
+        f"train() has no setting {', '.join(unknown)}; its training settings are "
+        + ", ".join(sorted(known))
+    )
+
+
 def train(
     data: str | os.PathLike | np.ndarray | None = None,
     *,
@@ -183,6 +209,7 @@ def _new_spec(data, model, data_dir, limit, scale, val_fraction, image_shape, mo
     val_fraction = DEFAULTS["val_fraction"] if val_fraction is None else val_fraction
     init = _check_init(init)
     auto_budget = "epochs" not in train_options
+    _check_train_options(train_options)
     config = TrainConfig(**train_options)
     if config.engine == "torch":
         check_device(device, config.precision)  # before anything is written

@@ -64,21 +64,14 @@ MAPPED_FIELDS = frozenset(
 
 
 def _changed_fields(config: Any) -> list[str]:
-    """``name=value`` of every unmapped config field that differs from its default."""
-    changed = []
-    for f in dataclasses.fields(config):
-        if f.name in MAPPED_FIELDS:
-            continue
-        if f.default is not dataclasses.MISSING:
-            default = f.default
-        elif f.default_factory is not dataclasses.MISSING:
-            default = f.default_factory()
-        else:
-            default = dataclasses.MISSING
-        value = getattr(config, f.name)
-        if value != default:
-            changed.append(f"{f.name}={value!r}")
-    return changed
+    """``name=value`` of every unmapped setting (a field, or a part's setting under its flat
+    name) that differs from its default."""
+    default = type(config)(input_dim=config.input_dim).flat()
+    return [
+        f"{name}={value!r}" if not hasattr(value, "kind") else f"{name}={str(value)!r}"
+        for name, value in config.flat().items()
+        if name not in MAPPED_FIELDS and default.get(name, dataclasses.MISSING) != value
+    ]
 
 
 def _encoder_activation(config: DenseConfig) -> str:

@@ -27,6 +27,17 @@ def sizes_arg(text: str) -> tuple[int, ...]:
         ) from None
 
 
+def noise_arg(text: str):
+    """--noise KIND:LEVEL[:clip] as a :class:`~aekit.data.noise.Noise`: parsed once, here."""
+    from ..data.noise import Noise
+    from ..errors import ConfigError
+
+    try:
+        return Noise.parse(text)
+    except ConfigError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def floats_arg(text: str) -> tuple[float, ...]:
     """'0.001,0.01' -> (0.001, 0.01)."""
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from ._common import FORMATTER, data_args, device_arg, reading_kwargs, rows_arg
+from ._common import FORMATTER, data_args, device_arg, noise_arg, reading_kwargs, rows_arg
 
 EVAL_EXAMPLE = """mse, mae and psnr are in the data's own units (the run's scaler undone);
 scaled_* are the same figures in the space the model computes in. Without --data and --split
@@ -32,6 +32,7 @@ def add_parser(sub) -> None:
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.add_argument(
         "--noise",
+        type=noise_arg,
         metavar="KIND:LEVEL[:clip]",
         help="corrupt the data first and score reconstructions against the clean data",
     )

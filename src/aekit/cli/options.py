@@ -1,10 +1,12 @@
 """From a user's switches to config overrides: how the CLI combines the family's parts.
 
 :func:`family_options` turns flags such as ``--sparse-kl 0.05 --noise mask:0.25`` into the
-:class:`~aekit.nn.config.ModelConfig` fields they mean, with two conveniences: asking for
-a sparsity target turns the penalty on (weight 1 unless given) on a sigmoid code, and
-``likelihood`` names the loss of a Gaussian latent (bernoulli = bce, gaussian = mse,
-laplace = mae). Everything else is passed through and validated by the config.
+settings they mean, under the parts' flat names (read by
+:meth:`aekit.nn.config.ModelConfig.from_values`; ``noise`` arrives parsed, a
+:class:`~aekit.data.noise.Noise`), with two conveniences: asking for a sparsity target turns
+the penalty on (weight 1 unless given) on a sigmoid code, and ``likelihood`` names the loss of
+a Gaussian latent (bernoulli = bce, gaussian = mse, laplace = mae). Everything else is passed
+through and validated by the config.
 """
 
 from __future__ import annotations
@@ -27,9 +29,10 @@ def family_options(
     l1: float | None = None,
     contractive: float | None = None,
     contractive_method: str | None = None,
-    noise: str | None = None,
+    noise=None,
     blindspot: float | None = None,
-    beta: float | None = None,
+    kl_weight: float | None = None,
+    rate_weight: float | None = None,
     kl_warmup: int | None = None,
     free_bits: float | None = None,
     iwae: int | None = None,
@@ -52,7 +55,8 @@ def family_options(
         "contractive_method": contractive_method,
         "noise": noise,
         "blindspot": blindspot,
-        "beta": beta,
+        "kl_weight": kl_weight,
+        "rate_weight": rate_weight,
         "kl_warmup": kl_warmup,
         "free_bits": free_bits,
         "iwae_samples": iwae,

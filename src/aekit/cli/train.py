@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from ..errors import ConfigError
-from ._common import FORMATTER, data_args, device_arg, floats_arg, sizes_arg
+from ._common import FORMATTER, data_args, device_arg, floats_arg, noise_arg, sizes_arg
 
 TRAIN_EXAMPLE = """example:
   aekit train --data digits --latent-dim 8 --epochs 30 --out runs/digits
@@ -191,6 +191,7 @@ def family_args(t: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--noise",
+        type=noise_arg,
         metavar="KIND:LEVEL[:clip]",
         help="denoising: gaussian:SIGMA, poisson:PEAK, mask:P or salt-pepper:P (:clip to "
         "[0, 1]); levels are in the scaled space (images: pixel / max, so gaussian:25/255 is "
@@ -204,9 +205,19 @@ def family_args(t: argparse.ArgumentParser) -> None:
         "score only them (the blindspot model's default: 0.05)",
     )
     g.add_argument(
+        "--kl-weight",
         "--beta",
+        dest="kl_weight",
         type=float,
-        help="KL weight of a Gaussian latent, rate weight (lambda) of a quantised one (default 1)",
+        metavar="W",
+        help="weight of a Gaussian latent's KL term (the beta of a beta-VAE; default 1)",
+    )
+    g.add_argument(
+        "--rate-weight",
+        type=float,
+        metavar="L",
+        help="rate weight lambda of a quantised latent (--model compress): D + L x bits per "
+        "pixel, larger for fewer bits (default 1)",
     )
     g.add_argument("--kl-warmup", type=int, metavar="EPOCHS", help="ramp the KL weight up")
     g.add_argument("--free-bits", type=float, metavar="F", help="least KL charged per unit")
@@ -381,7 +392,8 @@ def _family_options(args) -> dict:
         contractive_method=args.contractive_method,
         noise=args.noise,
         blindspot=args.blindspot,
-        beta=args.beta,
+        kl_weight=args.kl_weight,
+        rate_weight=args.rate_weight,
         kl_warmup=args.kl_warmup,
         free_bits=args.free_bits,
         iwae=args.iwae,

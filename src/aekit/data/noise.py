@@ -103,9 +103,12 @@ class Noise:
             raise ConfigError(f"noise range {self.level}-{self.level_max} runs backwards")
 
     @classmethod
-    def parse(cls, text: str) -> Noise:
+    def parse(cls, text: str | Noise) -> Noise:
         """``"gaussian:0.3"``, ``"gaussian:25/255"``, ``"gaussian:0.05-0.2"``,
-        ``"poisson:30"``, ``"mask:0.25"``, ``"salt-pepper:0.1"``, optional ``":clip"``."""
+        ``"poisson:30"``, ``"mask:0.25"``, ``"salt-pepper:0.1"``, optional ``":clip"``; a
+        :class:`Noise` is returned as it is."""
+        if isinstance(text, Noise):
+            return text
         parts = str(text).strip().lower().split(":")
         clip = len(parts) == 3 and parts[2] == "clip"
         if len(parts) not in (2, 3) or (len(parts) == 3 and not clip):

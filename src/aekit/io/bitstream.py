@@ -48,7 +48,7 @@ import zlib
 from dataclasses import dataclass
 
 from ..errors import CompressedFileError
-from .checkpoint import model_record, tensors_digest
+from .checkpoint import tensors_digest
 
 MAGIC = b"AEKC"
 VERSION = 4  # the newest this aekit reads and writes (version 1 files: no residual layer)
@@ -87,7 +87,9 @@ def model_hash(model) -> bytes:
     sha256 collision), so a file is never decoded by a model that did not write it.
     """
     h = hashlib.sha256()
-    h.update(json.dumps(model_record(model), sort_keys=True).encode())
+    # the record as versions before the parts' own settings spelt it: their files still decode
+    record = {"name": model.name, "config": model.config.legacy_dict()}
+    h.update(json.dumps(record, sort_keys=True).encode())
     h.update(tensors_digest(model.state_dict()).encode())
     scaler = getattr(model, "scaler", None)
     h.update(json.dumps(scaler.to_dict() if scaler is not None else None, sort_keys=True).encode())

@@ -12,7 +12,6 @@ file or the new one, never half of one.
 from __future__ import annotations
 
 import os
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +37,7 @@ CHECKPOINT_FILE = Run.CHECKPOINT
 
 def model_record(model) -> dict[str, Any]:
     """The JSON description that rebuilds ``model`` through the registry."""
-    return {"name": model.name, "config": asdict(model.config)}
+    return {"name": model.name, "config": model.config.to_dict()}
 
 
 # what a damaged record raises while the model is built (the last three: sizes torch refuses)
@@ -46,17 +45,33 @@ _BAD_RECORD = (KeyError, TypeError, ValueError, AttributeError, ConfigError, Run
                OverflowError, MemoryError)  # fmt: skip
 
 
+def config_from_record(record: dict[str, Any]):
+    """The model config of :func:`model_record`'s output (flat names of earlier versions
+    read too), or :class:`ModelFileError`."""
+    return _from_record(record)[1]
+
+
 def build_from_record(record: dict[str, Any]):
     """Rebuild an (untrained) model from :func:`model_record`'s output."""
+    spec, config = _from_record(record)
+    try:
+        return spec.cls(config, name=record["name"])  # a value of the wrong type fails here
+    except _BAD_RECORD as e:
+        raise ModelFileError(f"the model config is invalid: {_first_line(e)}") from None
+
+
+def _from_record(record):
     try:
         if not isinstance(record, dict) or not isinstance(record.get("config"), dict):
             raise TypeError(f"expected {{'name': ..., 'config': {{...}}}}, got {record!r:.80}")
         spec = model_spec(record["name"])
-        config = spec.cls.config_class(**record["config"])
-        return spec.cls(config, name=record["name"])  # a value of the wrong type fails here
+        return spec, spec.cls.config_class.from_values(**record["config"])
     except _BAD_RECORD as e:
-        first = (str(e).strip() or type(e).__name__).splitlines()[0]
-        raise ModelFileError(f"the model config is invalid: {first[:300]}") from None
+        raise ModelFileError(f"the model config is invalid: {_first_line(e)}") from None
+
+
+def _first_line(e: BaseException) -> str:
+    return (str(e).strip() or type(e).__name__).splitlines()[0][:300]
 
 
 def write_config(model, path: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:

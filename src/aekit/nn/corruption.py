@@ -1,11 +1,12 @@
 """The input corruptions of a model's objective, as modules (seeds 003, 004; Noise2Self).
 
-Each part is built from the model config (``from_config`` returns None when it is off) and
+Each part has its own settings (``Settings``: a frozen dataclass, checked where it is made,
+with ``check(config)`` for what it needs of the model), is built by ``from_settings`` from the
+model config's ``corruption`` (at most one: the config holds one settings object or None) and
 called as ``part(x, generator) -> (x_tilde, scored)``: the input the encoder reads, and either
 None (the reconstruction is scored on every value, against the clean x) or a 0/1 tensor of x's
-shape naming the values the reconstruction is scored on. :func:`build_corruption` picks the one
-the config turns on; a new part is a class here and a row in :data:`CORRUPTIONS` (plus its
-config field).
+shape naming the values the reconstruction is scored on. A new part is a class with its
+settings and a row in :data:`CORRUPTIONS`.
 
 - :class:`Corruption` (``noise``): noise added to clean data, a denoising autoencoder. The
   noise itself (its text form, kinds and maths) is :class:`aekit.data.noise.Noise`, which also
@@ -20,27 +21,79 @@ config field).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..data.noise import Noise
+from ..errors import ConfigError
+from .parts import PartSettings, number, set_fields
 
 # the 3x3 ring around a pixel, without the pixel: the blind spot's replacement value
 _RING = torch.tensor([[1.0, 1.0, 1.0], [1.0, 0.0, 1.0], [1.0, 1.0, 1.0]]) / 8.0
+
+
+@dataclass(frozen=True)
+class NoiseSettings(PartSettings):
+    """``noise``: the :class:`~aekit.data.noise.Noise` added to the clean input (its text form,
+    ``"gaussian:0.3"``, is read too)."""
+
+    noise: Noise
+
+    FLAT = {"noise": "noise"}
+
+    def __post_init__(self) -> None:
+        set_fields(self, noise=Noise.parse(self.noise))
+
+    @staticmethod
+    def check(config) -> None:
+        """Any model can be trained on noisy inputs."""
+
+
+@dataclass(frozen=True)
+class BlindSpotSettings(PartSettings):
+    """``share`` P in (0, 1): the share of pixels masked (and scored) in each image."""
+
+    share: float
+
+    FLAT = {"blindspot": "share"}
+
+    def __post_init__(self) -> None:
+        set_fields(self, share=number("blindspot", self.share))
+        if not 0 < self.share < 1:
+            raise ConfigError(
+                f"blindspot is the share of pixels masked, in (0, 1), got {self.share}"
+            )
+
+    @staticmethod
+    def check(config) -> None:
+        if config.image_shape is None:
+            raise ConfigError(
+                "blind-spot training masks pixels of images: the model needs an image_shape"
+            )
+        if config.latent != "deterministic" or config.loss not in ("mse", "mae"):
+            raise ConfigError(
+                "blind-spot training scores masked pixels with loss mse or mae, on a "
+                "deterministic latent"
+            )
 
 
 class Corruption(nn.Module):
     """x -> x_tilde ~ q(x_tilde | x), scored on every value; randomness from ``generator``,
     else torch's global RNG."""
 
+    name = "noise"
+    Settings = NoiseSettings
+
     def __init__(self, noise: str | Noise) -> None:
         super().__init__()
-        self.noise = noise if isinstance(noise, Noise) else Noise.parse(noise)
+        self.noise = Noise.parse(noise)
 
     @classmethod
-    def from_config(cls, config) -> Corruption | None:
-        return cls(config.noise) if config.noise else None
+    def from_settings(cls, settings: NoiseSettings, config) -> Corruption:
+        return cls(settings.noise)
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None):
         return self.noise(x, generator), None
@@ -54,13 +107,16 @@ class BlindSpot(nn.Module):
     of its unmasked 8 neighbours, and score only the masked pixels; rows (N, C*H*W) of
     ``image_shape``."""
 
+    name = "blindspot"
+    Settings = BlindSpotSettings
+
     def __init__(self, p: float, image_shape: tuple[int, int, int]) -> None:
         super().__init__()
         self.p, self.image_shape = float(p), tuple(image_shape)
 
     @classmethod
-    def from_config(cls, config) -> BlindSpot | None:
-        return cls(config.blindspot, config.image_shape) if config.blindspot > 0 else None
+    def from_settings(cls, settings: BlindSpotSettings, config) -> BlindSpot:
+        return cls(settings.share, config.image_shape)
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None):
         c, h, w = self.image_shape
@@ -86,13 +142,17 @@ class BlindSpot(nn.Module):
         return f"p={self.p}"
 
 
-CORRUPTIONS: dict[str, type] = {"noise": Corruption, "blindspot": BlindSpot}
+CORRUPTIONS: dict[str, type] = {cls.name: cls for cls in (Corruption, BlindSpot)}
+
+
+def corruption_name(settings: PartSettings) -> str:
+    """The :data:`CORRUPTIONS` name of a corruption's settings."""
+    return next(name for name, cls in CORRUPTIONS.items() if isinstance(settings, cls.Settings))
 
 
 def build_corruption(config) -> nn.Module | None:
-    """The corruption the config turns on (at most one: the config refuses two), or None."""
-    for cls in CORRUPTIONS.values():
-        part = cls.from_config(config)
-        if part is not None:
-            return part
-    return None
+    """The corruption the config holds (one settings object, or None for none)."""
+    settings = config.corruption
+    if settings is None:
+        return None
+    return CORRUPTIONS[corruption_name(settings)].from_settings(settings, config)

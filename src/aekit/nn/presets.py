@@ -71,8 +71,8 @@ PRESETS = {
     "compress": (
         ConvAutoencoder,
         "image codec: the code rounded to integers and priced in bits by a learned entropy "
-        "model; beta weighs the rate (bits per pixel) against the squared error",
-        dict(channels=(32, 64), latent="quantized", latent_dim=128, beta=1.0),
+        "model; rate_weight weighs the rate (bits per pixel) against the squared error",
+        dict(channels=(32, 64), latent="quantized", latent_dim=128, rate_weight=1.0),
     ),
     "codec": (
         ConvCodec,

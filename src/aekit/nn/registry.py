@@ -7,7 +7,7 @@ everywhere at once (CompressAI's ``registry/torch.py`` is the pattern).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ConfigError
@@ -51,15 +51,15 @@ def model_spec(name: str) -> ModelSpec:
 def build_model(name: str, input_dim: int, **overrides: Any):
     """Build the preset ``name`` for inputs of width ``input_dim``.
 
-    ``overrides`` are config fields (``latent_dim``, ``hidden``, ``activation``, ...); a value
-    of None keeps the preset's default. Unknown fields raise :class:`ConfigError`.
+    ``overrides`` are config fields (``latent_dim``, ``hidden``, ``activation``, ...) or the
+    parts' flat names (``kl_weight``/``beta``, ``rate_weight``, ``sparse_weight``, ``noise``,
+    ...: :meth:`~aekit.nn.config.ModelConfig.from_values`); a value of None keeps the preset's
+    default. Unknown names raise :class:`ConfigError`.
     """
     spec = model_spec(name)
-    config_cls = spec.cls.config_class
-    known = {f.name for f in fields(config_cls)}
-    unknown = sorted(k for k, v in overrides.items() if v is not None and k not in known)
-    if unknown:
-        raise ConfigError(f"model {name!r} has no setting {', '.join(unknown)}")
     values = {**spec.defaults, **{k: v for k, v in overrides.items() if v is not None}}
-    config = config_cls(input_dim=input_dim, **values)
+    try:
+        config = spec.cls.config_class.from_values(input_dim=input_dim, **values)
+    except ConfigError as e:
+        raise ConfigError(f"model {name!r}: {e}") from None
     return spec.cls(config, name=name)

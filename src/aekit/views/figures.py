@@ -52,7 +52,7 @@ def loss_units(config) -> dict[str, str]:
 
 
 def _has_penalty(config) -> bool:
-    return any(getattr(config, k, 0) for k in ("sparse_weight", "l1_weight", "contractive_weight"))
+    return bool(getattr(config, "penalties", None))
 
 
 def _pyplot():

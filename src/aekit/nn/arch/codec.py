@@ -69,7 +69,7 @@ class CodecConfig(ModelConfig):
             raise ConfigError("codec is a hyperprior latent trained on squared error: loss mse")
         if self.output_activation != "identity":
             raise ConfigError("codec's synthesis is linear at the end: output activation identity")
-        if self.noise is not None or self.blindspot:
+        if self.corruption is not None:
             raise ConfigError("codec takes no input corruption")
 
 

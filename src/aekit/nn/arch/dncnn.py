@@ -53,7 +53,7 @@ class DnCNNConfig(ModelConfig):
             )
         if self.latent != "deterministic" or self.loss not in ("mse", "mae", "ssim"):
             raise ConfigError("dncnn has no code: use a deterministic latent and loss mse or mae")
-        if self.sparse_weight or self.l1_weight or self.contractive_weight:
+        if self.penalties:
             raise ConfigError("dncnn has no code to penalise: drop the code penalties")
 
 

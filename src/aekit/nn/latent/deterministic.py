@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
-from ...errors import ConfigError
 from ...functional.losses import reconstruction_loss
 from ..activations import activation_module
+from ..parts import PartSettings
 
-# settings that only a Gaussian latent reads, with the values that mean "off"
-GAUSSIAN_ONLY = (("beta", 1.0), ("kl_warmup", 0), ("free_bits", 0.0), ("iwae_samples", 1))
+
+@dataclass(frozen=True)
+class DeterministicSettings(PartSettings):
+    """The deterministic latent has no settings of its own (its activation is the model's
+    ``latent_activation``, which the code penalties read too)."""
 
 
 class DeterministicLatent(nn.Module):
     """z = s_code(code_layer(h)); the objective is the reconstruction loss of g(z)."""
+
+    Settings = DeterministicSettings
 
     def __init__(self, config, width: int) -> None:
         super().__init__()
@@ -23,13 +30,7 @@ class DeterministicLatent(nn.Module):
 
     @staticmethod
     def check_config(config) -> None:
-        extras = [name for name, off in GAUSSIAN_ONLY if getattr(config, name) != off]
-        if extras:
-            verb = "applies" if len(extras) == 1 else "apply"
-            raise ConfigError(
-                f"{', '.join(extras)} {verb} to a Gaussian latent only: use latent gaussian "
-                "(the vae and conv-vae models)"
-            )
+        """Every code penalty and corruption applies: nothing to refuse."""
 
     def encode(self, model, h: torch.Tensor) -> torch.Tensor:  # (N, F) -> (N, D_latent)
         return self.act(model.encoder[-1](h))

@@ -5,16 +5,19 @@ keeps the sample differentiable in mu and sigma (Kingma & Welling 2014). The ELB
 
     log p(x) >= E_q[log p(x|z)] - KL(q(z|x) || N(0, I))
 
-is trained as its negative, ``recon + w * kl`` with the KL weight w = beta (ramped up over
-``kl_warmup`` epochs: the loop calls :meth:`GaussianLatent.on_epoch_start`) and,
-optionally, free bits. With ``iwae_samples`` = k > 1 the tighter importance-weighted bound
-log 1/k sum_i p(x, z_i) / q(z_i|x) is trained instead (Burda et al. 2016); the same
-log-weights give the importance-sampled log-likelihood of :func:`aekit.apps.generation.nll`.
+is trained as its negative, ``recon + w * kl`` with the KL weight w = ``kl_weight`` (the beta
+of a beta-VAE; ramped up over ``kl_warmup`` epochs: the loop calls
+:meth:`GaussianLatent.on_epoch_start`) and, optionally, free bits. Those are the kind's own
+settings, :class:`GaussianSettings`. With ``iwae_samples`` = k > 1 the tighter
+importance-weighted bound log 1/k sum_i p(x, z_i) / q(z_i|x) is trained instead (Burda et
+al. 2016); the same log-weights give the importance-sampled log-likelihood of
+:func:`aekit.apps.generation.nll`.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -26,6 +29,7 @@ from ...functional.losses import (
     gaussian_log_density,
     negative_log_likelihood,
 )
+from ..parts import PartSettings, number, set_fields, whole
 
 # exp(logvar) stays within (1e-13, 5e8): sigma never reaches 0 or inf, so no NaN from log sigma^2
 LOGVAR_MIN, LOGVAR_MAX = -30.0, 20.0
@@ -43,23 +47,56 @@ def reparameterise(
     return mu + torch.exp(0.5 * logvar) * eps
 
 
-def kl_weight(config, epoch: int | None, training: bool) -> float:
-    """beta, times min(1, epoch / kl_warmup) while training with a warm-up (epoch 0-based).
+@dataclass(frozen=True)
+class GaussianSettings(PartSettings):
+    """``kl_weight`` w of the KL term (``beta`` is its other name), ``kl_warmup`` epochs over
+    which w ramps up from 0, ``free_bits`` the least KL (nats) charged per latent unit,
+    ``iwae_samples`` k > 1 for the importance-weighted bound."""
 
-    Evaluation always uses the full beta, so validation losses compare across epochs.
+    kl_weight: float = 1.0
+    kl_warmup: int = 0
+    free_bits: float = 0.0
+    iwae_samples: int = 1
+
+    FLAT = {
+        "kl_weight": "kl_weight",
+        "beta": "kl_weight",
+        "kl_warmup": "kl_warmup",
+        "free_bits": "free_bits",
+        "iwae_samples": "iwae_samples",
+    }
+
+    def __post_init__(self) -> None:
+        set_fields(
+            self,
+            kl_weight=number("kl_weight", self.kl_weight),
+            kl_warmup=whole("kl_warmup", self.kl_warmup),
+            free_bits=number("free_bits", self.free_bits),
+            iwae_samples=whole("iwae_samples", self.iwae_samples, 1),
+        )
+        if self.free_bits > 0 and self.iwae_samples > 1:
+            raise ConfigError("free_bits applies to the ELBO, not to the IWAE bound")
+
+
+def kl_weight(settings: GaussianSettings, epoch: int | None, training: bool) -> float:
+    """The KL weight, times min(1, epoch / kl_warmup) while training with a warm-up (epoch
+    0-based). Evaluation always uses the full weight, so validation losses compare across
+    epochs.
     """
-    if training and config.kl_warmup > 0 and epoch is not None:
-        return config.beta * min(1.0, epoch / config.kl_warmup)
-    return config.beta
+    if training and settings.kl_warmup > 0 and epoch is not None:
+        return settings.kl_weight * min(1.0, epoch / settings.kl_warmup)
+    return settings.kl_weight
 
 
 class GaussianLatent(nn.Module):
     """q(z|x) = N(mu, diag(exp(logvar))): mu from the code layer, log sigma^2 from its own head.
 
-    ``kl_scale`` (a buffer, not saved) is the warm-up factor in [0, 1] applied to beta in
+    ``kl_scale`` (a buffer, not saved) is the warm-up factor in [0, 1] applied to w in
     training; :meth:`on_epoch_start` (called by the training loop, like every part's schedule)
     sets it before each epoch, in place, so that a captured CUDA graph of the step sees it.
     """
+
+    Settings = GaussianSettings
 
     def __init__(self, config, width: int) -> None:
         super().__init__()
@@ -77,8 +114,6 @@ class GaussianLatent(nn.Module):
                 f"a Gaussian latent needs a likelihood, and loss {config.loss!r} is none: use "
                 + ", ".join(f"{k} ({v})" for k, v in LIKELIHOODS.items())
             )
-        if config.free_bits > 0 and config.iwae_samples > 1:
-            raise ConfigError("free_bits applies to the ELBO, not to the IWAE bound")
 
     def posterior(self, model, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(mu, log sigma^2), each (N, L), log sigma^2 clamped to be safe."""
@@ -89,9 +124,9 @@ class GaussianLatent(nn.Module):
         return model.encoder[-1](h)
 
     def kl_weight(self):
-        """beta x the warm-up factor in training (a tensor), the full beta in evaluation."""
-        beta = self.config.beta
-        return self.kl_scale * beta if self.training and self.config.kl_warmup > 0 else beta
+        """w x the warm-up factor in training (a tensor), the full w in evaluation."""
+        s = self.config.latent_settings
+        return self.kl_scale * s.kl_weight if self.training and s.kl_warmup > 0 else s.kl_weight
 
     def forward(self, model, h: torch.Tensor, x: torch.Tensor, generator=None) -> dict:
         """The negative ELBO (or IWAE bound) in nats for features h, scoring the clean x.
@@ -102,7 +137,7 @@ class GaussianLatent(nn.Module):
         config = self.config
         w = self.kl_weight()
         mu, logvar = self.posterior(model, h)
-        k = config.iwae_samples
+        k = config.latent_settings.iwae_samples
         if k > 1:
             log_px_z, log_ratio, logits = _log_weights(model, mu, logvar, x, k, generator)
             bound = torch.logsumexp(log_px_z + w * log_ratio, dim=0) - math.log(k)  # (N,)
@@ -118,7 +153,8 @@ class GaussianLatent(nn.Module):
         x_hat = model.output(logits)
         recon = negative_log_likelihood(config.loss, x_hat, logits, x).mean()
         kl_units = gaussian_kl(mu, logvar).mean(dim=0)  # (L,): batch-mean KL of each unit
-        charged = kl_units.clamp_min(config.free_bits) if config.free_bits > 0 else kl_units
+        floor = config.latent_settings.free_bits
+        charged = kl_units.clamp_min(floor) if floor > 0 else kl_units
         return {
             "loss": recon + w * charged.sum(),
             "recon": recon,
@@ -129,8 +165,9 @@ class GaussianLatent(nn.Module):
 
     def on_epoch_start(self, epoch: int) -> None:
         """The KL warm-up: the weight grows from 0 to beta over ``kl_warmup`` epochs."""
-        if self.config.kl_warmup > 0:
-            self.kl_scale.fill_(min(1.0, epoch / self.config.kl_warmup))
+        warmup = self.config.latent_settings.kl_warmup
+        if warmup > 0:
+            self.kl_scale.fill_(min(1.0, epoch / warmup))
 
 
 def _log_weights(model, mu, logvar, x, samples: int, generator=None):

@@ -27,12 +27,15 @@ record's "rate" is the batch's mean R in bits per pixel, "recon" its mean MSE.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ...errors import ConfigError
+from ..parts import PartSettings
 from .quantized import LIKELIHOOD_BOUND, FactorizedPrior
 
 SCALE_MIN = 0.11  # the least scale sigma (CompressAI's bound)
@@ -64,8 +67,16 @@ def _deconv(a: int, b: int, kernel: int = 5) -> nn.ConvTranspose2d:
     return nn.ConvTranspose2d(a, b, kernel, 2, kernel // 2, output_padding=1)
 
 
+@dataclass(frozen=True)
+class HyperpriorSettings(PartSettings):
+    """No settings of its own: the rates it is trained for are the codec's ``lambdas``, and
+    its side information's width the codec's ``hyper_channels`` (:class:`CodecConfig`)."""
+
+
 class HyperpriorLatent(nn.Module):
     """Gains, hyper analysis h_a, hyper synthesis h_s and the side information's prior."""
+
+    Settings = HyperpriorSettings
 
     spatial = True  # the code is a grid (N, M, h, w), its size the image's
 
@@ -96,9 +107,7 @@ class HyperpriorLatent(nn.Module):
                 "the hyperprior latent needs a spatial codec's transforms: use the codec preset "
                 "(model codec)"
             )
-        if config.kl_warmup or config.free_bits or config.iwae_samples != 1:
-            raise ConfigError("kl_warmup, free_bits and iwae_samples apply to a Gaussian latent")
-        if config.sparse_weight or config.contractive_weight or config.l1_weight:
+        if config.penalties:
             raise ConfigError("a hyperprior latent is priced by its rate: use no code penalty")
 
     @property

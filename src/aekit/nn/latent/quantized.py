@@ -11,17 +11,20 @@ The entropy model is the factorized prior of Balle et al. 2018 (appendix 6.1), a
 CompressAI's ``EntropyBottleneck``: per channel c a monotone learned CDF F_c, and the
 probability of a value v is P_c(v) = F_c(v + 1/2) - F_c(v - 1/2). The objective is
 
-    loss = D + beta * R,    R = -sum_c log2 P_c(y_c) / pixels     (bits per pixel)
+    loss = D + lambda * R,    R = -sum_c log2 P_c(y_c) / pixels     (bits per pixel)
 
 with D the reconstruction loss (for "mse": half the squared error summed over the pixels,
-averaged over the batch), so ``beta`` is the lambda that picks the rate, as it weighs the KL
-(another rate) of a beta-VAE. The record's "rate" term is R in bits per pixel, a pixel
-being one (H, W) position of the model's image_shape (each feature of a model without one).
+averaged over the batch), so the rate weight lambda (``rate_weight``, the kind's own setting
+in :class:`QuantizedSettings`) picks the rate. config.json files written before it had its
+own name call it ``beta``; that name is still read. The record's "rate" term is R in bits
+per pixel, a pixel being one (H, W) position of the model's image_shape (each feature of a
+model without one).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -31,6 +34,7 @@ from torch import nn
 from ...errors import ConfigError
 from ...functional.losses import reconstruction_loss
 from ...functional.rate import bits_from_likelihoods
+from ..parts import PartSettings, number, set_fields
 
 LIKELIHOOD_BOUND = 1e-9  # the least likelihood priced: -log2 caps at about 30 bits a value
 TAIL_MASS = 1e-9  # the probability left outside a channel's table on each side
@@ -159,8 +163,22 @@ class FactorizedPrior(nn.Module):
         return k + m
 
 
+@dataclass(frozen=True)
+class QuantizedSettings(PartSettings):
+    """``rate_weight``: lambda of D + lambda R, R in bits per pixel (larger: fewer bits)."""
+
+    rate_weight: float = 1.0
+
+    FLAT = {"rate_weight": "rate_weight", "beta": "rate_weight"}
+
+    def __post_init__(self) -> None:
+        set_fields(self, rate_weight=number("rate_weight", self.rate_weight))
+
+
 class QuantizedLatent(nn.Module):
     """y = code_layer(h), rounded to integers and priced in bits by a :class:`FactorizedPrior`."""
+
+    Settings = QuantizedSettings
 
     def __init__(self, config, width: int) -> None:
         super().__init__()
@@ -173,12 +191,7 @@ class QuantizedLatent(nn.Module):
     def check_config(config) -> None:
         if config.latent_activation != "identity":
             raise ConfigError("a quantised latent has no code activation: use identity")
-        if config.kl_warmup or config.free_bits or config.iwae_samples != 1:
-            raise ConfigError(
-                "kl_warmup, free_bits and iwae_samples apply to a Gaussian latent; a quantised "
-                "latent's beta weighs its rate in bits per pixel"
-            )
-        if config.sparse_weight or config.contractive_weight or config.l1_weight:
+        if config.penalties:
             raise ConfigError("a quantised latent is priced by its rate: use no code penalty")
 
     # ---- tables: what the encoder and the decoder of a bitstream share (the prior's) -----
@@ -204,7 +217,7 @@ class QuantizedLatent(nn.Module):
         return self.quantise(model.encoder[-1](h))
 
     def forward(self, model, h: torch.Tensor, x: torch.Tensor, generator=None) -> dict:
-        """D + beta R for features h, scoring the clean x; "rate" is R in bits per pixel."""
+        """D + lambda R for features h, scoring the clean x; "rate" is R in bits per pixel."""
         y = model.encoder[-1](h)
         if self.training:
             noise = torch.rand(y.shape, generator=generator, dtype=y.dtype, device=y.device)
@@ -218,7 +231,7 @@ class QuantizedLatent(nn.Module):
         cfg = self.config
         recon = reconstruction_loss(cfg.loss, x_hat, logits, x, cfg.image_shape)
         return {
-            "loss": recon + cfg.beta * rate,
+            "loss": recon + cfg.latent_settings.rate_weight * rate,
             "recon": recon,
             "rate": rate,
             "code": y_hat,

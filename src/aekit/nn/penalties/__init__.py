@@ -1,10 +1,11 @@
 """Penalties on the code: sparsity KL (seed 003), L1 (seed 004), contractive Jacobian (seed 004).
 
-A penalty is an ``nn.Module`` built from the model config (``from_config`` returns None when
-its weight is 0, i.e. the penalty is off) and called as ``penalty(model, x_in, code,
-generator)`` to give its weighted term; the model adds every term to its loss under the
-penalty's ``name``. The maths lives in :mod:`aekit.functional.losses`. A new penalty is one new
-file here, a row in :data:`PENALTIES` and its weight field in the model config.
+A penalty is an ``nn.Module`` with its own settings (``Settings``, a frozen dataclass whose
+``weight`` 0 means off, and whose ``check(config)`` refuses a model it cannot apply to), built
+by ``from_settings`` from the entry of the model config's ``penalties`` under its ``name``, and
+called as ``penalty(model, x_in, code, generator)`` to give its weighted term; the model adds
+every term to its loss under that name. The maths lives in :mod:`aekit.functional.losses`. A
+new penalty is one new file here and a row in :data:`PENALTIES`.
 """
 
 from __future__ import annotations
@@ -24,8 +25,10 @@ PENALTIES: dict[str, type] = {
 
 def build_penalties(config) -> nn.ModuleList:
     """The penalties a config turns on, in :data:`PENALTIES` order."""
-    built = (cls.from_config(config) for cls in PENALTIES.values())
-    return nn.ModuleList(p for p in built if p is not None)
+    on = config.penalties
+    return nn.ModuleList(
+        cls.from_settings(on[name]) for name, cls in PENALTIES.items() if name in on
+    )
 
 
 __all__ = [

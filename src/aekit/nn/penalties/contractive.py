@@ -7,25 +7,57 @@ v ~ N(0, I), unbiased, one backward pass per draw); "auto" takes closed where it
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
 from ...errors import ConfigError
 from ...functional.losses import contractive_closed_form
+from ..parts import PartSettings, number, set_fields, whole
+
+METHODS = ("auto", "closed", "exact", "projection")
+
+
+@dataclass(frozen=True)
+class ContractiveSettings(PartSettings):
+    """``weight`` lambda (0: off), ``method`` of the Jacobian (auto, closed, exact,
+    projection) and ``samples``, the random projections of "projection"."""
+
+    weight: float = 0.0
+    method: str = "auto"
+    samples: int = 1
+
+    FLAT = {
+        "contractive_weight": "weight",
+        "contractive_method": "method",
+        "contractive_samples": "samples",
+    }
+
+    def __post_init__(self) -> None:
+        set_fields(self, weight=number("contractive_weight", self.weight))
+        set_fields(self, samples=whole("contractive_samples", self.samples, 1))
+        if self.method not in METHODS:
+            raise ConfigError(
+                f"unknown contractive method {self.method!r}; choose one of {', '.join(METHODS)}"
+            )
+
+    @staticmethod
+    def check(config) -> None:
+        """Any encoder has a Jacobian; "closed" is checked against the built model."""
 
 
 class Contractive(nn.Module):
     name = "contractive"
+    Settings = ContractiveSettings
 
     def __init__(self, weight: float, method: str, samples: int) -> None:
         super().__init__()
         self.weight, self.method, self.samples = float(weight), method, int(samples)
 
     @classmethod
-    def from_config(cls, config) -> Contractive | None:
-        if config.contractive_weight == 0:
-            return None
-        return cls(config.contractive_weight, config.contractive_method, config.contractive_samples)
+    def from_settings(cls, settings: ContractiveSettings) -> Contractive:
+        return cls(settings.weight, settings.method, settings.samples)
 
     def forward(self, model, x_in, code: torch.Tensor, generator=None) -> torch.Tensor:
         jac = jacobian_frobenius_sq(
