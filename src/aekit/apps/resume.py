@@ -103,8 +103,12 @@ def run_records(cfg: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def _model_settings(record) -> dict[str, Any]:
-    """A stored model's settings under the users' names (any version's config.json)."""
-    return ckpt.config_from_record(record).flat()
+    """A stored model's settings under the users' names (any version's config.json); a
+    record that builds no config is compared as it is (the model's rebuilding refuses it)."""
+    try:
+        return ckpt.config_from_record(record).flat()
+    except ModelFileError:
+        return dict(record.get("config") or {}) if isinstance(record, dict) else {}
 
 
 def requested_records(model, model_options, train_options, limit, val_fraction, image_shape,
