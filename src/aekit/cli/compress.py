@@ -87,7 +87,7 @@ def _spatial(args):
     """The run's model when it is a spatial codec, else None."""
     from ..apps.codec import is_spatial
     from ..io import checkpoint
-    from ..training.strategy import resolve_device
+    from ..training.devices import resolve_device
 
     model = checkpoint.load(args.run).to(resolve_device(args.device))
     return model if is_spatial(model) else None
@@ -186,7 +186,7 @@ def run_decompress(args) -> int:
     from ..apps.evaluate import load_run_data
     from ..io import checkpoint
     from ..io.files import write_array
-    from ..training.strategy import resolve_device
+    from ..training.devices import resolve_device
 
     out = Path(args.out)
     try:
