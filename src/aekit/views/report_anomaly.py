@@ -13,7 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 from . import figures
-from .report_sections import RunContext, Section, plot, register_section
+from .report_html import plot
+from .report_sections import RunContext, Section, register_section
 
 
 @register_section
