@@ -22,7 +22,7 @@ from aekit.io.state import TrainState
 from aekit.training import ENGINES, STRATEGIES, Strategy, TrainConfig, make_strategy
 
 SRC = Path(aekit.__file__).parent
-FIXTURES = Path(__file__).parent / "fixtures" / "formats"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "formats"
 QUICK = {"limit": 120, "epochs": 2, "init": "random", "model_options": {"hidden": (8,)}}
 
 
