@@ -33,7 +33,7 @@ from sklearn.ensemble import IsolationForest
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import MinMaxScaler
 
-from aekit.apps.anomaly import roc_pr_auc
+from aekit.apps.anomaly_metrics import roc_pr_auc
 from aekit.data import load_dataset
 from aekit.sklearn import AutoencoderOutlierDetector
 

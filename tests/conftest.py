@@ -15,7 +15,7 @@ import torch
 # the suite's models are tiny: one thread beats two on a 2-core machine (no contention)
 torch.set_num_threads(1)
 # no test reaches the internet: a missing data set is an error, not a download
-# (tests/test_download.py serves its own mirror on 127.0.0.1 and switches this off)
+# (tests/data/test_download.py serves its own mirror on 127.0.0.1 and switches this off)
 os.environ["AEKIT_OFFLINE"] = "1"
 
 

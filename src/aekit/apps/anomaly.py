@@ -1,4 +1,4 @@
-"""Anomaly scoring with autoencoders: the robust recipe, thresholds, metrics, detector files.
+"""Anomaly scoring with autoencoders: the robust recipe and its thresholds.
 
 The recipe (measured on the 16 ADBench sets of issue 10, see benchmarks/anomaly.py): each
 column is standardised on the training data; an ensemble of small autoencoders is trained,
@@ -19,26 +19,23 @@ space (:func:`knn_distances`), each part standardised on the training rows and w
 ``KNN_WEIGHT`` (:func:`blend`). On clean rows that distance scored far above the
 autoencoders alone; with anomalies among the training rows it did not (benchmarks/README.md,
 anomaly.py), so it is off by default there.
+
+How well scores find labelled anomalies is :mod:`aekit.apps.anomaly_metrics`; a fitted
+detector's folder is written and read by :mod:`aekit.apps.detector`.
 """
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from ..errors import ConfigError, DataError, ModelFileError
+from ..errors import ConfigError
 from ..functional.losses import elementwise_loss
-from ..io import checkpoint as ckpt
-from ..io.files import write_json
 from ..training import fit
 
 SCALES = ("auto", "standard", "none")
-DETECTOR_KEY = "detector"  # the config.json entry that marks a detector run
-REFERENCE_FILE = "knn-reference.safetensors"  # a detector's nearest-neighbour rows
 KNN_MAX_ROWS = 20_000  # reference rows kept for the nearest-neighbour part, at most
 KNN_WEIGHT = 0.5  # the nearest-neighbour part's weight in the blended score
 _EPS = 1e-12
@@ -360,125 +357,3 @@ def conformal_threshold(scores: np.ndarray, fpr: float, level: float = 0.95) -> 
         "achieved_fpr": float(np.mean(ordered < offset)),
         "n_samples": n,
     }
-
-
-def threshold_metrics(labels: np.ndarray, flags: np.ndarray) -> dict[str, float]:
-    """TPR (recall), FPR, precision and F1 of 0/1 ``flags`` against 0/1 ``labels``."""
-    y, f = np.asarray(labels).astype(bool), np.asarray(flags).astype(bool)
-    tp, fp = int(np.sum(f & y)), int(np.sum(f & ~y))
-    fn, tn = int(np.sum(~f & y)), int(np.sum(~f & ~y))
-    tpr = tp / (tp + fn) if tp + fn else 0.0
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    f1 = 2 * precision * tpr / (precision + tpr) if precision + tpr else 0.0
-    return {
-        "tpr": tpr,
-        "fpr": fp / (fp + tn) if fp + tn else 0.0,
-        "precision": precision,
-        "f1": f1,
-        "flagged": tp + fp,
-    }
-
-
-def check_labels(labels: Any, n: int) -> np.ndarray:
-    """0/1 labels (1 = anomaly) of length n with both classes, else a one-line DataError."""
-    y = np.asarray(labels).ravel()
-    if y.shape[0] != n:
-        raise DataError(f"labels have {y.shape[0]} entries but the data has {n} rows")
-    numeric = y.dtype == bool or np.issubdtype(y.dtype, np.number)
-    if not numeric or not np.all(np.isin(y, (0, 1))):
-        raise DataError("labels must be 0 (normal) or 1 (anomaly), one per row")
-    if len(np.unique(y)) < 2:
-        raise DataError("labels hold a single class; ROC-AUC needs normal and anomalous rows")
-    return y.astype(int)
-
-
-def read_labels(path: str | os.PathLike, n: int) -> np.ndarray:
-    """Labels from a .npy, .csv/.txt (one column, header allowed) or .npz (key ``y``) file."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"no labels file at {path}")
-    try:
-        if path.suffix == ".npy":
-            y = np.load(path, allow_pickle=False)
-        elif path.suffix == ".npz":
-            with np.load(path, allow_pickle=False) as f:
-                if "y" not in f:
-                    raise DataError(f"{path} has no array 'y' (the labels)")
-                y = f["y"]
-        else:
-            lines = [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
-            if lines and not _is_number(lines[0]):
-                lines = lines[1:]  # a header ("1.0e+00" is a number, not a header)
-            y = np.array([float(v) for v in lines])
-    except (ValueError, OSError):
-        raise DataError(
-            f"cannot read labels from {path}: expected one 0/1 value per row (a single column)"
-        ) from None
-    return check_labels(y, n)
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-def roc_pr_auc(labels: np.ndarray, anomaly: np.ndarray) -> dict[str, float]:
-    """ROC-AUC and PR-AUC (average precision) of anomaly scores, higher = more abnormal."""
-    from sklearn.metrics import average_precision_score, roc_auc_score
-
-    return {
-        "roc_auc": float(roc_auc_score(labels, anomaly)),
-        "pr_auc": float(average_precision_score(labels, anomaly)),
-    }
-
-
-def save_detector(
-    path: str | os.PathLike, nets, settings: dict[str, Any], reference: np.ndarray | None = None
-) -> Path:
-    """A folder: config.json (the detector's settings), member-<i>/ per model and, with a
-    nearest-neighbour part, its ``reference`` rows (``REFERENCE_FILE``, safetensors),
-    appearing whole (:func:`aekit.io.files.atomic_folder`); an earlier detector there is
-    replaced."""
-    from .. import __version__
-    from ..io.files import atomic_folder
-
-    def fill(tmp: Path) -> None:
-        for i, net in enumerate(nets):
-            ckpt.save(net, tmp / f"member-{i}")
-        if reference is not None:
-            ckpt.save_tensors(tmp / REFERENCE_FILE, {"rows": torch.from_numpy(reference)})
-        write_json(tmp / ckpt.CONFIG_FILE, {"aekit_version": __version__, DETECTOR_KEY: settings})
-
-    return atomic_folder(path, fill, _is_detector)
-
-
-def _is_detector(folder: Path) -> bool:
-    """An earlier detector folder (which a new fit may replace), not a user's folder."""
-    try:
-        config = ckpt.read_config(folder)
-    except ModelFileError:
-        return False
-    allowed = {ckpt.CONFIG_FILE, REFERENCE_FILE}
-    allowed |= {p.name for p in folder.glob("member-*") if p.is_dir()}
-    return DETECTOR_KEY in config and {p.name for p in folder.iterdir()} <= allowed
-
-
-def load_detector(path: str | os.PathLike) -> tuple[list, dict[str, Any]]:
-    """(member models, settings) written by :func:`save_detector`; never unpickles. With a
-    nearest-neighbour part, settings["knn_reference_"] holds its rows (float64)."""
-    config = ckpt.read_config(path)
-    settings = config.get(DETECTOR_KEY)
-    if not isinstance(settings, dict) or "n_members" not in settings:
-        raise ModelFileError(f"{path} is not an anomaly detector run (no '{DETECTOR_KEY}' entry)")
-    nets = [ckpt.load(Path(path) / f"member-{i}") for i in range(int(settings["n_members"]))]
-    if settings.get("n_neighbors_") is not None:
-        tensors, _ = ckpt.read_tensors(Path(path) / REFERENCE_FILE)
-        rows = tensors.get("rows")
-        width = settings.get("n_features_in_")
-        if rows is None or rows.ndim != 2 or rows.shape[1] != width or len(rows) < 2:
-            raise ModelFileError(f"{path}/{REFERENCE_FILE} does not hold the detector's rows")
-        settings["knn_reference_"] = rows.numpy().astype(np.float64)
-    return nets, settings

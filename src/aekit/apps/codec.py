@@ -320,9 +320,9 @@ def _write(model, imgs: Images, knobs: np.ndarray, names) -> bytes:
 
 
 def _names(names, n: int):
-    from .compression import _check_names
+    from .compression import check_names
 
-    return _check_names(names, n)
+    return check_names(names, n)
 
 
 def _z_coders(model):
@@ -477,7 +477,7 @@ def codec_report(model, images, *, data: bytes | None = None, names=None, max_va
     against the originals. bpp counts every byte of the file over every pixel."""
     import time
 
-    from .compression import CompressionReport
+    from .compression_report import CompressionReport
 
     encoded = data is None
     t0 = time.perf_counter()

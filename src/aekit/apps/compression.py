@@ -10,31 +10,31 @@ both sides agree bit for bit) and decodes them with the model: the result equals
 ``model.reconstruct_numpy(X)`` exactly on the same machine. With a ``step``, a residual
 layer (:mod:`aekit.apps.residual`) follows the code and brings every value to within step/2
 of X's (lossless for integer pixels at step 1); :func:`reconstruction` computes what such a
-file decodes to without the coder.
+file decodes to without the coder. What a file cost and gave is measured by
+:mod:`aekit.apps.compression_report`.
 """
 
 from __future__ import annotations
 
 import struct
-import time
-from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from ..data.shapes import Layout, as_rows
 from ..errors import CompressedFileError, ConfigError, DataError
-from ..functional.rate import bits_per_pixel, mean_psnr, mean_ssim
 from ..io.bitstream import Header, model_hash, pack, unpack
 from . import residual
 
 __all__ = [
-    "CompressionReport",
+    "check_data",
+    "check_names",
     "compress",
-    "compression_report",
+    "decode_codes",
     "decompress",
     "estimated_bits",
+    "file_names",
+    "file_step",
     "image_shape",
-    "pixel_max",
     "reconstruction",
 ]
 
@@ -63,7 +63,7 @@ def _coder_models(model):
     return m, lo, [Categorical(c / c.sum(), perfect=False) for c in counts]
 
 
-def _check_data(model, X) -> tuple[np.ndarray, Layout]:
+def check_data(model, X) -> tuple[np.ndarray, Layout]:
     """X as rows (N, D) and the layout it came in: rows, or images of the model's shape as
     (N, H, W) or (N, C, H, W) (:func:`aekit.data.shapes.as_rows`)."""
     rows, layout = as_rows(X, width=model.input_dim, image_shape=image_shape(model))
@@ -119,7 +119,7 @@ def compress(model, X: np.ndarray, step: float | None = None, names=None) -> byt
     import constriction
 
     _check_model(model)
-    X, layout = _check_data(model, X)
+    X, layout = check_data(model, X)
     if step is not None:
         residual.check_step(step)
     m, lo, coders = _coder_models(model)
@@ -138,7 +138,7 @@ def compress(model, X: np.ndarray, step: float | None = None, names=None) -> byt
         model_hash(model),
         step is not None,
         max(len(layout.sample_shape), 1),
-        _check_names(names, len(X)),
+        check_names(names, len(X)),
     )
     if step is None:
         return pack(header, words)
@@ -147,7 +147,8 @@ def compress(model, X: np.ndarray, step: float | None = None, names=None) -> byt
     return pack(header, params.pack() + lengths + words + residual_words)
 
 
-def _check_names(names, n: int) -> tuple[str, ...] | None:
+def check_names(names, n: int) -> tuple[str, ...] | None:
+    """The images' file names as a tuple of one-line strings, one per image (or None)."""
     if names is None:
         return None
     names = tuple(str(v) for v in names)
@@ -209,6 +210,13 @@ def _check_count(model, header: Header, words: bytes) -> None:
         )
 
 
+def file_step(model, data: bytes) -> float | None:
+    """The residual layer's step a file was written at (after every check of its header), or
+    None for a file of the code alone."""
+    params = _sections(model, data)[1]
+    return None if params is None else params.step
+
+
 def decode_codes(model, data: bytes) -> np.ndarray:
     """The quantised codes (N, L) a file carries, after every check of its header."""
     header, _, words, _ = _sections(model, data)
@@ -241,121 +249,13 @@ def reconstruction(model, X: np.ndarray, step: float | None = None) -> np.ndarra
     """What decoding ``compress(model, X, step)`` gives, computed without the coder, in X's
     shape."""
     _check_model(model)
-    X, layout = _check_data(model, X)
+    X, layout = check_data(model, X)
     if step is None:
         return layout.unfold(model.reconstruct_numpy(X))
     _, x_hat, params, k = _residual(model, X, step)
     return layout.unfold(
         residual.reconstruct(x_hat, k, params).astype(residual.output_dtype(params))
     )
-
-
-@dataclass
-class CompressionReport:
-    """What one compression cost and gave; bpp counts every byte of the file."""
-
-    images: int
-    pixels_per_image: int
-    bytes: int
-    bpp: float
-    estimated_bpp: float  # the entropy models' -log2 P of what the file codes, without header
-    encode_images_per_s: float | None  # None: not measured (the file was given, not encoded)
-    decode_images_per_s: float
-    psnr: float | None = None  # dB, of the mean squared error over the set
-    ssim: float | None = None
-    data_range: float | None = None
-    step: float | None = None  # the residual layer's step; None: the code alone
-    max_abs_error: float | None = None  # largest |x - x_tilde| over every value
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        if d["psnr"] is not None and not np.isfinite(d["psnr"]):
-            d["psnr"] = None  # lossless (JSON has no infinity); max_abs_error says 0
-        return d
-
-    def lines(self) -> list[str]:
-        """The report as a person reads it."""
-        out = [
-            f"{self.images} images, {self.bytes} bytes, {self.bpp:.4f} bits per pixel "
-            f"(entropy model's estimate {self.estimated_bpp:.4f} without the header)",
-            ", ".join(
-                f"{what} {speed:,.0f} images/s"
-                for what, speed in (
-                    ("encode", self.encode_images_per_s),
-                    ("decode", self.decode_images_per_s),
-                )
-                if speed is not None  # only what was timed here
-            ),
-        ]
-        if self.step is not None:
-            exact = " (lossless)" if self.max_abs_error == 0 else ""
-            out.append(
-                f"residual step {self.step:g}: every value within {self.step / 2:g} of the "
-                f"original, largest error {self.max_abs_error:g}{exact}"
-            )
-        if self.psnr is not None:
-            ssim = "" if self.ssim is None else f", SSIM {self.ssim:.4f}"
-            out.append(f"PSNR {self.psnr:.2f} dB{ssim} (data range {self.data_range:g})")
-        return out
-
-
-def compression_report(
-    model,
-    X: np.ndarray,
-    data: bytes | None = None,
-    data_range: float | None = None,
-    step: float | None = None,
-    names=None,
-) -> tuple[CompressionReport, bytes, np.ndarray]:
-    """(report, file bytes, decoded X_hat) for X: compress at ``step`` (unless ``data`` is
-    given: then the file's own step counts), decode, time both, and score the decoded rows.
-    Only what ran here is timed: given ``data``, the report has no encode speed (None).
-
-    ``data_range`` is the PSNR/SSIM peak (default: :func:`pixel_max`). X_hat has X's shape.
-    ``names`` are the images' file names, stored in the file.
-    """
-    encoded = data is None
-    t0 = time.perf_counter()
-    data = compress(model, X, step, names) if encoded else data
-    t1 = time.perf_counter()
-    params = _sections(model, data)[1]
-    step = None if params is None else params.step
-    X_hat = decompress(model, data)
-    t2 = time.perf_counter()
-    X, layout = _check_data(model, X)
-    X_hat = X_hat.reshape(len(X_hat), -1)  # rows, whatever shape the file gives back
-    n = len(X_hat)
-    c, h, w = image_shape(model)
-    if data_range is None:
-        data_range = pixel_max(model, X)
-    report = CompressionReport(
-        images=n,
-        pixels_per_image=h * w,
-        bytes=len(data),
-        bpp=bits_per_pixel(len(data), n, h * w),
-        estimated_bpp=estimated_bits(model, X, step) / (n * h * w),
-        encode_images_per_s=n / max(t1 - t0, 1e-9) if encoded else None,
-        decode_images_per_s=n / max(t2 - t1, 1e-9),
-        psnr=mean_psnr(X_hat, X, data_range),
-        ssim=mean_ssim(X_hat, X, (c, h, w), data_range)
-        if c * h * w == X.shape[1] and h > 1
-        else None,
-        data_range=data_range,
-        step=step,
-        max_abs_error=float(np.max(np.abs(X_hat.astype(np.float64) - X))) if n else None,
-    )
-    return report, data, layout.unfold(X_hat)
-
-
-def pixel_max(model, X: np.ndarray | None = None) -> float:
-    """The images' peak value: the pixel maximum of the model's "image" scaler (x / max), else
-    1 for data within [0, 1], else the data's range."""
-    s = model.scaler
-    if s is not None and s.kind == "image":
-        return float(1.0 / s.scale[0])
-    if X is None or (np.min(X) >= 0 and np.max(X) <= 1):
-        return 1.0
-    return float(np.max(X) - np.min(X))
 
 
 def estimated_bits(model, X: np.ndarray, step: float | None = None) -> float:
@@ -365,7 +265,7 @@ def estimated_bits(model, X: np.ndarray, step: float | None = None) -> float:
 
     from ..functional.rate import bits_from_likelihoods
 
-    X, _ = _check_data(model, X)
+    X, _ = check_data(model, X)
     codes = torch.as_tensor(model.encode_numpy(X))
     p = next(model.parameters())
     with torch.no_grad():

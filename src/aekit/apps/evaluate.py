@@ -20,7 +20,7 @@ from ..errors import DataError
 from ..functional.losses import reconstruction_metrics
 from ..io import checkpoint as ckpt
 from ..io.files import write_array
-from ..training.strategy import resolve_device
+from ..training.devices import resolve_device
 
 __all__ = [
     "encode", "evaluate", "load_run_data", "reconstruct", "scored_rows", "write_array"

@@ -25,9 +25,9 @@ from ..io import checkpoint as ckpt
 from ..io.rundir import Run, check_resume
 from ..nn import model_spec
 from ..training import Callback, Strategy, TrainConfig, TrainState, fit, make_strategy
+from ..training.devices import resolve_device
 from ..training.distributed import is_writer
 from ..training.loggers import N_IMAGES, RunInfo, RunLogger
-from ..training.strategy import resolve_device
 from ..training.writer import RestoreCheckpoint, RunWriter
 from ..views.figures import write_run_figures
 from .baseline import KeepStart, keep_or_revert, start_loss, write_check

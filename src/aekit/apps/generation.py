@@ -185,7 +185,7 @@ def sample_run(
     or "auto": the density when one was fitted, else the prior.
     """
     from ..io.checkpoint import load
-    from ..training.strategy import resolve_device
+    from ..training.devices import resolve_device
 
     if source not in SOURCES:
         raise ConfigError(f"unknown source {source!r}; use {', '.join(SOURCES)}")

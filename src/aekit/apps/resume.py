@@ -24,8 +24,8 @@ from ..errors import ConfigError, DataError, ModelFileError
 from ..io import checkpoint as ckpt
 from ..io.rundir import Run
 from ..training import TrainConfig
+from ..training.devices import check_device
 from ..training.distributed import is_writer
-from ..training.strategy import check_device
 from .fitting import RunSpec, build_strategy, reading_options
 
 CHANGEABLE = ("epochs", "lr", "patience", "min_delta", "cuda_graphs")

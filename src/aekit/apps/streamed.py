@@ -18,7 +18,7 @@ from ..data.stream import StreamedArray, column_moments, fit_scaler, split_block
 from ..errors import DataError
 from ..nn import build_model
 from ..training import TrainConfig
-from ..training.strategy import check_device
+from ..training.devices import check_device
 
 
 def streamed_spec(data, model, scale, val_fraction, image_shape, model_options,

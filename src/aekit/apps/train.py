@@ -30,8 +30,8 @@ from ..nn import build_model, model_spec
 from ..nn.init import WarmStart, pca_warm_start, warm_start_blocker
 from ..training import Callback, TrainConfig
 from ..training.config import default_budget
+from ..training.devices import check_device
 from ..training.distributed import is_writer
-from ..training.strategy import check_device
 from .fitting import (  # noqa: F401 - RunResult, fingerprint, data_record: the names users import
     DEFAULTS,
     INITS,

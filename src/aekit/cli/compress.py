@@ -87,7 +87,7 @@ def _spatial(args):
     """The run's model when it is a spatial codec, else None."""
     from ..apps.codec import is_spatial
     from ..io import checkpoint
-    from ..training.strategy import resolve_device
+    from ..training.devices import resolve_device
 
     model = checkpoint.load(args.run).to(resolve_device(args.device))
     return model if is_spatial(model) else None
@@ -111,7 +111,7 @@ def _codec_images(args, model):
 
 
 def run_compress(args) -> int:
-    from ..apps.compression import compression_report
+    from ..apps.compression_report import compression_report
     from ..apps.evaluate import load_run_data
     from ..io.files import atomic_write
 
@@ -182,11 +182,12 @@ def _decompress_spatial(args, model, data: bytes) -> int:
 
 
 def run_decompress(args) -> int:
-    from ..apps.compression import compression_report, decompress, file_names
+    from ..apps.compression import decompress, file_names
+    from ..apps.compression_report import compression_report
     from ..apps.evaluate import load_run_data
     from ..io import checkpoint
     from ..io.files import write_array
-    from ..training.strategy import resolve_device
+    from ..training.devices import resolve_device
 
     out = Path(args.out)
     try:
@@ -219,7 +220,7 @@ def run_decompress(args) -> int:
 
 def _data_range(model, ds) -> float:
     """The PSNR peak: the image format's maximum (255 for MNIST), else the model's."""
-    from ..apps.compression import pixel_max
+    from ..apps.compression_report import pixel_max
 
     return float(ds.max_value) if getattr(ds, "max_value", None) else pixel_max(model, ds.X)
 
@@ -228,7 +229,8 @@ def write_pngs(folder: Path, X_hat, model, names=None) -> None:
     """One PNG per row (C = 1 grey, C = 3 RGB; 16-bit for 16-bit grey), under the images'
     own names when the file carries them, else 00000.png, 00001.png, ...; the folder appears
     when complete (:func:`aekit.io.images.write_image_folder`)."""
-    from ..apps.compression import image_shape, pixel_max
+    from ..apps.compression import image_shape
+    from ..apps.compression_report import pixel_max
     from ..io.images import write_image_folder
 
     write_image_folder(folder, X_hat, image_shape(model), pixel_max(model), names)

@@ -29,7 +29,7 @@ def run(args) -> int:
     from ..errors import ConfigError
     from ..io import checkpoint as ckpt
     from ..io.export import export_onnx, part_paths
-    from ..training.strategy import resolve_device
+    from ..training.devices import resolve_device
 
     part_paths(args.out)  # a bad name is refused before the run is read
     resolve_device(args.device)  # an unavailable device is refused as by every command

@@ -172,7 +172,7 @@ def fit_detector(args) -> int:
 
 
 def score(args) -> int:
-    from ..apps.anomaly import read_labels, roc_pr_auc
+    from ..apps.anomaly_metrics import read_labels, roc_pr_auc
     from ..io.files import atomic_write
     from ..sklearn import AutoencoderOutlierDetector
 
@@ -208,7 +208,7 @@ def score(args) -> int:
     atomic_write(args.out, lambda tmp: _write_scores(tmp, header, table))
     print(f"wrote {len(X)} rows to {args.out}")
     if labels is not None:
-        from ..apps.anomaly import threshold_metrics
+        from ..apps.anomaly_metrics import threshold_metrics
 
         m = roc_pr_auc(labels, anomaly)
         t = threshold_metrics(labels, anomaly > -det.offset_)

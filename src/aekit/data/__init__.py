@@ -6,8 +6,11 @@ invertible step so that reconstructions can be mapped back to the data's own uni
 
 from __future__ import annotations
 
+from aekit.data.builtin import BUILTIN
+from aekit.data.record import Dataset, validate_array
 from aekit.data.scaling import SCALER_KINDS, Scaler, default_scaler_kind, train_val_split
-from aekit.data.sources import BUILTIN, SUFFIXES, Dataset, load_dataset, validate_array
+from aekit.data.sources import load_dataset
+from aekit.data.tables import SUFFIXES
 
 __all__ = [
     "BUILTIN",

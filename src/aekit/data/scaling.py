@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from aekit.data.sources import validate_array
+from aekit.data.record import validate_array
 from aekit.errors import DataError
 
 if TYPE_CHECKING:
-    from aekit.data.sources import Dataset
+    from aekit.data.record import Dataset
 
 SCALER_KINDS = ("image", "minmax", "standard", "none")
 _TINY = float(np.finfo(np.float32).tiny)  # a range below this counts as a constant column

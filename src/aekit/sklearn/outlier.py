@@ -15,7 +15,7 @@ from sklearn.base import OutlierMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from ..apps import anomaly
+from ..apps import anomaly, detector
 from ..errors import ConfigError, DataError
 from ._base import AutoencoderEstimator, _is_real
 
@@ -310,12 +310,12 @@ class AutoencoderOutlierDetector(OutlierMixin, AutoencoderEstimator):
         if hasattr(self, "feature_names_in_"):
             settings["feature_names_in_"] = [str(c) for c in self.feature_names_in_]
         nets = [n.cpu() for n in self.models_]
-        return anomaly.save_detector(path, nets, settings, self.knn_reference_)
+        return detector.save_detector(path, nets, settings, self.knn_reference_)
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str = "cpu") -> AutoencoderOutlierDetector:
         """Rebuild a detector written by :meth:`save` (on ``device``)."""
-        nets, s = anomaly.load_detector(path)
+        nets, s = detector.load_detector(path)
         params = {**s["params"], "device": device}
         params.setdefault("error_quantile", None)  # older files: raw error sums
         if params.get("image_shape") is not None:

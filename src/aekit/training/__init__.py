@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from .callbacks import BestWeights, Callback, Progress
 from .config import ENGINES, OPTIMIZERS, PRECISIONS, TrainConfig, TrainState
+from .devices import resolve_device
 from .engines import STRATEGIES, make_strategy
 from .loggers import MLflowLogger, RunLogger, TensorBoardLogger
 from .loop import Loop, fit
 from .optim import make_optimizer
-from .strategy import Strategy, TorchStrategy, epoch_permutation, evaluate_loss, resolve_device
+from .strategy import Strategy, TorchStrategy, epoch_permutation, evaluate_loss
 
 __all__ = [
     "ENGINES",

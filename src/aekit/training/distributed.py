@@ -55,7 +55,7 @@ def is_writer() -> bool:
 def init(device_request=None) -> torch.device:
     """Join the torchrun world (once) and return this rank's device."""
     local = int(os.environ["LOCAL_RANK"])
-    from .strategy import resolve_device
+    from .devices import resolve_device
 
     device = resolve_device(device_request)
     if device.type == "cuda":

@@ -1,19 +1,13 @@
-"""How a step runs: the device, the precision, and (on CUDA) the step captured in a graph.
+"""How a step runs: the engine's protocol, and the PyTorch engine on one device.
 
 A strategy owns the hot path of the one loop (:mod:`aekit.training.loop`): it moves the model and
 the data to the device once, gathers each epoch's seeded order, runs a step, and sums the
 objective's terms on the device (no host sync inside the step; the loop reads the sums once per
 epoch). :class:`TorchStrategy` is the PyTorch engine; :class:`aekit.backends.numpy.NumpyStrategy`
 is the seed's NumPy engine behind the same methods (the :class:`Strategy` protocol);
-:mod:`aekit.training.engines` finds them by name.
-
-On CUDA the step (forward, backward, optimiser) is captured in a CUDA graph per batch shape
-after it has run eagerly ``warmup`` times: replaying the graph costs one launch instead of
-hundreds, which is what a small model at a small batch is bound by. The last, smaller batch of
-an epoch gets its own graph, so the epoch's maths does not change. A step that cannot be
-captured falls back to eager execution with a warning, and so does one whose first replay
-gives another loss than an eager step on the same batch from the same state (the replay is
-checked once per captured shape; the eager result is kept when they differ).
+:mod:`aekit.training.engines` finds them by name. The device is resolved by
+:mod:`aekit.training.devices`; on CUDA the step is captured in a graph
+(:mod:`aekit.training.cuda_graphs`), its first replay checked against an eager step.
 """
 
 from __future__ import annotations
@@ -29,9 +23,12 @@ import torch
 from ..data.stream import BlockShuffle, BlockView
 from ..errors import ConfigError
 from .config import PRECISIONS
+from .cuda_graphs import CapturedStep, StepState, advance_rng
+from .devices import (
+    check_device,
+    resolve_device,  # noqa: F401  (apps/denoise.py imports it from here)
+)
 from .optim import make_optimizer
-
-DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
 
 
 @runtime_checkable
@@ -69,36 +66,6 @@ class Strategy(Protocol):
     def running_loss(self, samples: int) -> float: ...
 
 
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``auto`` (or None): CUDA when available, else the CPU; anything else is checked."""
-    if isinstance(device, torch.device):
-        device = str(device)
-    name = "auto" if device is None else str(device).strip().lower()
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(name)
-    except RuntimeError:
-        raise ConfigError(f"unknown device {device!r}; use one of {', '.join(DEVICES)}") from None
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError(
-                f"device {name!r} asked for, but CUDA is not available here; use cpu or auto"
-            )
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ConfigError(
-                f"device {name!r} does not exist: this machine has "
-                f"{torch.cuda.device_count()} CUDA device(s), cuda:0 to "
-                f"cuda:{torch.cuda.device_count() - 1}"
-            )
-    elif dev.type == "mps":
-        if not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
-            raise ConfigError("device 'mps' asked for, but MPS is not available; use cpu or auto")
-    elif dev.type != "cpu":
-        raise ConfigError(f"unsupported device {name!r}; use one of {', '.join(DEVICES)}")
-    return dev
-
-
 def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
     """The sample order of one epoch, a pure function of (seed, epoch) so resume repeats it."""
     g = torch.Generator().manual_seed(int(seed) * 1_000_003 + int(epoch))
@@ -118,14 +85,6 @@ def evaluate_loss(model: torch.nn.Module, X: torch.Tensor, batch_size: int = 409
     finally:
         model.train(was_training)
     return float(total) / len(X)
-
-
-def check_device(device, precision: str = "fp32") -> torch.device:
-    """The resolved device, refusing a precision it has not (tf32 is CUDA's); checks early."""
-    dev = resolve_device(device)
-    if precision == "tf32" and dev.type != "cuda":
-        raise ConfigError("precision tf32 is a CUDA arithmetic; use fp32 or bf16 on the CPU")
-    return dev
 
 
 class TorchStrategy:
@@ -172,7 +131,7 @@ class TorchStrategy:
             optimizer = make_optimizer(config.optimizer, model.parameters(), config.lr)
         self.optimizer = optimizer
         self.forward_module = model  # what the step calls: the model, or its DDP wrapper
-        self.graphs: dict[int, _CapturedStep | None] = {}
+        self.graphs: dict[int, CapturedStep | None] = {}
         self.capture = self.cuda_graphs and self.device.type == "cuda"
         self.seen: dict[int, int] = {}
         self.keys: list[str] | None = None
@@ -311,9 +270,9 @@ class TorchStrategy:
         summed = self._forward_backward(xb)
         self.total += summed
 
-    def _capture(self, xb: torch.Tensor) -> _CapturedStep | None:
+    def _capture(self, xb: torch.Tensor) -> CapturedStep | None:
         try:
-            return _CapturedStep(self, xb)
+            return CapturedStep(self, xb)
         except Exception as e:  # noqa: BLE001 - any capture failure: run eagerly instead
             self._fall_back(f"the training step could not be captured in a CUDA graph ({e})")
             return None
@@ -324,12 +283,12 @@ class TorchStrategy:
         (noise, a sampled code) is allowed the spread of two eager steps with other draws.
         When the replay falls outside, the graphs are dropped, the eager step's result is
         kept, and every later step runs eagerly."""
-        before = _StepState(self)
+        before = StepState(self)
         self._eager_step(xb)
-        eager = _StepState(self)
+        eager = StepState(self)
         want = eager.total - before.total
         before.restore(self)
-        _advance_rng(self.device)  # other draws, to see how much the step's randomness moves
+        advance_rng(self.device)  # other draws, to see how much the step's randomness moves
         self._eager_step(xb)
         spread = (self.total - before.total - want).abs()
         before.restore(self)
@@ -358,81 +317,3 @@ class TorchStrategy:
         self.graphs = {size: None for size in self.graphs}
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
-
-
-class _StepState:
-    """A copy of what one step changes: weights, buffers, optimiser state, the epoch's sums,
-    the RNG. :meth:`restore` writes it back in place, into the tensors a graph refers to."""
-
-    def __init__(self, strategy: TorchStrategy) -> None:
-        model, optimizer = strategy.model, strategy.optimizer
-        self.tensors = [t.detach().clone() for t in _state_tensors(model, optimizer)]
-        self.other = {
-            (i, k): v
-            for i, state in enumerate(optimizer.state.values())
-            for k, v in state.items()
-            if not torch.is_tensor(v)
-        }
-        self.total = strategy.total.clone()
-        self.cpu_rng = torch.get_rng_state()
-        cuda = strategy.device.type == "cuda"
-        self.cuda_rng = torch.cuda.get_rng_state(strategy.device) if cuda else None
-
-    def restore(self, strategy: TorchStrategy) -> None:
-        model, optimizer = strategy.model, strategy.optimizer
-        with torch.no_grad():
-            for live, saved in zip(_state_tensors(model, optimizer), self.tensors, strict=True):
-                live.copy_(saved)
-        for i, state in enumerate(optimizer.state.values()):
-            for k in state:
-                if (i, k) in self.other:
-                    state[k] = self.other[i, k]
-        strategy.total.copy_(self.total)
-        torch.set_rng_state(self.cpu_rng)
-        if self.cuda_rng is not None:
-            torch.cuda.set_rng_state(self.cuda_rng, strategy.device)
-
-
-def _advance_rng(device: torch.device) -> None:
-    torch.rand(1)
-    if device.type == "cuda":
-        torch.rand(1, device=device)
-
-
-def _state_tensors(model: torch.nn.Module, optimizer) -> list[torch.Tensor]:
-    """The tensors a step writes: parameters, buffers and the optimiser's state tensors."""
-    tensors = [p.data for p in model.parameters()] + list(model.buffers())
-    for state in optimizer.state.values():
-        tensors += [v for v in state.values() if torch.is_tensor(v)]
-    return tensors
-
-
-class _CapturedStep:
-    """One batch shape's step in a CUDA graph: copy the batch in, replay.
-
-    The optimiser's learning rates are baked into the graph; :meth:`valid` tells when a
-    callback has changed one (a schedule), and the strategy then captures anew.
-    """
-
-    def __init__(self, strategy: TorchStrategy, example: torch.Tensor) -> None:
-        self.strategy = strategy
-        self.static_x = example.clone()
-        self.checked = False  # the first replay is held against an eager step
-        self.hyper = _hyper_parameters(strategy.optimizer)
-        strategy.optimizer.zero_grad(set_to_none=True)  # the graph allocates its own grads
-        self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph):
-            summed = strategy._forward_backward(self.static_x)
-            strategy.total += summed
-
-    def valid(self) -> bool:
-        return _hyper_parameters(self.strategy.optimizer) == self.hyper
-
-    def replay(self, xb: torch.Tensor) -> None:
-        self.static_x.copy_(xb, non_blocking=True)
-        self.graph.replay()
-
-
-def _hyper_parameters(optimizer) -> list[float]:
-    """The learning rate of each param group (what schedules change)."""
-    return [float(group["lr"]) for group in optimizer.param_groups]

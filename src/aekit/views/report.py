@@ -98,7 +98,7 @@ def _rows(run: Path, config: dict, data, data_dir, split=None, device="cpu"):
     ``split`` names, or all rows of ``data`` when given; at most MAX_ROWS of them."""
     from ..apps.evaluate import _scaled, scored_rows
     from ..io import checkpoint as ckpt
-    from ..training.strategy import resolve_device
+    from ..training.devices import resolve_device
 
     model = ckpt.load(run).to(resolve_device(device))
     ds, scored = scored_rows(run, data, split=split, data_dir=data_dir, limit=MAX_ROWS)

@@ -13,14 +13,15 @@ from __future__ import annotations
 import numpy as np
 
 from . import figures
-from .report_sections import RunContext, Section, plot, register_section
+from .report_html import plot
+from .report_sections import RunContext, Section, register_section
 
 
 @register_section
 def anomaly_scores(ctx: RunContext) -> Section | None:
     """Anomaly scores (each row's reconstruction loss): histogram, and ROC given labels."""
     try:
-        from ..apps import anomaly
+        from ..apps import anomaly, anomaly_metrics
     except ImportError:  # the detector is not part of this installation
         return None
     import plotly.graph_objects as go
@@ -29,8 +30,8 @@ def anomaly_scores(ctx: RunContext) -> Section | None:
     unit = figures.loss_units(ctx.model.config)["recon"].replace("−log p(x|z)", "−log p(x|ẑ)")
     y = ctx.extra.get("anomaly_labels")
     if y is not None:
-        y = anomaly.read_labels(y, len(scores)) if isinstance(y, str) else y
-        y = anomaly.check_labels(y, len(scores))
+        y = anomaly_metrics.read_labels(y, len(scores)) if isinstance(y, str) else y
+        y = anomaly_metrics.check_labels(y, len(scores))
         groups = {"normal": y == 0, "anomaly": y == 1}
     elif ctx.labels is not None:
         groups = {f"class {k}": ctx.labels == k for k in np.unique(ctx.labels)}
@@ -47,7 +48,7 @@ def anomaly_scores(ctx: RunContext) -> Section | None:
         from sklearn.metrics import roc_curve
 
         fpr, tpr, _ = roc_curve(y, scores)
-        auc = anomaly.roc_pr_auc(y, scores)
+        auc = anomaly_metrics.roc_pr_auc(y, scores)
         roc = go.Figure(go.Scatter(x=fpr, y=tpr, name="ROC", line_shape="hv"))
         roc.add_trace(go.Scatter(x=[0, 1], y=[0, 1], name="chance", line_dash="dot"))
         roc.update_layout(

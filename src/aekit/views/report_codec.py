@@ -14,7 +14,8 @@ import io
 
 import numpy as np
 
-from .report_sections import RunContext, Section, plot, register_section, table
+from .report_html import plot, table
+from .report_sections import RunContext, Section, register_section
 
 MAX_IMAGES = 64
 

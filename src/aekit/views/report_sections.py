@@ -5,14 +5,11 @@ show for this run). :data:`SECTIONS` holds them in page order; another module ad
 :func:`register_section` (the anomaly detector's scores are added this way, see
 :mod:`aekit.views.report_anomaly`). Figures are interactive Plotly plots (:func:`plot`) where
 hovering, zooming or hiding a class helps, and inline matplotlib PNGs (:func:`png`) for image
-grids.
+grids (:mod:`aekit.views.report_html`).
 """
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from . import figures
+from .report_html import escape, plot, plotly_go, png, table
 
 
 @dataclass
@@ -69,64 +67,6 @@ def register_section(fn: SectionFn) -> SectionFn:
     return fn
 
 
-# ---- embedding -------------------------------------------------------------------------------
-
-
-def png(fig, caption: str = "") -> str:
-    """A matplotlib figure as an inline base64 PNG inside a <figure>; closes the figure."""
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    data = base64.b64encode(buf.getvalue()).decode("ascii")
-    img = f'<img alt="{html.escape(caption)}" src="data:image/png;base64,{data}">'
-    return _figure(img, caption, "png")
-
-
-def plot(fig, caption: str = "", height: int = 380) -> str:
-    """A Plotly figure as a <div> (plotly.js is inlined once by the page) inside a <figure>."""
-    fig.update_layout(height=height, margin=dict(l=70, r=20, t=50, b=60), template="plotly_white")
-    div = fig.to_html(full_html=False, include_plotlyjs=False, config={"displaylogo": False})
-    return _figure(div, caption, "plotly")
-
-
-def _figure(inner: str, caption: str, kind: str) -> str:
-    cap = f"<figcaption>{html.escape(caption)}</figcaption>" if caption else ""
-    return f'<figure class="fig" data-kind="{kind}">{inner}{cap}</figure>'
-
-
-def table(rows: list[dict[str, Any]] | dict[str, Any], cls: str = "") -> str:
-    """An HTML table: a dict gives two columns (name, value), a list of dicts one row each."""
-    if isinstance(rows, dict):
-        body = "".join(f"<tr><th>{_e(k)}</th><td>{_fmt(v)}</td></tr>" for k, v in rows.items())
-        return f'<table class="kv {cls}">{body}</table>'
-    cols = list(dict.fromkeys(k for r in rows for k in r))
-    head = "".join(f"<th>{_e(c)}</th>" for c in cols)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{_fmt(r.get(c, ''))}</td>" for c in cols) + "</tr>" for r in rows
-    )
-    return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
-
-
-def _e(text: Any) -> str:
-    return html.escape(str(text))
-
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.5g}"
-    if isinstance(v, list | tuple):
-        return _e(", ".join(str(x) for x in v) or "()")
-    return _e("—" if v is None else v)
-
-
-def _go():
-    import plotly.graph_objects as go
-
-    return go
-
-
 def _model_input(ctx: RunContext) -> np.ndarray:
     """What the model reconstructs from: the rows, noised for a denoising model."""
     noisy = figures.noisy_inputs(ctx.model, ctx.X)
@@ -158,7 +98,7 @@ def settings(ctx: RunContext) -> Section:
         "rows shown below": ctx.shown,
     }
     body = (
-        f"<p><b>{_e(m.get('name'))}</b>: {_e(spec.summary if spec else '')}</p>"
+        f"<p><b>{escape(m.get('name'))}</b>: {escape(spec.summary if spec else '')}</p>"
         '<div class="cols">'
         f"<div><h3>Result</h3>{table(result)}<h3>Data</h3>{table(ctx.config.get('data', {}))}"
         f"<h3>Training</h3>{table(ctx.config.get('training', {}))}</div>"
@@ -192,11 +132,11 @@ def metrics(ctx: RunContext) -> Section:
     keys = [k for k in ctx.history[-1] if k.startswith(("train_", "val_"))]
     legend = {k: units.get(k.split("_", 1)[1], "") for k in keys}
     body = (
-        f"<h3>On the rows shown ({_e(ctx.shown)})</h3>{table(held)}"
+        f"<h3>On the rows shown ({escape(ctx.shown)})</h3>{table(held)}"
         "<h3>Per epoch</h3>"
         + table(ctx.history, "metrics")
         + "<p class=note>"
-        + "; ".join(f"<b>{_e(k)}</b>: {_e(v)}" for k, v in legend.items())
+        + "; ".join(f"<b>{escape(k)}</b>: {escape(v)}" for k, v in legend.items())
         + "; seconds per epoch and samples per second of training.</p>"
     )
     return Section("Metrics", body, "metrics")
@@ -206,7 +146,7 @@ def metrics(ctx: RunContext) -> Section:
 def losses(ctx: RunContext) -> Section:
     from plotly.subplots import make_subplots
 
-    go = _go()
+    go = plotly_go()
     units = figures.loss_units(ctx.model.config)
     terms = [k[6:] for k in ctx.history[0] if k.startswith("train_")]
     titles = [f"{t} (total)" if t == "loss" else t for t in terms]
@@ -238,7 +178,7 @@ def reconstructions(ctx: RunContext) -> Section:
         )
         cap = f"The first rows shown; rows: {rows}." + _noise_note(ctx, noisy)
         return Section("Reconstructions", png(fig, cap), "recon")
-    go = _go()
+    go = plotly_go()
     fig = go.Figure()
     colors = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")
     for i, color in zip(range(min(4, len(X))), colors, strict=False):
@@ -260,7 +200,7 @@ def _noise_note(ctx: RunContext, noisy) -> str:
 
 @register_section
 def errors(ctx: RunContext) -> Section:
-    go = _go()
+    go = plotly_go()
     sq = (reconstruction(ctx) - ctx.X) ** 2  # (N, D) squared error per element
     parts = []
     if ctx.image_shape is not None:
@@ -295,7 +235,7 @@ def codes(ctx: RunContext) -> Section:
     if not ctx.model.has_code:
         why = f"Model '{ctx.model.name}' is fully convolutional: it has no code to show."
         return Section("Codes", f"<p>{why}</p>", "codes")
-    go = _go()
+    go = plotly_go()
     n = min(len(ctx.X), 2000)
     Z = ctx.model.encode_scaled(ctx.X[:n])
     labels = ctx.labels[:n] if ctx.labels is not None else np.zeros(n, dtype=int)

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from aekit.scratch import ACTIVATIONS, OPTIMIZERS, Adam, Autoencoder, gradcheck, relative_error
 
 ACTS = list(ACTIVATIONS)
-SRC = Path(__file__).resolve().parents[1] / "src"
+SRC = Path(__file__).resolve().parents[2] / "src"
 HIDDEN = [(), (5,)]  # one and two layers on each side
 TORCH_ACTS = {
     "identity": lambda a: a,

@@ -22,7 +22,7 @@ from aekit.data import (
 from aekit.errors import DataError
 
 SHARED_DATA = Path(
-    os.environ.get("AEKIT_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data"
+    os.environ.get("AEKIT_DATA") or Path(__file__).resolve().parents[3] / "shared" / "data"
 )
 
 

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 import aekit
-from aekit.apps.compression import compression_report, decode_codes, estimated_bits
+from aekit.apps.compression import decode_codes, estimated_bits
+from aekit.apps.compression_report import compression_report
 from aekit.cli import main
 from aekit.data import Scaler
 from aekit.errors import AekitError, CompressedFileError, ConfigError
@@ -71,7 +72,7 @@ def test_the_report_counts_every_byte_of_the_file(codec, compressed):
 
 
 def test_a_report_times_only_what_ran(codec, compressed):
-    from aekit.apps.compression import compression_report
+    from aekit.apps.compression_report import compression_report
 
     model, X = codec
     made, _, _ = compression_report(model, X)

@@ -11,7 +11,7 @@ import pytest
 import torch
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from aekit.apps import anomaly
+from aekit.apps import anomaly, anomaly_metrics, detector
 from aekit.cli import main
 from aekit.errors import ConfigError, DataError
 from aekit.functional import losses
@@ -188,7 +188,7 @@ def test_novelty_scores_match_a_reference(planted, tmp_path):
     assert np.ptp(F.sum(axis=1) + scores) < 1e-9
     assert np.all(np.argmax(F[:12], axis=1) == 5)
     again = AutoencoderOutlierDetector.load(det.save(tmp_path / "d"))
-    assert (tmp_path / "d" / anomaly.REFERENCE_FILE).is_file()
+    assert (tmp_path / "d" / detector.REFERENCE_FILE).is_file()
     assert np.array_equal(again.score_samples(X), scores)
     off = AutoencoderOutlierDetector(novelty=True, n_neighbors=None, **FAST).fit(X_train)
     assert off.n_neighbors_ is None
@@ -205,7 +205,7 @@ def test_a_damaged_reference_file_is_refused(planted, tmp_path):
 
     det = AutoencoderOutlierDetector(n_neighbors=3, **FAST).fit(planted[0])
     path = det.save(tmp_path / "d")
-    checkpoint.save_tensors(path / anomaly.REFERENCE_FILE, {"rows": torch.zeros(4, 3)})
+    checkpoint.save_tensors(path / detector.REFERENCE_FILE, {"rows": torch.zeros(4, 3)})
     with pytest.raises(ModelFileError, match="does not hold the detector's rows"):
         AutoencoderOutlierDetector.load(path)
 
@@ -295,7 +295,7 @@ def test_the_conformal_threshold_keeps_its_guarantee_over_many_splits(fitted, pl
 def test_threshold_metrics_against_a_hand_computed_reference():
     labels = np.array([1, 1, 1, 0, 0, 0, 0, 0])
     flags = np.array([1, 1, 0, 1, 0, 0, 0, 0])
-    m = anomaly.threshold_metrics(labels, flags)  # tp 2, fn 1, fp 1, tn 4
+    m = anomaly_metrics.threshold_metrics(labels, flags)  # tp 2, fn 1, fp 1, tn 4
     assert m == {"tpr": 2 / 3, "fpr": 1 / 5, "precision": 2 / 3, "f1": 2 / 3, "flagged": 3}
 
 
@@ -350,9 +350,9 @@ def test_bad_input_raises_value_errors(planted, fitted):
     with pytest.raises(ConfigError, match="fpr"):
         fitted.calibrate(X, fpr=1.5)
     with pytest.raises(DataError, match="entries"):
-        anomaly.check_labels(np.zeros(5), 6)
+        anomaly_metrics.check_labels(np.zeros(5), 6)
     with pytest.raises(DataError, match="single class"):
-        anomaly.check_labels(np.zeros(6), 6)
+        anomaly_metrics.check_labels(np.zeros(6), 6)
 
 
 @pytest.mark.parametrize("name", ["mse", "mae", "bce"])
@@ -402,7 +402,7 @@ def test_cli_fit_score_detect(tmp_path, planted, capsys):
     labels = _write(tmp_path / "y.csv", planted[1].reshape(-1, 1))
     assert main([*argv, "--labels", labels]) == 0
     printed = capsys.readouterr().out
-    want = anomaly.threshold_metrics(planted[1], table[:, 0])
+    want = anomaly_metrics.threshold_metrics(planted[1], table[:, 0])
     assert f"TPR {want['tpr']:.4f}  FPR {want['fpr']:.4f}" in printed
     assert f"precision {want['precision']:.4f}  F1 {want['f1']:.4f}" in printed
 
@@ -522,4 +522,4 @@ def test_adbench_set_is_detected(data_dir):
     with np.load(path) as f:
         X, y = f["X"], f["y"]
     det = AutoencoderOutlierDetector(random_state=0, device="cpu").fit(X)
-    assert anomaly.roc_pr_auc(y, -det.score_samples(X))["roc_auc"] > 0.85
+    assert anomaly_metrics.roc_pr_auc(y, -det.score_samples(X))["roc_auc"] > 0.85

@@ -16,7 +16,7 @@ from aekit.cli import main
 from aekit.training import distributed
 from aekit.training.distributed import shard
 
-SRC = str(Path(__file__).resolve().parents[1] / "src")
+SRC = str(Path(__file__).resolve().parents[2] / "src")
 ARGS = ["--limit", "301", "--hidden", "32", "--latent-dim", "4", "--quiet", "--threads", "1"]
 
 

@@ -111,7 +111,7 @@ def test_a_capture_that_fails_falls_back_once(digits01, monkeypatch):
     def fail(strategy, xb):
         raise RuntimeError("operation not permitted when stream is capturing")
 
-    monkeypatch.setattr(strategy_module, "_CapturedStep", fail)
+    monkeypatch.setattr(strategy_module, "CapturedStep", fail)
 
     class Failing(_ForcedCapture):
         _capture = TorchStrategy._capture  # the real one, whose capture raises

@@ -12,7 +12,8 @@ from test_compression import _codec
 
 import aekit
 from aekit.apps import residual
-from aekit.apps.compression import compression_report, estimated_bits, reconstruction
+from aekit.apps.compression import estimated_bits, reconstruction
+from aekit.apps.compression_report import compression_report
 from aekit.cli import main
 from aekit.errors import AekitError, CompressedFileError, DataError
 from aekit.io.bitstream import HEADER_SIZE

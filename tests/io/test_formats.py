@@ -23,7 +23,7 @@ from aekit.data import load_dataset
 from aekit.io.bitstream import unpack
 from aekit.sklearn import AutoencoderOutlierDetector
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "formats"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "formats"
 
 
 @pytest.fixture
