@@ -1,6 +1,7 @@
 """Files of today's formats still load, resume and decode (issue 25, point 5).
 
-``tests/fixtures/formats`` holds a run directory (with its density), a detector folder, a
+``tests/fixtures/formats`` holds a run directory (with its density; and ``parts/``, a run
+recording each part's settings on its own), a detector folder, a
 codec run and .aek files of format versions 1 (the code), 2 (a residual layer) and 3 (file
 names), written by ``tests/fixtures/formats/make.py``, with the numbers they gave then. A
 change that cannot read them, or reads them differently, fails here.
@@ -96,3 +97,18 @@ def test_a_spatial_codec_file_of_version_4_decodes_as_it_did(formats):
     assert [v.shape for v in decoded] == [(1, 9, 13), (1, 16, 16), (1, 5, 30)]
     for i, v in enumerate(decoded):
         np.testing.assert_allclose(v, expected[f"v4_{i}"], rtol=1e-5, atol=1e-3)
+
+
+def test_a_run_recording_each_parts_settings_loads_encodes_as_it_did_and_resumes(formats):
+    """parts/: config.json in the form since the parts own their settings (issue 25, point 3)."""
+    record = json.loads((formats / "parts" / "config.json").read_text())["model"]["config"]
+    assert record["latent_settings"]["kl_weight"] == 0.5 and "beta" not in record
+    assert record["corruption"] == {"kind": "noise", "noise": "mask:0.2"}
+    model = aekit.load(formats / "parts")
+    expected = np.load(formats / "expected_parts.npz")
+    rows = load_dataset("digits", limit=5).X
+    np.testing.assert_allclose(model.encode_numpy(rows), expected["codes"], rtol=1e-5, atol=1e-6)
+    argv = ["train", "--resume", "--out", str(formats / "parts"), "--epochs", "3", "--quiet"]
+    argv += ["--noise", "mask:.2", "--kl-weight", "0.5"]  # the same settings, other spellings
+    assert main(argv) == 0
+    assert len((formats / "parts" / "metrics.jsonl").read_text().splitlines()) == 3
