@@ -11,6 +11,14 @@ model takes images of any size and denoises each at its own size.
 
 Any model is accepted; one trained without noise or blind spot, or trained on another kind of
 noise than the data are said to have (``noise``), gets one line of warning.
+
+``shrink=True`` (a blind-spot model, the data's Gaussian or Poisson ``noise`` given) combines
+the model's estimate mu with the noisy input y pixel by pixel as the known noise allows: a
+blind-spot model cannot use a pixel's own value, which still holds signal; with the noise
+variance s2 (sigma^2, or mu / PEAK for Poisson) and v = the local mean (5x5) of (y - mu)^2
+less s2, at least 0 (what the model's error adds), the output is mu + v / (v + s2) (y - mu), a
+Wiener shrinkage of the residual toward the input (after Laine et al. 2019, who use the known
+noise to bring the unseen pixel back; theirs is a learnt Bayesian form).
 """
 
 from __future__ import annotations
@@ -27,7 +35,7 @@ from ..errors import ConfigError, DataError
 from ..io import checkpoint as ckpt
 from ..training.strategy import resolve_device
 
-__all__ = ["denoise", "denoise_files", "noise_warning"]
+__all__ = ["denoise", "denoise_files", "noise_warning", "shrink_to_input"]
 
 OUTPUTS = (".npy", ".csv")  # or no suffix: a folder of PNGs
 
@@ -77,7 +85,7 @@ def _warn(model, noise) -> None:
 
 
 def denoise(model_or_run, X, *, noise: str | None = None, units: str = "check",
-            device: str = "auto") -> np.ndarray:  # fmt: skip
+            device: str = "auto", shrink: bool = False) -> np.ndarray:  # fmt: skip
     """The denoised copy of ``X``, in X's shape and units.
 
     Parameters
@@ -92,6 +100,10 @@ def denoise(model_or_run, X, *, noise: str | None = None, units: str = "check",
         model was trained on (one line of warning when they differ), never added.
     units : {"check", "as-is", "convert"}
         As :meth:`aekit.nn.Autoencoder.encode_numpy`.
+    shrink : bool
+        Combine a blind-spot model's estimate with the noisy input by the known ``noise``
+        (Gaussian or Poisson; see the module's docstring); images of a fully convolutional
+        model only.
 
     Returns
     -------
@@ -100,13 +112,50 @@ def denoise(model_or_run, X, *, noise: str | None = None, units: str = "check",
     """
     model = _model(model_or_run, device)
     _warn(model, noise)
-    return _denoise(model, X, units)
+    said = _shrink_noise(model, noise, np.ndim(X)) if shrink else None
+    return _denoise(model, X, units, said)
 
 
-def _denoise(model, X, units: str) -> np.ndarray:
+def _shrink_noise(model, noise, ndim: int) -> Noise:
+    """The noise to shrink by, or one line of error: why shrinking does not apply."""
+    if not model.config.blindspot:
+        raise ConfigError(
+            f"shrink combines a blind-spot model's estimate with the input; model "
+            f"{model.name!r} was not trained with a blind spot (--model blindspot)"
+        )
+    if not getattr(model, "fully_convolutional", False) or ndim not in (3, 4):
+        raise ConfigError("shrink takes images (N, H, W) or (N, C, H, W) of a blindspot model")
+    said = None if noise is None else noise if isinstance(noise, Noise) else Noise.parse(noise)
+    if said is None or said.kind not in ("gaussian", "poisson") or said.level_max is not None:
+        raise ConfigError(
+            "shrink needs the data's noise, Gaussian or Poisson at one level: "
+            "noise='gaussian:25/255' or 'poisson:30'"
+        )
+    return said
+
+
+def shrink_to_input(mu: torch.Tensor, y: torch.Tensor, noise: Noise, window: int = 5):
+    """mu + v / (v + s2) (y - mu) on images (N, C, H, W), in the model's scaled units: s2 the
+    noise variance (sigma^2; mu / PEAK for Poisson), v the local mean of (y - mu)^2 less s2,
+    at least 0. No pixel's own error enters its own weight alone (a window of ``window``^2)."""
+    import torch.nn.functional as F
+
+    if noise.kind == "gaussian":
+        s2 = torch.full_like(mu, noise.level**2)
+    else:
+        s2 = mu.clamp_min(1.0 / noise.level) / noise.level  # Poisson: variance x / PEAK
+    r = y - mu
+    pad = window // 2
+    mode = "reflect" if min(r.shape[-2:]) > pad else "replicate"
+    local = F.avg_pool2d(F.pad(r * r, (pad,) * 4, mode=mode), window, 1)
+    v = (local - s2).clamp_min(0.0)
+    return mu + v / (v + s2) * r
+
+
+def _denoise(model, X, units: str, shrink: Noise | None = None) -> np.ndarray:
     arr = np.asarray(X)
     if model.fully_convolutional and arr.ndim in (3, 4):
-        return _clip(model, _any_size(model, arr, units))
+        return _clip(model, _any_size(model, arr, units, shrink=shrink))
     return _clip(model, model.reconstruct_numpy(arr, units=units))
 
 
@@ -119,7 +168,8 @@ def _clip(model, X: np.ndarray) -> np.ndarray:
     return np.clip(X, 0.0, top).astype(np.float32)
 
 
-def _any_size(model, arr: np.ndarray, units: str, max_value=None, batch_size=64) -> np.ndarray:
+def _any_size(model, arr: np.ndarray, units: str, max_value=None, batch_size=64,
+              shrink: Noise | None = None) -> np.ndarray:  # fmt: skip
     """Images (N, H, W) / (N, C, H, W) of any size through a fully convolutional model."""
     c = model.config.image_shape[0]
     x4 = arr[:, None] if arr.ndim == 3 else arr
@@ -151,7 +201,10 @@ def _any_size(model, arr: np.ndarray, units: str, max_value=None, batch_size=64)
         with torch.no_grad():
             for i in range(0, len(scaled), batch_size):
                 t = torch.as_tensor(scaled[i : i + batch_size]).reshape(-1, *x4.shape[1:])
-                y = model.reconstruct_images(t.to(dtype=p.dtype, device=p.device))
+                t = t.to(dtype=p.dtype, device=p.device)
+                y = model.reconstruct_images(t)
+                if shrink is not None:
+                    y = shrink_to_input(y, t, shrink)
                 out.append(y.flatten(1).cpu().numpy())
     finally:
         model.train(was_training)

@@ -34,10 +34,13 @@ class DnCNNConfig(ModelConfig):
     depth: int = 5
     width: int = 32
     activation: str = "relu"
+    residual: bool = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self.depth, self.width = int(self.depth), int(self.width)
+        if not isinstance(self.residual, bool):
+            raise ConfigError(f"residual is true or false, got {self.residual!r}")
         if self.depth < 2 or self.width < 1:
             raise ConfigError("dncnn needs depth >= 2 conv layers and width >= 1 feature maps")
         check_choice("activation", self.activation, ACTIVATIONS)
@@ -58,7 +61,8 @@ class DnCNNConfig(ModelConfig):
 
 
 class DnCNN(Autoencoder):
-    """x_hat = x_tilde - f(x_tilde), f a stack of 3x3 convolutions (``layers.{k}``)."""
+    """x_hat = x_tilde - f(x_tilde), f a stack of 3x3 convolutions (``layers.{k}``); or
+    x_hat = f(x_tilde) with ``residual`` False (the blind-spot preset)."""
 
     config_class = DnCNNConfig
     has_code = False
@@ -73,18 +77,19 @@ class DnCNN(Autoencoder):
         )
         self.act = activation_module(config.activation)
         self.penalties = nn.ModuleList()
-        with torch.no_grad():  # start at the identity: the noise estimate is 0
-            self.layers[-1].weight.mul_(0.1)
-            self.layers[-1].bias.zero_()
+        if config.residual:
+            with torch.no_grad():  # start at the identity: the noise estimate is 0
+                self.layers[-1].weight.mul_(0.1)
+                self.layers[-1].bias.zero_()
 
     def reconstruct_images(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, C, H, W) -> (N, C, H, W), any H and W: x - f(x)."""
+        """(N, C, H, W) -> (N, C, H, W), any H and W: x - f(x) (or f(x), not residual)."""
         h = x
         for k, conv in enumerate(self.layers):
             h = conv(h)
             if k < len(self.layers) - 1:
                 h = self.act(h)
-        return x - h
+        return x - h if self.config.residual else h
 
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:  # (N, C*H*W) -> (N, C*H*W)
         return self.reconstruct_images(x.reshape(-1, *self.config.image_shape)).flatten(1)
