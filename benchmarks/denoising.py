@@ -290,6 +290,7 @@ def run_noise(args, spec: str, train, val, test, seed: int) -> dict:
             args.bs_epochs,
         ),
     }
+    models = {k: v for k, v in models.items() if v[0] in args.models}
     validation: dict[str, dict] = {"noisy input": scores(val, val_noisy)}
     for name in ("bm3d", "non-local means"):
         f = on_noise(classical()[name][0], kind, level)
@@ -340,6 +341,7 @@ def main() -> None:
     ap.add_argument("--bs-epochs", type=int, default=40, help="blindspot's epochs")
     ap.add_argument("--dncnn", type=json.loads, default={}, help="dncnn options, JSON")
     ap.add_argument("--blindspot", type=json.loads, default={}, help="blindspot options, JSON")
+    ap.add_argument("--models", nargs="+", default=["dncnn", "blindspot"])
     ap.add_argument("--tag", default="")
     args = ap.parse_args()
     if args.data == "mnist":

@@ -223,13 +223,14 @@ def _check_out(out) -> bool:
 
 def denoise_files(run, data, out, *, noise: str | None = None, data_dir=None, limit=None,
                   color=None, resize=None, units: str = "check",
-                  device: str = "auto") -> tuple[int, str]:  # fmt: skip
+                  device: str = "auto", shrink: bool = False) -> tuple[int, str]:  # fmt: skip
     """Denoise the data file or image files ``data`` under a run's model into ``out``.
 
     ``out`` a folder: PNGs under the input's relative names (image data); ``.npy``: the
     input's shape ((N, H, W) stays (N, H, W)); ``.csv``: rows (named by file for images).
     Image files are read as the run read its own (``color``, ``resize``) unless given; a fully
     convolutional model reads each image at its own size (no resize unless ``resize``).
+    ``shrink``: as :func:`denoise` (images of a blindspot run, ``noise`` given).
     Returns (how many samples, what was written).
     """
     from ..data.images import is_image_source
@@ -237,17 +238,20 @@ def denoise_files(run, data, out, *, noise: str | None = None, data_dir=None, li
     folder = _check_out(out)
     model = _model(run, device)
     said = None if noise is None else Noise.parse(noise)  # a bad spec fails before any work
+    by = _shrink_noise(model, said, 4) if shrink else None
     path = Path(os.fspath(data)) if isinstance(data, str | os.PathLike) else None
     if model.fully_convolutional and path is not None and path.suffix.lower() == ".npy":
-        done = _npy_any_size(model, path, out, folder, limit, units)
+        done = _npy_any_size(model, path, out, folder, limit, units, by)
     elif (
         model.fully_convolutional
         and path is not None
         and resize is None
         and (path.exists() and is_image_source(path))
     ):
-        done = _images_any_size(model, run, path, out, folder, limit, color, units)
+        done = _images_any_size(model, run, path, out, folder, limit, color, units, by)
     else:
+        if by is not None:
+            raise ConfigError("--shrink takes image files or a .npy of images, read at any size")
         done = _rows(run, model, data, out, folder, data_dir, limit, color, resize, units)
     _warn(model, said)  # after the work: a refused input gets its one error line alone
     return done
@@ -278,7 +282,7 @@ def _rows(run, model, data, out, folder, data_dir, limit, color, resize, units):
     return len(X_hat), f"{len(X_hat)} x {int(np.prod(X_hat.shape[1:]))} to {out}"
 
 
-def _npy_any_size(model, path: Path, out, folder: bool, limit, units):
+def _npy_any_size(model, path: Path, out, folder: bool, limit, units, shrink=None):
     from ..data.sources import load_dataset
     from ..io.files import write_array
 
@@ -292,7 +296,7 @@ def _npy_any_size(model, path: Path, out, folder: bool, limit, units):
             f"(N, H, W) or (N, C, H, W), or rows of {model.input_dim}"
         )
     arr = np.asarray(arr[:limit] if limit else arr, dtype=np.float32)
-    X_hat = _denoise(model, arr, units)
+    X_hat = _denoise(model, arr, units, shrink)
     if folder:
         from ..io.images import write_images
 
@@ -304,7 +308,8 @@ def _npy_any_size(model, path: Path, out, folder: bool, limit, units):
     return len(X_hat), f"{len(X_hat)} images of {list(X_hat.shape[1:])} to {out}"
 
 
-def _images_any_size(model, run, path: Path, out, folder: bool, limit, color, units):
+def _images_any_size(model, run, path: Path, out, folder: bool, limit, color, units,
+                     shrink=None):  # fmt: skip
     """Each image file read and denoised at its own size (one at a time: sizes may differ)."""
     from ..data.images import list_files, read_images
     from ..io.files import write_array
@@ -319,7 +324,8 @@ def _images_any_size(model, run, path: Path, out, folder: bool, limit, color, un
     for file, name in files:
         one = read_images(file, color=color)
         top = one.max_value if top is None else top
-        img = _any_size(model, one.X.reshape(1, *one.shape), units, one.max_value)
+        img = _any_size(model, one.X.reshape(1, *one.shape), units, one.max_value,
+                        shrink=shrink)  # fmt: skip
         images.append(np.clip(img[0], 0.0, one.max_value) if one.max_value else img[0])
         names.append(name)
     if folder:
