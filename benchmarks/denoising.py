@@ -276,20 +276,24 @@ def run_noise(args, spec: str, train, val, test, seed: int) -> dict:
     rows["pca projection"] = {**scores(test, out), "seconds": time.perf_counter() - t0, "param": k}
     print(spec, "pca projection", rows["pca projection"], flush=True)
 
-    models = {
-        "aekit dncnn (clean data)": (
+    def label(what: str, options: dict) -> str:
+        shown = ", ".join(f"{k} {v}" for k, v in options.items())
+        return f"aekit {what}" + (f", {shown}" if shown else "")
+
+    models = {}
+    for options in args.dncnn if isinstance(args.dncnn, list) else [args.dncnn]:
+        models[label("dncnn (clean data)", options)] = (
             "dncnn",
             train,
-            {"noise": aekit_noise(kind, level), **args.dncnn},
+            {"noise": aekit_noise(kind, level), **options},
             args.epochs,
-        ),
-        "aekit blindspot (noisy data only)": (
-            "blindspot",
-            noisy_train,
-            args.blindspot,
-            args.bs_epochs,
-        ),
-    }
+        )
+    models["aekit blindspot (noisy data only)"] = (
+        "blindspot",
+        noisy_train,
+        args.blindspot,
+        args.bs_epochs,
+    )
     models = {k: v for k, v in models.items() if v[0] in args.models}
     validation: dict[str, dict] = {"noisy input": scores(val, val_noisy)}
     for name in ("bm3d", "non-local means"):
