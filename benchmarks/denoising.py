@@ -179,13 +179,13 @@ def pca_denoiser(train: list, photos: bool):
 
     if not photos:
         flat = np.stack(train).reshape(len(train), -1)
-        full = PCA(min(128, len(flat))).fit(flat)
+        full = PCA(min(256, len(flat))).fit(flat)
 
         def whole(k):
             W, m = full.components_[:k], full.mean_
             return lambda x: (((x.reshape(-1) - m) @ W.T) @ W + m).reshape(x.shape)
 
-        return whole, (16, 32, 64, 128)
+        return whole, (16, 32, 64, 128, 256)
     rng = np.random.default_rng(1)
     patches = np.concatenate([
         extract_patches_2d(x, (8, 8), max_patches=100, random_state=rng.integers(1 << 30))
@@ -305,7 +305,7 @@ def run_noise(args, spec: str, train, val, test, seed: int) -> dict:
             t0 = time.perf_counter()
             run = aekit.train(data, out=Path(tmp) / preset, model=preset, epochs=epochs,
                               scale="none", progress=False, model_options=options,
-                              seed=seed)  # fmt: skip
+                              seed=seed, batch_size=args.batch_size)  # fmt: skip
             fit_s = time.perf_counter() - t0
             model = aekit.load(run.out)
 
@@ -345,6 +345,7 @@ def main() -> None:
     ap.add_argument("--bs-epochs", type=int, default=40, help="blindspot's epochs")
     ap.add_argument("--dncnn", type=json.loads, default={}, help="dncnn options, JSON")
     ap.add_argument("--blindspot", type=json.loads, default={}, help="blindspot options, JSON")
+    ap.add_argument("--batch-size", type=int, default=128, help="for each aekit model")
     ap.add_argument("--models", nargs="+", default=["dncnn", "blindspot"])
     ap.add_argument("--tag", default="")
     args = ap.parse_args()
