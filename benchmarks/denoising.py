@@ -28,9 +28,11 @@ image); seconds are wall-clock for denoising the test images (training apart, in
 ``train_seconds``). The aekit rows also report their scores on the validation images.
 
     cd benchmarks
-    OMP_NUM_THREADS=1 python denoising.py --data mnist --noises gaussian:15 gaussian:25 \
-        gaussian:50 poisson:30
-    OMP_NUM_THREADS=1 python denoising.py --data photos --noises gaussian:25
+    OMP_NUM_THREADS=1 python denoising.py --data mnist --batch-size 32 \
+        --noises gaussian:25 gaussian:15 gaussian:50 poisson:30
+    OMP_NUM_THREADS=1 python denoising.py --data photos --batch-size 16 --epochs 30 \
+        --bs-epochs 30 --noises gaussian:25
+    python denoising.py --table results/denoising_mnist.json   # the tables of a result
 """
 
 from __future__ import annotations
@@ -332,6 +334,33 @@ def run_noise(args, spec: str, train, val, test, seed: int) -> dict:
     return {"test": rows, "validation": validation}
 
 
+def table(paths: list[str]) -> str:
+    """Markdown tables of result files: one row per method, one column per noise (test PSNR /
+    SSIM, seconds), then the validation PSNR of the rows that have one."""
+    import json
+
+    lines = []
+    for path in paths:
+        result = json.loads(Path(path).read_text())
+        noises = list(result["noises"])
+        lines += [f"{result['data']}", "", "| method | " + " | ".join(noises) + " |",
+                  "|---|" + "---|" * len(noises)]  # fmt: skip
+        methods = list(dict.fromkeys(m for n in noises for m in result["noises"][n]["test"]))
+        for m in methods:
+            cells = []
+            for n in noises:
+                row = result["noises"][n]["test"].get(m)
+                val = result["noises"][n]["validation"].get(m)
+                if row is None:
+                    cells.append("")
+                    continue
+                cell = f"{row['psnr']:.2f} / {row['ssim']:.3f} / {row['seconds']:.1f} s"
+                cells.append(cell + (f" (val {val['psnr']:.2f})" if val else ""))
+            lines.append(f"| {m} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
 def main() -> None:
     import json
 
@@ -348,7 +377,11 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=128, help="for each aekit model")
     ap.add_argument("--models", nargs="+", default=["dncnn", "blindspot"])
     ap.add_argument("--tag", default="")
+    ap.add_argument("--table", nargs="+", metavar="JSON", help="print result files as tables")
     args = ap.parse_args()
+    if args.table:
+        print(table(args.table))
+        return
     if args.data == "mnist":
         train, val, test = mnist_data(args.train, args.val, args.test)
         about = (f"MNIST: first {args.train} train images (training), the next {args.val} "
