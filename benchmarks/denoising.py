@@ -263,7 +263,8 @@ def run_noise(args, spec: str, train, val, test, seed: int) -> dict:
     noisy_train = np.stack(add_noise(train, kind, level, rng))
 
     rows: dict[str, dict] = {"noisy input": {**scores(test, noisy), "seconds": 0.0}}
-    for name, (fn, params, vst) in classical().items():
+    peers = {} if args.no_peers else classical()
+    for name, (fn, params, vst) in peers.items():
         f = on_noise(fn, kind, level) if vst else (lambda y, p, fn=fn: fn(y, p, None))
         p = tune(f, params, val, val_noisy)
         t0 = time.perf_counter()
@@ -271,12 +272,14 @@ def run_noise(args, spec: str, train, val, test, seed: int) -> dict:
         rows[name] = {**scores(test, out), "seconds": time.perf_counter() - t0, "param": p}
         print(spec, name, rows[name], flush=True)
 
-    pca, sizes = pca_denoiser(list(train), args.data == "photos")
-    k = max(sizes, key=lambda k: scores(val, per_image(pca(k), val_noisy))["psnr"])
-    t0 = time.perf_counter()
-    out = per_image(pca(k), noisy)
-    rows["pca projection"] = {**scores(test, out), "seconds": time.perf_counter() - t0, "param": k}
-    print(spec, "pca projection", rows["pca projection"], flush=True)
+    if not args.no_peers:
+        pca, sizes = pca_denoiser(list(train), args.data == "photos")
+        k = max(sizes, key=lambda k: scores(val, per_image(pca(k), val_noisy))["psnr"])
+        t0 = time.perf_counter()
+        out = per_image(pca(k), noisy)
+        rows["pca projection"] = {**scores(test, out), "seconds": time.perf_counter() - t0,
+                                  "param": k}  # fmt: skip
+        print(spec, "pca projection", rows["pca projection"], flush=True)
 
     def label(what: str, options: dict) -> str:
         shown = ", ".join(f"{k} {v}" for k, v in options.items())
@@ -298,7 +301,7 @@ def run_noise(args, spec: str, train, val, test, seed: int) -> dict:
     )
     models = {k: v for k, v in models.items() if v[0] in args.models}
     validation: dict[str, dict] = {"noisy input": scores(val, val_noisy)}
-    for name in ("bm3d", "non-local means"):
+    for name in () if args.no_peers else ("bm3d", "non-local means"):
         f = on_noise(classical()[name][0], kind, level)
         p = rows[name]["param"]
         validation[name] = scores(val, per_image(lambda x, f=f, p=p: f(x, p), val_noisy))
@@ -376,6 +379,12 @@ def main() -> None:
     ap.add_argument("--blindspot", type=json.loads, default={}, help="blindspot options, JSON")
     ap.add_argument("--batch-size", type=int, default=128, help="for each aekit model")
     ap.add_argument("--models", nargs="+", default=["dncnn", "blindspot"])
+    ap.add_argument(
+        "--no-peers",
+        action="store_true",
+        help="aekit's models alone (the same noisy images: the noise of each spec is drawn "
+        "first, from the same seed), to set beside a run with the peers",
+    )
     ap.add_argument("--tag", default="")
     ap.add_argument("--table", nargs="+", metavar="JSON", help="print result files as tables")
     args = ap.parse_args()
