@@ -137,7 +137,7 @@ def _shrink_noise(model, noise, ndim: int) -> Noise:
 def shrink_to_input(mu: torch.Tensor, y: torch.Tensor, noise: Noise, window: int = 5):
     """mu + v / (v + s2) (y - mu) on images (N, C, H, W), in the model's scaled units: s2 the
     noise variance (sigma^2; mu / PEAK for Poisson), v the local mean of (y - mu)^2 less s2,
-    at least 0. No pixel's own error enters its own weight alone (a window of ``window``^2)."""
+    at least 0, over the ``window`` x ``window`` pixels around each (its own included)."""
     import torch.nn.functional as F
 
     if noise.kind == "gaussian":

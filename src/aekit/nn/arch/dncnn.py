@@ -3,9 +3,12 @@
 ``depth`` Conv2d(kernel 3, padding 1) layers, ``width`` feature maps each, the activation after
 every one but the last; no stride, no dense layer, no bottleneck. The stack predicts the noise
 n_hat = f(x_tilde) and the model returns x_hat = x_tilde - n_hat (residual learning), so an
-untrained model starts near the identity. There is no code: :meth:`encode` and :meth:`decode`
-refuse in one line, and the model's objective is the reconstruction loss alone (with the
-config's corruption: ``noise`` on clean data, or ``blindspot`` on noisy data).
+untrained model starts near the identity. With ``residual`` False the stack's output is the
+estimate itself, x_hat = f(x_tilde): the blindspot preset, since a residual blind-spot model
+learns to correct the neighbours' mean it is shown in place of a masked pixel, and when it
+denoises, the pixel's own noisy value stands in that place. There is no code: :meth:`encode`
+and :meth:`decode` refuse in one line, and the model's objective is the reconstruction loss
+alone (with the config's corruption: ``noise`` on clean data, or ``blindspot`` on noisy data).
 
 Training rows are (N, C*H*W) folded by ``image_shape``, like every aekit model; the weights
 work at any H, W, which :meth:`DnCNN.reconstruct_images` takes ((N, C, H, W) of any size:
@@ -29,7 +32,7 @@ from ..config import ModelConfig, check_choice
 class DnCNNConfig(ModelConfig):
     """Settings of the residual denoiser (and the fields of :class:`ModelConfig`, of which
     ``latent_dim`` and the code's penalties do not apply): ``depth`` conv layers of ``width``
-    maps, ``activation`` between them."""
+    maps, ``activation`` between them, ``residual`` x - f(x) (else f(x))."""
 
     depth: int = 5
     width: int = 32
