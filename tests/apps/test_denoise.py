@@ -139,3 +139,50 @@ def test_noise_of_another_kind_and_a_model_without_noise_warn_in_one_line(
         warnings.simplefilter("always")
         aekit.denoise(runs["dncnn"], digits01[:2] * 16, noise="salt-pepper:0.1")
     assert len(caught) == 1 and "salt-pepper" in str(caught[0].message)
+
+
+def test_blindspot_is_not_residual_and_dncnn_is():
+    """With the last layer at zero, dncnn returns its input (x - 0) and blindspot returns 0:
+    a residual blind-spot model would add the unseen pixel's noise back when denoising."""
+    x = torch.rand(2, 64)
+    for name, same in (("dncnn", True), ("blindspot", False)):
+        model = build_model(name, 64, image_shape=(1, 8, 8), **TINY).eval()
+        with torch.no_grad():
+            model.layers[-1].weight.zero_()
+            model.layers[-1].bias.zero_()
+            out = model.reconstruct(x)
+        assert torch.equal(out, x) if same else torch.equal(out, torch.zeros_like(x))
+
+
+def test_shrink_keeps_an_estimate_within_the_noise_and_trusts_the_input_beyond_it():
+    from aekit.apps.denoise import shrink_to_input
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(1, 1, 64, 64, generator=g)
+    sigma = 0.1
+    y = x + sigma * torch.randn(x.shape, generator=g)
+    noise = Noise.parse(f"gaussian:{sigma}")
+    good = shrink_to_input(x, y, noise)  # the estimate is the clean image: keep it
+    assert (good - x).pow(2).mean() < 0.1 * (y - x).pow(2).mean()
+    off = x + 0.5  # an estimate far off: the output moves most of the way to the input
+    bad = shrink_to_input(off, y, noise)
+    assert (bad - x).pow(2).mean() < 0.1 * (off - x).pow(2).mean()
+    shot = shrink_to_input(x, y, Noise.parse("poisson:30"))
+    assert torch.isfinite(shot).all()
+
+
+def test_shrink_refuses_in_one_line_without_blindspot_or_noise(runs, tmp_path, capsys, digits01):
+    X = (digits01[:3] * 16).reshape(3, 8, 8)
+    with pytest.raises(ConfigError, match="blind spot"):
+        aekit.denoise(runs["dncnn"], X, noise="gaussian:0.1", shrink=True)
+    model = build_model("blindspot", 64, image_shape=(1, 8, 8), **TINY)
+    with pytest.raises(ConfigError, match="Gaussian or Poisson"):
+        aekit.denoise(model, X / 16, units="as-is", shrink=True)
+    out = aekit.denoise(model, X / 16, units="as-is", noise="gaussian:0.1", shrink=True)
+    assert out.shape == (3, 8, 8)
+    np.save(tmp_path / "x.npy", X)
+    argv = ["denoise", str(runs["dncnn"]), "--data", str(tmp_path / "x.npy"), "--out",
+            str(tmp_path / "o.npy"), "--noise", "gaussian:0.1", "--shrink"]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "blind spot" in err[0], err

@@ -11,6 +11,14 @@ model takes images of any size and denoises each at its own size.
 
 Any model is accepted; one trained without noise or blind spot, or trained on another kind of
 noise than the data are said to have (``noise``), gets one line of warning.
+
+``shrink=True`` (a blind-spot model, the data's Gaussian or Poisson ``noise`` given) combines
+the model's estimate mu with the noisy input y pixel by pixel as the known noise allows: a
+blind-spot model cannot use a pixel's own value, which still holds signal; with the noise
+variance s2 (sigma^2, or mu / PEAK for Poisson) and v = the local mean (5x5) of (y - mu)^2
+less s2, at least 0 (what the model's error adds), the output is mu + v / (v + s2) (y - mu), a
+Wiener shrinkage of the residual toward the input (after Laine et al. 2019, who use the known
+noise to bring the unseen pixel back; theirs is a learnt Bayesian form).
 """
 
 from __future__ import annotations
@@ -25,9 +33,9 @@ import torch
 from ..data.noise import Noise
 from ..errors import ConfigError, DataError
 from ..io import checkpoint as ckpt
-from ..training.strategy import resolve_device
+from ..training.devices import resolve_device
 
-__all__ = ["denoise", "denoise_files", "noise_warning"]
+__all__ = ["denoise", "denoise_files", "noise_warning", "shrink_to_input"]
 
 OUTPUTS = (".npy", ".csv")  # or no suffix: a folder of PNGs
 
@@ -77,7 +85,7 @@ def _warn(model, noise) -> None:
 
 
 def denoise(model_or_run, X, *, noise: str | None = None, units: str = "check",
-            device: str = "auto") -> np.ndarray:  # fmt: skip
+            device: str = "auto", shrink: bool = False) -> np.ndarray:  # fmt: skip
     """The denoised copy of ``X``, in X's shape and units.
 
     Parameters
@@ -92,6 +100,10 @@ def denoise(model_or_run, X, *, noise: str | None = None, units: str = "check",
         model was trained on (one line of warning when they differ), never added.
     units : {"check", "as-is", "convert"}
         As :meth:`aekit.nn.Autoencoder.encode_numpy`.
+    shrink : bool
+        Combine a blind-spot model's estimate with the noisy input by the known ``noise``
+        (Gaussian or Poisson; see the module's docstring); images of a fully convolutional
+        model only.
 
     Returns
     -------
@@ -100,13 +112,50 @@ def denoise(model_or_run, X, *, noise: str | None = None, units: str = "check",
     """
     model = _model(model_or_run, device)
     _warn(model, noise)
-    return _denoise(model, X, units)
+    said = _shrink_noise(model, noise, np.ndim(X)) if shrink else None
+    return _denoise(model, X, units, said)
 
 
-def _denoise(model, X, units: str) -> np.ndarray:
+def _shrink_noise(model, noise, ndim: int) -> Noise:
+    """The noise to shrink by, or one line of error: why shrinking does not apply."""
+    if not model.config.blindspot:
+        raise ConfigError(
+            f"shrink combines a blind-spot model's estimate with the input; model "
+            f"{model.name!r} was not trained with a blind spot (--model blindspot)"
+        )
+    if not getattr(model, "fully_convolutional", False) or ndim not in (3, 4):
+        raise ConfigError("shrink takes images (N, H, W) or (N, C, H, W) of a blindspot model")
+    said = None if noise is None else noise if isinstance(noise, Noise) else Noise.parse(noise)
+    if said is None or said.kind not in ("gaussian", "poisson") or said.level_max is not None:
+        raise ConfigError(
+            "shrink needs the data's noise, Gaussian or Poisson at one level: "
+            "noise='gaussian:25/255' or 'poisson:30'"
+        )
+    return said
+
+
+def shrink_to_input(mu: torch.Tensor, y: torch.Tensor, noise: Noise, window: int = 5):
+    """mu + v / (v + s2) (y - mu) on images (N, C, H, W), in the model's scaled units: s2 the
+    noise variance (sigma^2; mu / PEAK for Poisson), v the local mean of (y - mu)^2 less s2,
+    at least 0, over the ``window`` x ``window`` pixels around each (its own included)."""
+    import torch.nn.functional as F
+
+    if noise.kind == "gaussian":
+        s2 = torch.full_like(mu, noise.level**2)
+    else:
+        s2 = mu.clamp_min(1.0 / noise.level) / noise.level  # Poisson: variance x / PEAK
+    r = y - mu
+    pad = window // 2
+    mode = "reflect" if min(r.shape[-2:]) > pad else "replicate"
+    local = F.avg_pool2d(F.pad(r * r, (pad,) * 4, mode=mode), window, 1)
+    v = (local - s2).clamp_min(0.0)
+    return mu + v / (v + s2) * r
+
+
+def _denoise(model, X, units: str, shrink: Noise | None = None) -> np.ndarray:
     arr = np.asarray(X)
     if model.fully_convolutional and arr.ndim in (3, 4):
-        return _clip(model, _any_size(model, arr, units))
+        return _clip(model, _any_size(model, arr, units, shrink=shrink))
     return _clip(model, model.reconstruct_numpy(arr, units=units))
 
 
@@ -119,7 +168,8 @@ def _clip(model, X: np.ndarray) -> np.ndarray:
     return np.clip(X, 0.0, top).astype(np.float32)
 
 
-def _any_size(model, arr: np.ndarray, units: str, max_value=None, batch_size=64) -> np.ndarray:
+def _any_size(model, arr: np.ndarray, units: str, max_value=None, batch_size=64,
+              shrink: Noise | None = None) -> np.ndarray:  # fmt: skip
     """Images (N, H, W) / (N, C, H, W) of any size through a fully convolutional model."""
     c = model.config.image_shape[0]
     x4 = arr[:, None] if arr.ndim == 3 else arr
@@ -151,7 +201,10 @@ def _any_size(model, arr: np.ndarray, units: str, max_value=None, batch_size=64)
         with torch.no_grad():
             for i in range(0, len(scaled), batch_size):
                 t = torch.as_tensor(scaled[i : i + batch_size]).reshape(-1, *x4.shape[1:])
-                y = model.reconstruct_images(t.to(dtype=p.dtype, device=p.device))
+                t = t.to(dtype=p.dtype, device=p.device)
+                y = model.reconstruct_images(t)
+                if shrink is not None:
+                    y = shrink_to_input(y, t, shrink)
                 out.append(y.flatten(1).cpu().numpy())
     finally:
         model.train(was_training)
@@ -170,13 +223,14 @@ def _check_out(out) -> bool:
 
 def denoise_files(run, data, out, *, noise: str | None = None, data_dir=None, limit=None,
                   color=None, resize=None, units: str = "check",
-                  device: str = "auto") -> tuple[int, str]:  # fmt: skip
+                  device: str = "auto", shrink: bool = False) -> tuple[int, str]:  # fmt: skip
     """Denoise the data file or image files ``data`` under a run's model into ``out``.
 
     ``out`` a folder: PNGs under the input's relative names (image data); ``.npy``: the
     input's shape ((N, H, W) stays (N, H, W)); ``.csv``: rows (named by file for images).
     Image files are read as the run read its own (``color``, ``resize``) unless given; a fully
     convolutional model reads each image at its own size (no resize unless ``resize``).
+    ``shrink``: as :func:`denoise` (images of a blindspot run, ``noise`` given).
     Returns (how many samples, what was written).
     """
     from ..data.images import is_image_source
@@ -184,17 +238,20 @@ def denoise_files(run, data, out, *, noise: str | None = None, data_dir=None, li
     folder = _check_out(out)
     model = _model(run, device)
     said = None if noise is None else Noise.parse(noise)  # a bad spec fails before any work
+    by = _shrink_noise(model, said, 4) if shrink else None
     path = Path(os.fspath(data)) if isinstance(data, str | os.PathLike) else None
     if model.fully_convolutional and path is not None and path.suffix.lower() == ".npy":
-        done = _npy_any_size(model, path, out, folder, limit, units)
+        done = _npy_any_size(model, path, out, folder, limit, units, by)
     elif (
         model.fully_convolutional
         and path is not None
         and resize is None
         and (path.exists() and is_image_source(path))
     ):
-        done = _images_any_size(model, run, path, out, folder, limit, color, units)
+        done = _images_any_size(model, run, path, out, folder, limit, color, units, by)
     else:
+        if by is not None:
+            raise ConfigError("--shrink takes image files or a .npy of images, read at any size")
         done = _rows(run, model, data, out, folder, data_dir, limit, color, resize, units)
     _warn(model, said)  # after the work: a refused input gets its one error line alone
     return done
@@ -225,7 +282,7 @@ def _rows(run, model, data, out, folder, data_dir, limit, color, resize, units):
     return len(X_hat), f"{len(X_hat)} x {int(np.prod(X_hat.shape[1:]))} to {out}"
 
 
-def _npy_any_size(model, path: Path, out, folder: bool, limit, units):
+def _npy_any_size(model, path: Path, out, folder: bool, limit, units, shrink=None):
     from ..data.sources import load_dataset
     from ..io.files import write_array
 
@@ -239,7 +296,7 @@ def _npy_any_size(model, path: Path, out, folder: bool, limit, units):
             f"(N, H, W) or (N, C, H, W), or rows of {model.input_dim}"
         )
     arr = np.asarray(arr[:limit] if limit else arr, dtype=np.float32)
-    X_hat = _denoise(model, arr, units)
+    X_hat = _denoise(model, arr, units, shrink)
     if folder:
         from ..io.images import write_images
 
@@ -251,7 +308,8 @@ def _npy_any_size(model, path: Path, out, folder: bool, limit, units):
     return len(X_hat), f"{len(X_hat)} images of {list(X_hat.shape[1:])} to {out}"
 
 
-def _images_any_size(model, run, path: Path, out, folder: bool, limit, color, units):
+def _images_any_size(model, run, path: Path, out, folder: bool, limit, color, units,
+                     shrink=None):  # fmt: skip
     """Each image file read and denoised at its own size (one at a time: sizes may differ)."""
     from ..data.images import list_files, read_images
     from ..io.files import write_array
@@ -266,7 +324,8 @@ def _images_any_size(model, run, path: Path, out, folder: bool, limit, color, un
     for file, name in files:
         one = read_images(file, color=color)
         top = one.max_value if top is None else top
-        img = _any_size(model, one.X.reshape(1, *one.shape), units, one.max_value)
+        img = _any_size(model, one.X.reshape(1, *one.shape), units, one.max_value,
+                        shrink=shrink)  # fmt: skip
         images.append(np.clip(img[0], 0.0, one.max_value) if one.max_value else img[0])
         names.append(name)
     if folder:

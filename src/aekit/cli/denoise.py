@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..errors import ConfigError
-from ._common import FORMATTER, data_args, device_arg
+from ._common import FORMATTER, data_args, device_arg, noise_arg
 
 EXAMPLE = """The model denoises by reconstructing in eval mode (no noise added, no pixel masked).
 A folder of images gives a folder of PNGs under the same names, a .npy a .npy of the same shape,
@@ -15,9 +15,13 @@ Train for it (noise levels are in the scaled space: pixel / max, so 25/255 is si
   aekit train --data clean/ --model dncnn --noise gaussian:5/255-50/255 --out runs/blind
   aekit train --data noisy/ --model blindspot --out runs/n2s       # noisy data alone
 
+A blindspot run given the data's noise (Gaussian or Poisson) may --shrink: its estimate is
+combined pixel by pixel with the noisy input by the known noise variance (better when known).
+
 example:
   aekit denoise runs/dn --data noisy/ --out clean/
   aekit denoise runs/dn --data noisy.npy --out clean.npy --noise gaussian:25/255
+  aekit denoise runs/n2s --data noisy/ --out clean/ --noise gaussian:25/255 --shrink
 """
 
 
@@ -38,9 +42,16 @@ def add_parser(sub) -> None:
     )
     d.add_argument(
         "--noise",
+        type=noise_arg,
         metavar="KIND:LEVEL",
         help="the noise your data hold, e.g. gaussian:25/255 or poisson:30: checked against "
         "the run's training noise (a warning when they differ), never added",
+    )
+    d.add_argument(
+        "--shrink",
+        action="store_true",
+        help="a blindspot run: combine its estimate with the noisy input by the known --noise "
+        "(Gaussian or Poisson), pixel by pixel",
     )
     device_arg(d)
     d.set_defaults(func=run)
@@ -62,6 +73,7 @@ def run(args) -> int:
         resize=args.resize,
         units=args.units,
         device=args.device,
+        shrink=args.shrink,
     )
     print(f"wrote {what}")
     return 0

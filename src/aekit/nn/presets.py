@@ -90,9 +90,10 @@ PRESETS = {
     ),
     "blindspot": (
         DnCNN,
-        "self-supervised denoiser for noisy data alone (Noise2Self): dncnn trained with 5% of "
-        "pixels masked (each replaced by its neighbours' mean) and scored on those only",
-        dict(depth=5, width=32, output_activation="identity", blindspot=0.05),
+        "self-supervised denoiser for noisy data alone (Noise2Self): dncnn's convolutions, "
+        "not residual, trained with 5% of pixels masked (each replaced by its neighbours' "
+        "mean) and scored on those only",
+        dict(depth=5, width=32, output_activation="identity", blindspot=0.05, residual=False),
     ),
 }
 

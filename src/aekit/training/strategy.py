@@ -24,10 +24,7 @@ from ..data.stream import BlockShuffle, BlockView
 from ..errors import ConfigError
 from .config import PRECISIONS
 from .cuda_graphs import CapturedStep, StepState, advance_rng
-from .devices import (
-    check_device,
-    resolve_device,  # noqa: F401  (apps/denoise.py imports it from here)
-)
+from .devices import check_device
 from .optim import make_optimizer
 
 

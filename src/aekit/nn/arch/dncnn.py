@@ -3,9 +3,12 @@
 ``depth`` Conv2d(kernel 3, padding 1) layers, ``width`` feature maps each, the activation after
 every one but the last; no stride, no dense layer, no bottleneck. The stack predicts the noise
 n_hat = f(x_tilde) and the model returns x_hat = x_tilde - n_hat (residual learning), so an
-untrained model starts near the identity. There is no code: :meth:`encode` and :meth:`decode`
-refuse in one line, and the model's objective is the reconstruction loss alone (with the
-config's corruption: ``noise`` on clean data, or ``blindspot`` on noisy data).
+untrained model starts near the identity. With ``residual`` False the stack's output is the
+estimate itself, x_hat = f(x_tilde): the blindspot preset, since a residual blind-spot model
+learns to correct the neighbours' mean it is shown in place of a masked pixel, and when it
+denoises, the pixel's own noisy value stands in that place. There is no code: :meth:`encode`
+and :meth:`decode` refuse in one line, and the model's objective is the reconstruction loss
+alone (with the config's corruption: ``noise`` on clean data, or ``blindspot`` on noisy data).
 
 Training rows are (N, C*H*W) folded by ``image_shape``, like every aekit model; the weights
 work at any H, W, which :meth:`DnCNN.reconstruct_images` takes ((N, C, H, W) of any size:
@@ -29,15 +32,18 @@ from ..config import ModelConfig, check_choice
 class DnCNNConfig(ModelConfig):
     """Settings of the residual denoiser (and the fields of :class:`ModelConfig`, of which
     ``latent_dim`` and the code's penalties do not apply): ``depth`` conv layers of ``width``
-    maps, ``activation`` between them."""
+    maps, ``activation`` between them, ``residual`` x - f(x) (else f(x))."""
 
     depth: int = 5
     width: int = 32
     activation: str = "relu"
+    residual: bool = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self.depth, self.width = int(self.depth), int(self.width)
+        if not isinstance(self.residual, bool):
+            raise ConfigError(f"residual is true or false, got {self.residual!r}")
         if self.depth < 2 or self.width < 1:
             raise ConfigError("dncnn needs depth >= 2 conv layers and width >= 1 feature maps")
         check_choice("activation", self.activation, ACTIVATIONS)
@@ -58,7 +64,8 @@ class DnCNNConfig(ModelConfig):
 
 
 class DnCNN(Autoencoder):
-    """x_hat = x_tilde - f(x_tilde), f a stack of 3x3 convolutions (``layers.{k}``)."""
+    """x_hat = x_tilde - f(x_tilde), f a stack of 3x3 convolutions (``layers.{k}``); or
+    x_hat = f(x_tilde) with ``residual`` False (the blind-spot preset)."""
 
     config_class = DnCNNConfig
     has_code = False
@@ -73,18 +80,19 @@ class DnCNN(Autoencoder):
         )
         self.act = activation_module(config.activation)
         self.penalties = nn.ModuleList()
-        with torch.no_grad():  # start at the identity: the noise estimate is 0
-            self.layers[-1].weight.mul_(0.1)
-            self.layers[-1].bias.zero_()
+        if config.residual:
+            with torch.no_grad():  # start at the identity: the noise estimate is 0
+                self.layers[-1].weight.mul_(0.1)
+                self.layers[-1].bias.zero_()
 
     def reconstruct_images(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, C, H, W) -> (N, C, H, W), any H and W: x - f(x)."""
+        """(N, C, H, W) -> (N, C, H, W), any H and W: x - f(x) (or f(x), not residual)."""
         h = x
         for k, conv in enumerate(self.layers):
             h = conv(h)
             if k < len(self.layers) - 1:
                 h = self.act(h)
-        return x - h
+        return x - h if self.config.residual else h
 
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:  # (N, C*H*W) -> (N, C*H*W)
         return self.reconstruct_images(x.reshape(-1, *self.config.image_shape)).flatten(1)
