@@ -11,6 +11,8 @@
 
     python benchmarks/load.py                          # 10 million rows, 200 kills
     python benchmarks/load.py --rows 1000000 --kills 30   # a shorter look
+    python benchmarks/load.py --parts kills               # the kill loop alone (the streamed
+                                                          # record of --out is kept)
 
 Writes ``benchmarks/results/load.json``. Linux only (/proc).
 """
@@ -169,13 +171,27 @@ def main() -> None:
     p.add_argument("--kills", type=int, default=200)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--work", help="scratch folder (default: a temporary one)")
+    p.add_argument(
+        "--parts",
+        default="streamed,kills",
+        help="comma-separated: streamed, kills (a part not run keeps its record in --out)",
+    )
     p.add_argument("--out", default=str(ROOT / "benchmarks/results/load.json"))
     a = p.parse_args()
     work = Path(a.work or tempfile.mkdtemp(prefix="aekit-load-"))
     work.mkdir(parents=True, exist_ok=True)
-    result = {"machine": os.uname().machine, "cpus": os.cpu_count()}
-    result["streamed"] = streamed(work, a.rows)
-    result["kill_loop"] = kill_loop(work, a.kills, a.seed)
+    parts = set(a.parts.split(","))
+    if not parts or parts - {"streamed", "kills"}:
+        raise SystemExit(f"--parts takes streamed and/or kills, not {a.parts!r}")
+    result = json.loads(Path(a.out).read_text()) if Path(a.out).is_file() else {}
+    result.update({"machine": os.uname().machine, "cpus": os.cpu_count()})
+    stamp = {"measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "seed": a.seed}
+    if "streamed" in parts:
+        result["streamed"] = {**streamed(work, a.rows), **stamp}
+    if "kills" in parts:
+        t0 = time.monotonic()
+        result["kill_loop"] = {**kill_loop(work, a.kills, a.seed), **stamp}
+        result["kill_loop"]["seconds"] = time.monotonic() - t0
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result["kill_loop"], indent=2))

@@ -101,9 +101,16 @@ def _run(args) -> int:
         return 2
     except KeyboardInterrupt as e:
         what = "terminated" if isinstance(e, Terminated) else "interrupted"
-        if args.command == "train":
-            hint = f"; the run keeps its last finished epoch: aekit train --resume --out {args.out}"
-        else:
-            hint = ""
+        hint = _train_hint(args.out) if args.command == "train" else ""
         print(f"aekit: {what}{hint}", file=sys.stderr)
         return 143 if isinstance(e, Terminated) else 130
+
+
+def _train_hint(out) -> str:
+    """What an interrupted ``aekit train`` says to do next: resume a run that has its
+    config.json, else run the command again (nothing of the run was kept yet)."""
+    from ..io.rundir import Run
+
+    if out is not None and Run(out).config_file.is_file():
+        return f"; the run keeps its last finished epoch: aekit train --resume --out {out}"
+    return "; nothing of the run was kept yet: run the same command again"
