@@ -3,11 +3,13 @@
 1. ``aekit encode --stream`` and ``aekit score --stream`` of a float32 .npy of ``--rows`` rows
    x 64 columns (10 million: 2.56 GB): the resident set of each process, sampled every 0.2 s
    from /proc, at its first, middle and last samples and at its peak, beside the file's size.
-2. ``--kills`` short runs started and killed with SIGKILL at a random instant in a loop on one
-   ``--out`` (each next one resumes when there is a config.json, else trains anew, as the
-   messages say), then one run to the end: the peak resident set of each process (flat: the
-   last tenth against the first), and afterwards the stray files (``*.tmp``, ``.tmp-*``
-   folders) and whether the run's lock is free.
+2. ``--kills`` short runs started and killed with SIGKILL at an instant drawn over an
+   uninterrupted run's duration, in a loop (each next start resumes when there is a
+   config.json, else trains anew on the same ``--out``, as the messages say; a run that
+   finishes is compared with the uninterrupted one and the loop goes on in a new folder),
+   then one run to the end: the peak resident set of each process (flat: the last tenth
+   against the first), where the kills landed, and afterwards the stray files (``*.tmp``,
+   ``.tmp-*`` folders) and whether every run's lock is free.
 
     python benchmarks/load.py                          # 10 million rows, 200 kills
     python benchmarks/load.py --rows 1000000 --kills 30   # a shorter look
@@ -124,44 +126,92 @@ def streamed(work: Path, rows: int) -> dict:
     return out
 
 
-def kill_loop(work: Path, kills: int, seed: int) -> dict:
+def _lock_free(run: Path) -> bool:
+    if not (run / ".lock").exists():
+        return True
+    fd = os.open(run / ".lock", os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def _stage(run: Path) -> str:
+    """Where a kill left a run: which of its files exist."""
+    if not run.exists() or not [p for p in run.iterdir() if p.name != ".lock"]:
+        return "nothing written"
+    if not (run / "config.json").exists():
+        return "before config.json"
+    if not (run / "metrics.jsonl").exists():
+        return "before the first epoch's end"
+    return f"after epoch {len((run / 'metrics.jsonl').read_text().splitlines())}"
+
+
+def kill_loop(work: Path, kills: int, seed: int, epochs: int = 12) -> dict:
+    """Short runs (``epochs`` epochs of 2000 x 32 rows) killed at instants drawn over an
+    uninterrupted run's duration; each next start resumes (a config.json) or trains anew on
+    the same --out; a run that finishes is checked against the uninterrupted one (equal
+    weights) and the loop starts the next run in a new folder."""
+    from safetensors.numpy import load_file
+
     data = work / "loop.npy"
     np.save(data, np.random.default_rng(1).normal(size=(2000, 32)).astype(np.float32))
-    out = work / "loop-run"
-    args = ["train", "--data", str(data), "--out", str(out), "--epochs", "30", "--latent-dim", "4",
-            "--quiet", "--threads", "1"]  # fmt: skip
-    rng, peaks, codes = random.Random(seed), [], {}
-    for i in range(kills + 1):
-        resume = (out / "config.json").exists()
-        argv = (
-            ["train", "--resume", "--out", str(out), "--quiet", "--threads", "1"]
-            if resume
-            else args
-        )
-        r = watch(argv, None if i == kills else rng.uniform(0.0, 4.0))
+    common = ["--quiet", "--threads", "1"]
+    fresh = ["train", "--data", str(data), "--epochs", str(epochs), "--latent-dim", "4", *common]
+    ref = work / "loop-reference"
+    r = watch([*fresh, "--out", str(ref)])
+    if r["rc"] != 0:
+        raise SystemExit(f"the uninterrupted run failed: {r['stderr']}")
+    duration, want = r["seconds"], load_file(ref / "model.safetensors")
+    rng, peaks, codes, stages = random.Random(seed), [], {}, {}
+    runs, n, finished, identical = work / "loop-runs", 0, 0, 0
+
+    def start(kill_after):
+        run = runs / f"{n:03d}"
+        resume = (run / "config.json").exists()
+        argv = ["train", "--resume", *common] if resume else fresh
+        r = watch([*argv, "--out", str(run)], kill_after)
         peaks.append(max(r["rss_mb"], default=0.0))
         codes[str(r["rc"])] = codes.get(str(r["rc"]), 0) + 1
-        if i == kills and r["rc"] != 0:
-            raise SystemExit(f"the last run did not finish: {r['stderr']}")
+        return run, r
+
+    def check(run: Path) -> int:
+        got = load_file(run / "model.safetensors")
+        return int(got.keys() == want.keys() and all((got[k] == want[k]).all() for k in got))
+
+    for _ in range(kills):
+        run, r = start(rng.uniform(0.0, duration))
+        if r["rc"] == 0:  # finished before its kill: the next run in a new folder
+            finished, identical, n = finished + 1, identical + check(run), n + 1
+        elif r["rc"] == -signal.SIGKILL:
+            stages[_stage(run)] = stages.get(_stage(run), 0) + 1
+        else:
+            raise SystemExit(f"run {run} failed: {r['stderr']}")
+    run, r = start(None)
+    if r["rc"] != 0:
+        raise SystemExit(f"the last run did not finish: {r['stderr']}")
+    finished, identical = finished + 1, identical + check(run)
     stray = [str(p.relative_to(work)) for p in work.rglob("*") if ".tmp" in p.name]
-    fd = os.open(out / ".lock", os.O_RDWR) if (out / ".lock").exists() else None
-    free = True
-    if fd is not None:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            free = False
-        os.close(fd)
     tenth = max(1, len(peaks) // 10)
     return {
         "kills": kills,
+        "epochs_per_run": epochs,
+        "uninterrupted_seconds": duration,
         "exit_codes": codes,
+        "killed_at": dict(sorted(stages.items())),
+        "runs_finished": finished,
+        "runs_equal_to_the_uninterrupted": identical,
         "peak_rss_mb_first_tenth": float(np.mean(peaks[:tenth])),
         "peak_rss_mb_last_tenth": float(np.mean(peaks[-tenth:])),
         "peak_rss_mb_max": float(max(peaks)),
         "stray_temporary_files": stray,
-        "lock_free_after": free,
-        "finished_epochs": len((out / "metrics.jsonl").read_text().splitlines()),
+        "locks_free_after": all(_lock_free(p) for p in runs.iterdir()),
+        "largest_config_json_bytes": max(
+            (p / "config.json").stat().st_size for p in runs.iterdir()
+        ),  # fmt: skip
     }
 
 

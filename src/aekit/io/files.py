@@ -108,7 +108,9 @@ def atomic_folder(folder: str | os.PathLike, fill, replaceable) -> Path:
 
 # what follows a temporary name's ".NAME.": a file's "PID.XXXXXXXX.tmp" (mkstemp's 8 letters),
 # a folder's "tmp-PID-XXXXXXXX" or "tmp-PID-old-XXXXXXXX", or one from before pids ("tmp-XXXX")
-_TEMPORARY = r"(?:(\d+)\.[a-z0-9_]{8}\.tmp|tmp-(\d+)-(?:old-)?[a-z0-9_]{8}|tmp-(?:old-)?[a-z0-9_]{8})"
+_TEMPORARY = (
+    r"(?:(\d+)\.[a-z0-9_]{8}\.tmp|tmp-(\d+)-(?:old-)?[a-z0-9_]{8}|tmp-(?:old-)?[a-z0-9_]{8})"
+)
 
 
 def _alive(pid: int) -> bool:
