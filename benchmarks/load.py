@@ -3,13 +3,13 @@
 1. ``aekit encode --stream`` and ``aekit score --stream`` of a float32 .npy of ``--rows`` rows
    x 64 columns (10 million: 2.56 GB): the resident set of each process, sampled every 0.2 s
    from /proc, at its first, middle and last samples and at its peak, beside the file's size.
-2. ``--kills`` short runs started and killed with SIGKILL at an instant drawn over an
-   uninterrupted run's duration, in a loop (each next start resumes when there is a
-   config.json, else trains anew on the same ``--out``, as the messages say; a run that
-   finishes is compared with the uninterrupted one and the loop goes on in a new folder),
-   then one run to the end: the peak resident set of each process (flat: the last tenth
-   against the first), where the kills landed, and afterwards the stray files (``*.tmp``,
-   ``.tmp-*`` folders) and whether every run's lock is free.
+2. ``--kills`` short runs started and killed with SIGKILL at an instant drawn over half as
+   long again as the start would take uninterrupted, in a loop (each next start resumes
+   when there is a config.json, else trains anew on the same ``--out``, as the messages
+   say; a run that finishes is compared with the uninterrupted one and the loop goes on
+   in a new folder), then one run to the end: the peak resident set of each process
+   (flat: the last tenth against the first), where the kills landed, and afterwards the
+   stray files (``*.tmp``, ``.tmp-*`` folders) and whether every run's lock is free.
 
     python benchmarks/load.py                          # 10 million rows, 200 kills
     python benchmarks/load.py --rows 1000000 --kills 30   # a shorter look
@@ -150,24 +150,26 @@ def _stage(run: Path) -> str:
     return f"after epoch {len((run / 'metrics.jsonl').read_text().splitlines())}"
 
 
-def kill_loop(work: Path, kills: int, seed: int, epochs: int = 12) -> dict:
-    """Short runs (``epochs`` epochs of 2000 x 32 rows) killed at instants drawn over an
+def kill_loop(work: Path, kills: int, seed: int, epochs: int = 6) -> dict:
+    """Short runs (``epochs`` epochs of 10,000 x 32 rows) killed at instants drawn over an
     uninterrupted run's duration; each next start resumes (a config.json) or trains anew on
     the same --out; a run that finishes is checked against the uninterrupted one (equal
     weights) and the loop starts the next run in a new folder."""
     from safetensors.numpy import load_file
 
     data = work / "loop.npy"
-    np.save(data, np.random.default_rng(1).normal(size=(2000, 32)).astype(np.float32))
+    np.save(data, np.random.default_rng(1).normal(size=(10_000, 32)).astype(np.float32))
     common = ["--quiet", "--threads", "1"]
     fresh = ["train", "--data", str(data), "--epochs", str(epochs), "--latent-dim", "4", *common]
     ref = work / "loop-reference"
     r = watch([*fresh, "--out", str(ref)])
     if r["rc"] != 0:
         raise SystemExit(f"the uninterrupted run failed: {r['stderr']}")
-    duration, want = r["seconds"], load_file(ref / "model.safetensors")
+    fresh_seconds, want = r["seconds"], load_file(ref / "model.safetensors")
+    # a start on a run whose epochs are all done only finishes it (summary, figures)
+    finish_seconds = watch(["train", "--resume", *common, "--out", str(ref)])["seconds"]
     rng, peaks, codes, stages = random.Random(seed), [], {}, {}
-    runs, n, finished, identical = work / "loop-runs", 0, 0, 0
+    runs, n, finished, identical, killed, starts = work / "loop-runs", 0, 0, 0, 0, 0
 
     def start(kill_after):
         run = runs / f"{n:03d}"
@@ -182,11 +184,20 @@ def kill_loop(work: Path, kills: int, seed: int, epochs: int = 12) -> dict:
         got = load_file(run / "model.safetensors")
         return int(got.keys() == want.keys() and all((got[k] == want[k]).all() for k in got))
 
-    for _ in range(kills):
-        run, r = start(rng.uniform(0.0, duration))
+    def epochs_done(run: Path) -> int:
+        m = run / "metrics.jsonl"
+        return len(m.read_text().splitlines()) if m.exists() else 0
+
+    while killed < kills and starts < 10 * kills:
+        # an instant over half as long again as the start would take uninterrupted: about a
+        # third of the starts finish before it (the loop then goes on in a new folder)
+        whole = finish_seconds if epochs_done(runs / f"{n:03d}") >= epochs else fresh_seconds
+        run, r = start(rng.uniform(0.0, 1.5 * whole))
+        starts += 1
         if r["rc"] == 0:  # finished before its kill: the next run in a new folder
             finished, identical, n = finished + 1, identical + check(run), n + 1
         elif r["rc"] == -signal.SIGKILL:
+            killed += 1
             stages[_stage(run)] = stages.get(_stage(run), 0) + 1
         else:
             raise SystemExit(f"run {run} failed: {r['stderr']}")
@@ -197,9 +208,11 @@ def kill_loop(work: Path, kills: int, seed: int, epochs: int = 12) -> dict:
     stray = [str(p.relative_to(work)) for p in work.rglob("*") if ".tmp" in p.name]
     tenth = max(1, len(peaks) // 10)
     return {
-        "kills": kills,
+        "kills": killed,
+        "starts": starts + 1,
         "epochs_per_run": epochs,
-        "uninterrupted_seconds": duration,
+        "uninterrupted_seconds": fresh_seconds,
+        "finishing_seconds": finish_seconds,
         "exit_codes": codes,
         "killed_at": dict(sorted(stages.items())),
         "runs_finished": finished,

@@ -16,8 +16,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, ModelFileError
-from ..nn.registry import model_spec
+from ..errors import ConfigError, MemoryLimitError, ModelFileError
+from ..nn.registry import check_fits, model_spec
 from .files import write_json  # noqa: F401 - named here by callers
 from .rundir import Run
 from .state import TrainState, load_checkpoint, save_checkpoint  # noqa: F401 - their old home
@@ -53,7 +53,10 @@ def build_from_record(record: dict[str, Any]):
             raise TypeError(f"expected {{'name': ..., 'config': {{...}}}}, got {record!r:.80}")
         spec = model_spec(record["name"])
         config = spec.cls.config_class(**record["config"])
+        check_fits(spec.cls, config, record["name"])  # before a size a damaged file names
         return spec.cls(config, name=record["name"])  # a value of the wrong type fails here
+    except MemoryLimitError as e:  # the file names sizes this machine cannot hold
+        raise MemoryLimitError(f"the model config is invalid: {e}") from None
     except _BAD_RECORD as e:
         first = (str(e).strip() or type(e).__name__).splitlines()[0]
         raise ModelFileError(f"the model config is invalid: {first[:300]}") from None

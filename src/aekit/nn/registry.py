@@ -62,4 +62,44 @@ def build_model(name: str, input_dim: int, **overrides: Any):
         raise ConfigError(f"model {name!r} has no setting {', '.join(unknown)}")
     values = {**spec.defaults, **{k: v for k, v in overrides.items() if v is not None}}
     config = config_cls(input_dim=input_dim, **values)
+    check_fits(spec.cls, config, name, copies=TRAINING_COPIES)
     return spec.cls(config, name=name)
+
+
+# a model in training holds its weights, their gradients and Adam's two moments
+TRAINING_COPIES = 4
+
+
+def check_fits(cls: type, config, name: str, copies: int = 1) -> None:
+    """Refuse a model whose weights (times ``copies``) would take more memory than allowed
+    (:func:`aekit.data.images.max_memory`: half this machine's, or ``AEKIT_MAX_MEMORY``),
+    before any of it is allocated: the model is built on the meta device, which holds
+    shapes only, and its parameters and buffers counted. Raises
+    :class:`~aekit.errors.MemoryLimitError` (one line)."""
+    import torch
+
+    from ..data.images import max_memory
+    from ..errors import MemoryLimitError
+
+    try:
+        with torch.device("meta"):
+            probe = cls(config, name=name)
+    except Exception:  # noqa: BLE001 - not buildable on meta: the real build says why, if at all
+        return
+    tensors = [*probe.parameters(), *probe.buffers()]
+    need = copies * sum(t.numel() * t.element_size() for t in tensors)
+    limit = max_memory()
+    if need > limit:
+        what = "to train (weights, gradients, Adam's moments)" if copies > 1 else "of weights"
+        raise MemoryLimitError(
+            f"model {name!r} with these sizes needs {_bytes(need)} {what}, over the "
+            f"{_bytes(limit)} allowed (AEKIT_MAX_MEMORY; by default half this machine's "
+            "memory): choose smaller sizes"
+        )
+
+
+def _bytes(n: int) -> str:
+    for unit, size in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n} bytes"
