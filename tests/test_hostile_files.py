@@ -496,6 +496,93 @@ def test_a_damaged_config_is_one_line_exit_2(patch, fragment, run_dir, images, t
     assert fragment in _refused(capsys, argv, outs)
 
 
+# ---------------------------------------------------------- sizes beyond memory
+
+
+def _peak_rss_kb(argv: list[str], env: dict[str, str]) -> tuple[int, int, str]:
+    """(exit code, the command's peak resident set in KiB, its stderr), run in a process of
+    its own so that its peak is its own (``os.wait4``)."""
+    import subprocess
+    import sys
+
+    from conftest import SRC
+
+    env = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1", **env}
+    with tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "aekit", *argv], env=env,
+                                stdout=subprocess.DEVNULL, stderr=err, text=True)  # fmt: skip
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        err.seek(0)
+        return proc.returncode, usage.ru_maxrss, err.read()
+
+
+def test_a_config_announcing_weights_beyond_the_limit_is_refused_before_allocating(
+    run_dir, images, tmp_path
+):
+    """A config.json whose hidden layer would take more than AEKIT_MAX_MEMORY (here set below
+    it; by default half the machine's memory) is refused in one line, exit 2, nothing
+    written. Raised above the weights' size, the same file is built (and then refused for
+    weights that do not fit it, as any damaged file): that command's peak memory exceeds
+    the refused one's by the weights' size, so the refusal came before they were made."""
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    cfg = json.loads((run / "config.json").read_text())
+    width = 2**21  # one hidden layer: 64 -> 2**21 -> code, and back: 0.5 GiB each way
+    cfg["model"]["config"]["hidden"] = [width]
+    (run / "config.json").write_text(json.dumps(cfg))
+    weights = 4 * 2 * width * (SIDE * SIDE + cfg["model"]["config"]["latent_dim"])  # bytes
+    outs = tmp_path / "outs"
+    outs.mkdir()
+    argv = ["encode", str(run), "--data", str(images), "--out", str(outs / "z.npy")]
+    code, refused, err = _peak_rss_kb(argv, {"AEKIT_MAX_MEMORY": str(weights // 4)})
+    assert code == 2 and "Traceback" not in err, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "AEKIT_MAX_MEMORY" in lines[0] and "needs" in lines[0], lines
+    assert list(outs.iterdir()) == []
+    code, built, err = _peak_rss_kb(argv, {"AEKIT_MAX_MEMORY": str(weights * 4)})
+    assert code == 2 and "AEKIT_MAX_MEMORY" not in err and "Traceback" not in err, err
+    assert (built - refused) * 1024 > weights // 2, (built, refused, weights)
+
+
+@pytest.mark.parametrize("value", ["lots", "0", "-5G", "1.5G"])
+def test_a_malformed_memory_limit_is_one_line(value, run_dir, images, outs, capsys, monkeypatch):
+    monkeypatch.setenv("AEKIT_MAX_MEMORY", value)
+    assert "AEKIT_MAX_MEMORY must be" in _refused(capsys, _encode(run_dir, images, outs), outs)
+
+
+def test_training_a_model_beyond_memory_is_refused_before_anything_is_written(
+    images, tmp_path, capsys
+):
+    """--latent-dim 10**9 on 64 pixels: 0.5 TB of weights (4 copies to train) on any machine,
+    refused as MemoryLimitError in one line, with no run folder made; the Python API raises
+    the same type (catchable, a MemoryError too)."""
+    import aekit
+    from aekit.errors import MemoryLimitError
+
+    out = tmp_path / "run"
+    argv = ["train", "--data", str(images), "--latent-dim", str(10**9), "--hidden", "8", *QUICK]
+    t0 = time.perf_counter()
+    line = _refused(capsys, [*argv, "--out", str(out)])
+    assert "needs" in line and "to train" in line and time.perf_counter() - t0 < 30
+    assert not out.exists()
+    with pytest.raises(MemoryLimitError, match="AEKIT_MAX_MEMORY") as e:
+        aekit.train(images, out=out, latent_dim=10**9, epochs=1)
+    assert isinstance(e.value, MemoryError) and not out.exists()
+
+
+def test_images_decoding_beyond_the_limit_are_refused_from_their_headers(
+    run_dir, images, outs, capsys, monkeypatch
+):
+    """24 images of 8x8 decode to 6 KiB as float32: under a 4 KiB AEKIT_MAX_MEMORY they are
+    refused from their headers (before the array is made), with a way out named."""
+    monkeypatch.setenv("AEKIT_MAX_MEMORY", "4K")
+    line = _refused(capsys, _encode(run_dir, images, outs), outs)
+    assert "AEKIT_MAX_MEMORY" in line and "--stream" in line
+    monkeypatch.setenv("AEKIT_MAX_MEMORY", "1M")
+    assert main(_encode(run_dir, images, outs)) == 0
+
+
 # ------------------------------------------------------------------------------- fuzzing
 
 
