@@ -150,7 +150,7 @@ def _stage(run: Path) -> str:
     return f"after epoch {len((run / 'metrics.jsonl').read_text().splitlines())}"
 
 
-def kill_loop(work: Path, kills: int, seed: int, epochs: int = 6) -> dict:
+def kill_loop(work: Path, kills: int, seed: int, epochs: int = 6, minutes: float = 0) -> dict:
     """Short runs (``epochs`` epochs of 10,000 x 32 rows) killed at instants drawn over an
     uninterrupted run's duration; each next start resumes (a config.json) or trains anew on
     the same --out; a run that finishes is checked against the uninterrupted one (equal
@@ -188,7 +188,8 @@ def kill_loop(work: Path, kills: int, seed: int, epochs: int = 6) -> dict:
         m = run / "metrics.jsonl"
         return len(m.read_text().splitlines()) if m.exists() else 0
 
-    while killed < kills and starts < 10 * kills:
+    stop = time.monotonic() + 60 * minutes if minutes else float("inf")
+    while killed < kills and starts < 10 * kills and time.monotonic() < stop:
         # an instant over half as long again as the start would take uninterrupted: about a
         # third of the starts finish before it (the loop then goes on in a new folder)
         whole = finish_seconds if epochs_done(runs / f"{n:03d}") >= epochs else fresh_seconds
@@ -199,6 +200,9 @@ def kill_loop(work: Path, kills: int, seed: int, epochs: int = 6) -> dict:
         elif r["rc"] == -signal.SIGKILL:
             killed += 1
             stages[_stage(run)] = stages.get(_stage(run), 0) + 1
+            if killed % 10 == 0:
+                print(f"{killed} kills, {finished} runs finished, peak RSS {peaks[-1]:.0f} MB",
+                      flush=True)  # fmt: skip
         else:
             raise SystemExit(f"run {run} failed: {r['stderr']}")
     run, r = start(None)
@@ -209,6 +213,7 @@ def kill_loop(work: Path, kills: int, seed: int, epochs: int = 6) -> dict:
     tenth = max(1, len(peaks) // 10)
     return {
         "kills": killed,
+        "kills_asked": kills,
         "starts": starts + 1,
         "epochs_per_run": epochs,
         "uninterrupted_seconds": fresh_seconds,
@@ -233,6 +238,12 @@ def main() -> None:
     p.add_argument("--rows", type=int, default=10_000_000)
     p.add_argument("--kills", type=int, default=200)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--minutes",
+        type=float,
+        default=0,
+        help="end the kill loop after this long (0: none); the kills made are reported",
+    )
     p.add_argument("--work", help="scratch folder (default: a temporary one)")
     p.add_argument(
         "--parts",
@@ -253,7 +264,7 @@ def main() -> None:
         result["streamed"] = {**streamed(work, a.rows), **stamp}
     if "kills" in parts:
         t0 = time.monotonic()
-        result["kill_loop"] = {**kill_loop(work, a.kills, a.seed), **stamp}
+        result["kill_loop"] = {**kill_loop(work, a.kills, a.seed, minutes=a.minutes), **stamp}
         result["kill_loop"]["seconds"] = time.monotonic() - t0
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(result, indent=2) + "\n")
