@@ -712,3 +712,39 @@ def test_a_dead_writers_temporary_files_go_and_a_live_ones_stay(tmp_path):
     finally:
         live.kill()
         live.wait()
+
+
+def test_two_writers_finishing_one_output_folder_at_once_leave_one_whole(tmp_path, monkeypatch):
+    """Another process finishing the same output folder between our steps: it moves the old
+    folder aside first (ours finds none to move), or renames its own in just before ours
+    (ours moves that aside in turn); either way one whole output, nothing of ours left."""
+    from aekit.io.images import write_images
+
+    def pngs(value: int) -> list[np.ndarray]:
+        return [np.full((1, 4, 4), value, np.float32)]
+
+    out = tmp_path / "recon"
+    write_images(out, pngs(10), 255)
+    real = os.replace
+    for race in ("moved aside first", "renamed in first"):
+        done = {"raced": False}
+
+        def replace(src, dst, race=race, done=done):
+            if not done["raced"] and Path(dst) == out and race == "renamed in first":
+                done["raced"] = True  # the other writer's folder lands before ours
+                write_images(out, pngs(30), 255)
+            elif not done["raced"] and Path(src) == out and race == "moved aside first":
+                done["raced"] = True  # the other writer moves the old folder away first
+                shutil.rmtree(out)
+            return real(src, dst)
+
+        monkeypatch.setattr(files.os, "replace", replace)
+        write_images(out, pngs(20), 255)
+        monkeypatch.setattr(files.os, "replace", real)
+        assert done["raced"]
+        from PIL import Image
+
+        (png,) = out.iterdir()
+        assert np.asarray(Image.open(png)).max() == 20, race
+        assert [p.name for p in tmp_path.iterdir()] == ["recon"], race
+        COUNTS[f"two writers of one output folder, the other {race}: one whole output"] += 1

@@ -89,14 +89,7 @@ def atomic_folder(folder: str | os.PathLike, fill, replaceable) -> Path:
     try:
         os.chmod(tmp, 0o777 & ~_UMASK)  # mkdtemp makes 0700
         fill(tmp)
-        old = None
-        if folder.exists():
-            old = Path(tempfile.mkdtemp(dir=parent, prefix=f"{tag}old-"))
-            os.rmdir(old)
-            os.replace(folder, old)
-        os.replace(tmp, folder)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        _swap_in(tmp, folder, tag)
     except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)
         raise file_error(e, folder) from None
@@ -104,6 +97,33 @@ def atomic_folder(folder: str | os.PathLike, fill, replaceable) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return folder
+
+
+def _swap_in(tmp: Path, folder: Path, tag: str, tries: int = 5) -> None:
+    """Rename ``tmp`` to ``folder``, moving a folder there aside first (then removing it).
+    Another process finishing the same output at the same moment may move the old folder
+    first, or rename its own in between: the move aside is then skipped, or done again."""
+    import errno
+    import shutil
+
+    for attempt in range(tries):
+        old = None
+        if folder.exists():
+            old = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f"{tag}old-"))
+            os.rmdir(old)
+            try:
+                os.replace(folder, old)
+            except FileNotFoundError:  # the other writer moved it aside first
+                old = None
+        try:
+            os.replace(tmp, folder)
+            return
+        except OSError as e:  # the other writer's folder arrived in between
+            if e.errno not in (errno.ENOTEMPTY, errno.EEXIST) or attempt == tries - 1:
+                raise
+        finally:
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
 
 
 # what follows a temporary name's ".NAME.": a file's "PID.XXXXXXXX.tmp" (mkstemp's 8 letters),
