@@ -130,6 +130,14 @@ def max_memory() -> int:
     return value
 
 
+def said_bytes(n: int) -> str:
+    """``n`` bytes as a person reads them: 1.5 GiB, 640.0 KiB, 12 bytes."""
+    for unit, size in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n} bytes"
+
+
 # ---------------------------------------------------------------- finding the files
 
 
@@ -481,9 +489,9 @@ def _allocate(n: int, width: int, source) -> np.ndarray:
     need, limit = n * width * 4, max_memory()
     if need > limit:
         raise MemoryLimitError(
-            f"{source} decodes to {need / 2**30:.1f} GiB as float32, over the "
-            f"{limit / 2**30:.1f} GiB allowed (half this machine's memory, or AEKIT_MAX_MEMORY); "
-            "pass --stream to read it block by block, or --resize to smaller images"
+            f"{source} decodes to {said_bytes(need)} as float32, over the "
+            f"{said_bytes(limit)} allowed (AEKIT_MAX_MEMORY; by default half this machine's "
+            "memory); pass --stream to read it block by block, or --resize to smaller images"
         )
     return np.empty((n, width), np.float32)
 

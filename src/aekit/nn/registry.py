@@ -78,7 +78,7 @@ def check_fits(cls: type, config, name: str, copies: int = 1) -> None:
     :class:`~aekit.errors.MemoryLimitError` (one line)."""
     import torch
 
-    from ..data.images import max_memory
+    from ..data.images import max_memory, said_bytes
     from ..errors import MemoryLimitError
 
     try:
@@ -92,14 +92,7 @@ def check_fits(cls: type, config, name: str, copies: int = 1) -> None:
     if need > limit:
         what = "to train (weights, gradients, Adam's moments)" if copies > 1 else "of weights"
         raise MemoryLimitError(
-            f"model {name!r} with these sizes needs {_bytes(need)} {what}, over the "
-            f"{_bytes(limit)} allowed (AEKIT_MAX_MEMORY; by default half this machine's "
+            f"model {name!r} with these sizes needs {said_bytes(need)} {what}, over the "
+            f"{said_bytes(limit)} allowed (AEKIT_MAX_MEMORY; by default half this machine's "
             "memory): choose smaller sizes"
         )
-
-
-def _bytes(n: int) -> str:
-    for unit, size in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if n >= size:
-            return f"{n / size:.1f} {unit}"
-    return f"{n} bytes"
