@@ -748,3 +748,44 @@ def test_two_writers_finishing_one_output_folder_at_once_leave_one_whole(tmp_pat
         assert np.asarray(Image.open(png)).max() == 20, race
         assert [p.name for p in tmp_path.iterdir()] == ["recon"], race
         COUNTS[f"two writers of one output folder, the other {race}: one whole output"] += 1
+
+
+@pytest.mark.parametrize("kill", range(FAULT_COUNT))
+@pytest.mark.parametrize("job", sorted(JOBS))
+def test_a_full_disk_at_a_random_write_of_each_command_leaves_its_output_absent(
+    job, kill, job_runs, tmp_path, monkeypatch, capsys
+):
+    """ENOSPC at one of a command's file writes, drawn from (AEKIT_FAULT_SEED, job, kill):
+    one line, exit 1, nothing under the output's name (nor a temporary file beside it), and
+    the same command run again writes the uninterrupted output."""
+    argv_of, name = JOBS[job]
+    clean, out = tmp_path / "clean" / name, tmp_path / "run" / name
+    clean.parent.mkdir(parents=True), out.parent.mkdir(parents=True)
+    real, calls = os.replace, {"n": 0, "fail_at": -1}
+
+    def replace(src, dst):
+        calls["n"] += 1
+        if calls["n"] == calls["fail_at"]:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(src, dst)
+
+    monkeypatch.setattr(files.os, "replace", replace)
+    assert main([*argv_of(job_runs, str(clean)), "--threads", "1"]) == 0
+    writes = calls["n"]
+    assert writes >= 1
+    calls.update(n=0, fail_at=random.Random(f"{FAULT_SEED}-{job}-enospc-{kill}").randint(1, writes))
+    argv = [*argv_of(job_runs, str(out)), "--threads", "1"]  # (fit-density: a fresh copy)
+    capsys.readouterr()
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and os.strerror(errno.ENOSPC) in err[0], err
+    assert _snapshot(out) is None, f"{job}: a part of the output under its final name"
+    assert not [p.name for p in out.parent.iterdir() if ".tmp" in p.name]
+    COUNTS[f"ENOSPC {job} at write {calls['fail_at']} of {writes}: output absent"] += 1
+    calls["fail_at"] = -1
+    assert main(argv) == 0
+    if job == "report":
+        assert _snapshot(out).rstrip().endswith(b"</html>")
+    else:
+        assert _snapshot(out) == _snapshot(clean)
+    COUNTS[f"ENOSPC {job}: rerun gives the uninterrupted output"] += 1
