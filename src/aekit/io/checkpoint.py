@@ -117,7 +117,10 @@ def load(path: str | os.PathLike):
     try:
         model.load_state_dict(upgrade_state_dict(tensors))
     except RuntimeError as e:
-        first = str(e).strip().splitlines()[0]
+        # torch's message: "Error(s) in loading state_dict for X:" then one line per tensor
+        lines = [line.strip() for line in str(e).strip().splitlines() if line.strip()]
+        first = lines[1] if len(lines) > 1 and lines[0].endswith(":") else lines[0]
+        first = first if len(first) <= 300 else first[:297] + "..."
         raise ModelFileError(f"{weights} does not match its config.json: {first}") from None
     if "scaler" in config:
         model.scaler = Scaler.from_dict(config["scaler"])
