@@ -29,6 +29,7 @@ from aekit.cli import main
 from aekit.errors import DataError
 from aekit.io import bitstream
 from aekit.io.images import output_names
+from aekit.nn.registry import MODELS
 
 pytestmark = pytest.mark.faults
 SIDE = 8  # the runs' images are SIDE x SIDE grey
@@ -557,6 +558,27 @@ def test_a_config_announcing_weights_beyond_the_limit_is_refused_before_allocati
     code, built, err = _peak_rss_kb(argv, {"AEKIT_MAX_MEMORY": str(weights * 4)})
     assert code == 2 and "AEKIT_MAX_MEMORY" not in err and "Traceback" not in err, err
     assert (built - refused) * 1024 > weights // 2, (built, refused, weights)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_every_preset_is_sized_before_it_is_built(name, monkeypatch):
+    """The size check builds each preset on the meta device (a preset it could not build
+    there would go unchecked): under a 1-byte limit every one is refused, naming its size,
+    and the process's random numbers are untouched (a seeded run's weights stay the same)."""
+    from dataclasses import fields
+
+    import torch
+
+    from aekit.errors import MemoryLimitError
+    from aekit.nn.registry import build_model
+
+    known = {f.name for f in fields(MODELS[name].cls.config_class)}
+    shape = {"image_shape": (1, 16, 16)} if "image_shape" in known else {}
+    monkeypatch.setenv("AEKIT_MAX_MEMORY", "1")
+    before = torch.get_rng_state()
+    with pytest.raises(MemoryLimitError, match=f"model '{name}' with these sizes needs"):
+        build_model(name, 256, **shape)
+    assert torch.equal(torch.get_rng_state(), before)
 
 
 @pytest.mark.parametrize("value", ["lots", "0", "-5G", "1.5G"])
