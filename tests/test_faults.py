@@ -789,3 +789,29 @@ def test_a_full_disk_at_a_random_write_of_each_command_leaves_its_output_absent(
     else:
         assert _snapshot(out) == _snapshot(clean)
     COUNTS[f"ENOSPC {job}: rerun gives the uninterrupted output"] += 1
+
+
+def test_ctrl_c_while_the_interpreter_exits_prints_no_traceback():
+    """A Ctrl-C after the command has returned lands in the interpreter's exit (its atexit
+    handlers: torch's among them), which would print a traceback; aekit ignores it there.
+    The command here returns at once and the signal is sent from an atexit handler."""
+    import subprocess
+    import sys
+
+    from conftest import SRC
+
+    script = (
+        "import atexit, os, runpy, signal, time\n"
+        "import aekit.cli\n"
+        "def late():\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    time.sleep(0.2)\n"
+        "aekit.cli.main = lambda: atexit.register(late) and 0\n"
+        "runpy.run_module('aekit', run_name='__main__')\n"
+    )
+    env = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                          text=True, timeout=120, preexec_fn=lambda: signal.signal(
+                              signal.SIGINT, signal.SIG_DFL))  # fmt: skip
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    COUNTS["Ctrl-C as the interpreter exits: ignored, no traceback"] += 1
