@@ -3,14 +3,18 @@
 1. ``aekit encode --stream`` and ``aekit score --stream`` of a float32 .npy of ``--rows`` rows
    x 64 columns (10 million: 2.56 GB): the resident set of each process, sampled every 0.2 s
    from /proc, at its first, middle and last samples and at its peak, beside the file's size.
-2. ``--kills`` short runs started and killed with SIGKILL at a random instant in a loop on one
-   ``--out`` (each next one resumes when there is a config.json, else trains anew, as the
-   messages say), then one run to the end: the peak resident set of each process (flat: the
-   last tenth against the first), and afterwards the stray files (``*.tmp``, ``.tmp-*``
-   folders) and whether the run's lock is free.
+2. ``--kills`` short runs started and killed with SIGKILL at an instant drawn over half as
+   long again as the start would take uninterrupted, in a loop (each next start resumes
+   when there is a config.json, else trains anew on the same ``--out``, as the messages
+   say; a run that finishes is compared with the uninterrupted one and the loop goes on
+   in a new folder), then one run to the end: the peak resident set of each process
+   (flat: the last tenth against the first), where the kills landed, and afterwards the
+   stray files (``*.tmp``, ``.tmp-*`` folders) and whether every run's lock is free.
 
     python benchmarks/load.py                          # 10 million rows, 200 kills
     python benchmarks/load.py --rows 1000000 --kills 30   # a shorter look
+    python benchmarks/load.py --parts kills               # the kill loop alone (the streamed
+                                                          # record of --out is kept)
 
 Writes ``benchmarks/results/load.json``. Linux only (/proc).
 """
@@ -122,44 +126,110 @@ def streamed(work: Path, rows: int) -> dict:
     return out
 
 
-def kill_loop(work: Path, kills: int, seed: int) -> dict:
+def _lock_free(run: Path) -> bool:
+    if not (run / ".lock").exists():
+        return True
+    fd = os.open(run / ".lock", os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def _stage(run: Path) -> str:
+    """Where a kill left a run: which of its files exist."""
+    if not run.exists() or not [p for p in run.iterdir() if p.name != ".lock"]:
+        return "nothing written"
+    if not (run / "config.json").exists():
+        return "before config.json"
+    if not (run / "metrics.jsonl").exists():
+        return "before the first epoch's end"
+    return f"after epoch {len((run / 'metrics.jsonl').read_text().splitlines())}"
+
+
+def kill_loop(work: Path, kills: int, seed: int, epochs: int = 6, minutes: float = 0) -> dict:
+    """Short runs (``epochs`` epochs of 10,000 x 32 rows) killed at instants drawn over an
+    uninterrupted run's duration; each next start resumes (a config.json) or trains anew on
+    the same --out; a run that finishes is checked against the uninterrupted one (equal
+    weights) and the loop starts the next run in a new folder."""
+    from safetensors.numpy import load_file
+
     data = work / "loop.npy"
-    np.save(data, np.random.default_rng(1).normal(size=(2000, 32)).astype(np.float32))
-    out = work / "loop-run"
-    args = ["train", "--data", str(data), "--out", str(out), "--epochs", "30", "--latent-dim", "4",
-            "--quiet", "--threads", "1"]  # fmt: skip
-    rng, peaks, codes = random.Random(seed), [], {}
-    for i in range(kills + 1):
-        resume = (out / "config.json").exists()
-        argv = (
-            ["train", "--resume", "--out", str(out), "--quiet", "--threads", "1"]
-            if resume
-            else args
-        )
-        r = watch(argv, None if i == kills else rng.uniform(0.0, 4.0))
+    np.save(data, np.random.default_rng(1).normal(size=(10_000, 32)).astype(np.float32))
+    common = ["--quiet", "--threads", "1"]
+    fresh = ["train", "--data", str(data), "--epochs", str(epochs), "--latent-dim", "4", *common]
+    ref = work / "loop-reference"
+    r = watch([*fresh, "--out", str(ref)])
+    if r["rc"] != 0:
+        raise SystemExit(f"the uninterrupted run failed: {r['stderr']}")
+    fresh_seconds, want = r["seconds"], load_file(ref / "model.safetensors")
+    # a start on a run whose epochs are all done only finishes it (summary, figures)
+    finish_seconds = watch(["train", "--resume", *common, "--out", str(ref)])["seconds"]
+    rng, peaks, codes, stages = random.Random(seed), [], {}, {}
+    runs, n, finished, identical, killed, starts = work / "loop-runs", 0, 0, 0, 0, 0
+
+    def start(kill_after):
+        run = runs / f"{n:03d}"
+        resume = (run / "config.json").exists()
+        argv = ["train", "--resume", *common] if resume else fresh
+        r = watch([*argv, "--out", str(run)], kill_after)
         peaks.append(max(r["rss_mb"], default=0.0))
         codes[str(r["rc"])] = codes.get(str(r["rc"]), 0) + 1
-        if i == kills and r["rc"] != 0:
-            raise SystemExit(f"the last run did not finish: {r['stderr']}")
+        return run, r
+
+    def check(run: Path) -> int:
+        got = load_file(run / "model.safetensors")
+        return int(got.keys() == want.keys() and all((got[k] == want[k]).all() for k in got))
+
+    def epochs_done(run: Path) -> int:
+        m = run / "metrics.jsonl"
+        return len(m.read_text().splitlines()) if m.exists() else 0
+
+    stop = time.monotonic() + 60 * minutes if minutes else float("inf")
+    while killed < kills and starts < 10 * kills and time.monotonic() < stop:
+        # an instant over half as long again as the start would take uninterrupted: about a
+        # third of the starts finish before it (the loop then goes on in a new folder)
+        whole = finish_seconds if epochs_done(runs / f"{n:03d}") >= epochs else fresh_seconds
+        run, r = start(rng.uniform(0.0, 1.5 * whole))
+        starts += 1
+        if r["rc"] == 0:  # finished before its kill: the next run in a new folder
+            finished, identical, n = finished + 1, identical + check(run), n + 1
+        elif r["rc"] == -signal.SIGKILL:
+            killed += 1
+            stages[_stage(run)] = stages.get(_stage(run), 0) + 1
+            if killed % 10 == 0:
+                print(f"{killed} kills, {finished} runs finished, peak RSS {peaks[-1]:.0f} MB",
+                      flush=True)  # fmt: skip
+        else:
+            raise SystemExit(f"run {run} failed: {r['stderr']}")
+    run, r = start(None)
+    if r["rc"] != 0:
+        raise SystemExit(f"the last run did not finish: {r['stderr']}")
+    finished, identical = finished + 1, identical + check(run)
     stray = [str(p.relative_to(work)) for p in work.rglob("*") if ".tmp" in p.name]
-    fd = os.open(out / ".lock", os.O_RDWR) if (out / ".lock").exists() else None
-    free = True
-    if fd is not None:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            free = False
-        os.close(fd)
     tenth = max(1, len(peaks) // 10)
     return {
-        "kills": kills,
+        "kills": killed,
+        "kills_asked": kills,
+        "starts": starts + 1,
+        "epochs_per_run": epochs,
+        "uninterrupted_seconds": fresh_seconds,
+        "finishing_seconds": finish_seconds,
         "exit_codes": codes,
+        "killed_at": dict(sorted(stages.items())),
+        "runs_finished": finished,
+        "runs_equal_to_the_uninterrupted": identical,
         "peak_rss_mb_first_tenth": float(np.mean(peaks[:tenth])),
         "peak_rss_mb_last_tenth": float(np.mean(peaks[-tenth:])),
         "peak_rss_mb_max": float(max(peaks)),
         "stray_temporary_files": stray,
-        "lock_free_after": free,
-        "finished_epochs": len((out / "metrics.jsonl").read_text().splitlines()),
+        "locks_free_after": all(_lock_free(p) for p in runs.iterdir()),
+        "largest_config_json_bytes": max(
+            (p / "config.json").stat().st_size for p in runs.iterdir()
+        ),  # fmt: skip
     }
 
 
@@ -168,14 +238,34 @@ def main() -> None:
     p.add_argument("--rows", type=int, default=10_000_000)
     p.add_argument("--kills", type=int, default=200)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--minutes",
+        type=float,
+        default=0,
+        help="end the kill loop after this long (0: none); the kills made are reported",
+    )
     p.add_argument("--work", help="scratch folder (default: a temporary one)")
+    p.add_argument(
+        "--parts",
+        default="streamed,kills",
+        help="comma-separated: streamed, kills (a part not run keeps its record in --out)",
+    )
     p.add_argument("--out", default=str(ROOT / "benchmarks/results/load.json"))
     a = p.parse_args()
     work = Path(a.work or tempfile.mkdtemp(prefix="aekit-load-"))
     work.mkdir(parents=True, exist_ok=True)
-    result = {"machine": os.uname().machine, "cpus": os.cpu_count()}
-    result["streamed"] = streamed(work, a.rows)
-    result["kill_loop"] = kill_loop(work, a.kills, a.seed)
+    parts = set(a.parts.split(","))
+    if not parts or parts - {"streamed", "kills"}:
+        raise SystemExit(f"--parts takes streamed and/or kills, not {a.parts!r}")
+    result = json.loads(Path(a.out).read_text()) if Path(a.out).is_file() else {}
+    result.update({"machine": os.uname().machine, "cpus": os.cpu_count()})
+    stamp = {"measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "seed": a.seed}
+    if "streamed" in parts:
+        result["streamed"] = {**streamed(work, a.rows), **stamp}
+    if "kills" in parts:
+        t0 = time.monotonic()
+        result["kill_loop"] = {**kill_loop(work, a.kills, a.seed, minutes=a.minutes), **stamp}
+        result["kill_loop"]["seconds"] = time.monotonic() - t0
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result["kill_loop"], indent=2))

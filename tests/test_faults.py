@@ -375,11 +375,14 @@ def job_runs(tmp_path_factory, photo_folder):
     """A dense run and a codec trained in process on the photos, for the jobs below."""
     base = tmp_path_factory.mktemp("jobs")
     quick = ["--epochs", "2", "--latent-dim", "4", "--quiet", "--threads", "1"]
-    dense, codec = base / "dense", base / "codec"
+    dense, codec, dncnn = base / "dense", base / "codec", base / "dncnn"
     assert main(["train", "--data", str(photo_folder), "--out", str(dense), *quick]) == 0
     argv = ["train", "--data", str(photo_folder), "--model", "compress", "--out", str(codec)]
     assert main([*argv, *quick]) == 0
-    return {"dense": dense, "codec": codec, "photos": photo_folder}
+    argv = ["train", "--data", str(photo_folder), "--model", "dncnn", "--limit", "60"]
+    argv += ["--noise", "gaussian:25/255", "--epochs", "2", "--quiet", "--threads", "1"]
+    assert main([*argv, "--out", str(dncnn)]) == 0
+    return {"dense": dense, "codec": codec, "dncnn": dncnn, "photos": photo_folder}
 
 
 JOBS = {  # the command, and the output it writes (relative to the test's folder)
@@ -418,6 +421,10 @@ JOBS = {  # the command, and the output it writes (relative to the test's folder
         ],
         "det",
     ),
+    "denoise": (
+        lambda r, o: ["denoise", str(r["dncnn"]), "--data", str(r["photos"]), "--out", o],
+        "clean",
+    ),
     "report": (lambda r, o: ["report", str(r["dense"]), "--out", o], "report.html"),
     "fit-density": (lambda r, o: _density_argv(r, o), "copy/density.safetensors"),
 }
@@ -435,9 +442,10 @@ def _density_argv(runs: dict, out: str) -> list[str]:
 def test_a_command_killed_at_a_random_instant_leaves_its_output_whole_or_absent(
     job, kill, job_runs, tmp_path
 ):
-    """Killed anywhere in its run, a command's output is either absent or complete under its
-    final name, and the same command run again writes the uninterrupted result. Instants
-    are drawn from (AEKIT_FAULT_SEED, job, kill) over the command's measured duration."""
+    """Killed anywhere in its run (SIGKILL, SIGTERM or Ctrl-C: in turn, by job and kill), a
+    command's output is either absent or complete under its final name, and the same
+    command run again writes the uninterrupted result. Instants are drawn from
+    (AEKIT_FAULT_SEED, job, kill) over the command's measured duration."""
     argv_of, name = JOBS[job]
     clean, out = tmp_path / "clean" / name, tmp_path / "run" / name
     clean.parent.mkdir(parents=True), out.parent.mkdir(parents=True)
@@ -445,24 +453,27 @@ def test_a_command_killed_at_a_random_instant_leaves_its_output_whole_or_absent(
     proc = spawn_aekit([*argv_of(job_runs, str(clean)), "--threads", "1"])
     assert proc.wait(timeout=300) == 0
     duration = time.monotonic() - t0
-    proc = spawn_aekit([*argv_of(job_runs, str(out)), "--threads", "1"])
+    sig = SIGNALS[(sorted(JOBS).index(job) + kill) % len(SIGNALS)]
+    proc = spawn_aekit([*argv_of(job_runs, str(out)), "--threads", "1"], capture_stderr=True)
     time.sleep(random.Random(f"{FAULT_SEED}-{job}-{kill}").uniform(0.0, duration))
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    stopped = _stop(proc, sig)
+    if sig != signal.SIGKILL and stopped in (130, 143):  # a clean stop leaves no debris
+        assert not [p.name for p in out.parent.iterdir() if ".tmp" in p.name]
     left = _snapshot(out)
     want = _snapshot(clean)
     if job == "report":  # the report names the time it was made: whole means its end is there
         assert left is None or left.rstrip().endswith(b"</html>")
     else:
         assert left is None or left == want, f"{job}: a part of the output under its final name"
-    COUNTS[f"SIGKILL {job}: output {'absent' if left is None else 'whole'}"] += 1
+    what = signal.Signals(sig).name
+    COUNTS[f"{what} {job}: output {'absent' if left is None else 'whole'}"] += 1
     assert main([*argv_of(job_runs, str(out)), "--threads", "1"]) == 0
     if job == "report":
         assert _snapshot(out).rstrip().endswith(b"</html>")
     else:
         assert _snapshot(out) == want
     assert not [p for p in out.parent.iterdir() if ".tmp" in p.name]
-    COUNTS[f"SIGKILL {job}: rerun gives the uninterrupted output"] += 1
+    COUNTS[f"{what} {job}: rerun gives the uninterrupted output"] += 1
 
 
 def test_a_fresh_run_on_a_folder_stopped_before_its_first_epoch_says_it_takes_it_over(
@@ -475,3 +486,332 @@ def test_a_fresh_run_on_a_folder_stopped_before_its_first_epoch_says_it_takes_it
     err = capsys.readouterr().err
     assert err.count("aekit: warning:") == 1 and "stopped before its first epoch" in err
     assert json.loads((out / ckpt.CONFIG_FILE).read_text())["model"]["name"] == "dense"
+
+
+# ------------------------------------------------------------------ a whole run of each kind
+
+SIGNALS = (signal.SIGKILL, signal.SIGTERM, signal.SIGINT)
+EPOCHS = ["--epochs", "3", "--batch-size", "16", "--quiet", "--threads", "1"]
+KINDS = {  # a run of each kind, on the photos (the dense one on the built-in digits)
+    "dense": ["train", *BASE[:4], "--limit", "300", *EPOCHS],
+    "conv on PNGs": ["--model", "conv", "--channels", "4,8", "--latent-dim", "4", "--limit", "80"],
+    "dncnn": ["--model", "dncnn", "--noise", "gaussian:25/255", "--limit", "60"],
+    "codec": "--model codec --channels 8 --latent-dim 6 --stages 2 --hyper-channels 4 "
+    "--limit 40".split(),
+}
+
+
+def _kind_args(kind: str, photos: Path) -> list[str]:
+    if kind == "dense":
+        return KINDS[kind]
+    return ["train", "--data", str(photos), *KINDS[kind], *EPOCHS]
+
+
+@pytest.fixture(scope="module")
+def kind_runs(tmp_path_factory, photo_folder):
+    """Each kind's uninterrupted run, trained in process: {kind: (folder, file writes, the
+    seconds a spawned run takes from holding its folder to its end)}, and "startup": the
+    seconds a spawned command takes to begin (interpreter and imports). The writes are
+    counted as the failing-write tests count them."""
+    from unittest import mock
+
+    base = tmp_path_factory.mktemp("kinds")
+    t0 = time.monotonic()
+    assert spawn_aekit(["--version"]).wait(timeout=120) == 0
+    startup = time.monotonic() - t0  # a spawned run's interpreter and imports
+    runs, real = {}, os.replace
+    for kind in KINDS:
+        calls = {"n": 0}
+
+        def replace(src, dst, calls=calls):
+            calls["n"] += 1
+            return real(src, dst)
+
+        out = base / kind.replace(" ", "-")
+        t0 = time.monotonic()
+        with mock.patch.object(files.os, "replace", replace):
+            assert main([*_kind_args(kind, photo_folder), "--out", str(out)]) == 0
+        # a spawned run's seconds from holding its folder to its end (lazy imports included)
+        timed = base / f"{out.name}-timed"
+        proc = spawn_aekit([*_kind_args(kind, photo_folder), "--out", str(timed)])
+        _wait_for_lock(timed, proc)
+        t0 = time.monotonic()
+        assert proc.wait(timeout=300) == 0
+        runs[kind] = (out, calls["n"], time.monotonic() - t0)
+    return {**runs, "startup": startup}
+
+
+def _wait_for_lock(out: Path, proc) -> None:
+    """Until the command holds its folder (its lock file is there), or has ended."""
+    deadline = time.monotonic() + 120
+    while not (out / ".lock").exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.001)
+
+
+def _stop(proc, sig) -> int:
+    """Send ``sig`` now and wait; a SIGTERM or Ctrl-C must stop the command in one line
+    (exit 143 or 130), or find it finished (0) or not yet started (killed by the signal
+    before Python's handler was in place): never a traceback."""
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    if sig == signal.SIGKILL:
+        return proc.returncode
+    assert "Traceback" not in err, err
+    assert proc.returncode in (0, 130, 143, -sig), (proc.returncode, err)
+    if proc.returncode in (130, 143):
+        lines = [line for line in err.splitlines() if "warning" not in line]
+        assert len(lines) == 1 and lines[0].startswith("aekit: "), err
+    return proc.returncode
+
+
+def _continue_said(out: Path, args: list[str], capsys) -> None:
+    """:func:`_continue`, and what it said: a fresh run on a folder that holds files of a run
+    stopped before its config.json takes it over in one warning line; else nothing is said."""
+    from aekit.io.rundir import Run
+
+    started = [] if Run(out).config_file.exists() else Run(out).started_files()
+    capsys.readouterr()
+    _continue(out, args)
+    err = capsys.readouterr().err.strip().splitlines()
+    if started:
+        assert len(err) == 1 and "this run starts it over" in err[0], (started, err)
+        COUNTS["unfinished folder taken over, in one line"] += 1
+    else:
+        assert not err, err
+
+
+def _where(out: Path, epochs: int) -> str:
+    done = _epochs_done(out)
+    if not out.exists() or not any(p.name != ".lock" for p in out.iterdir()):
+        return "before any file"
+    if not (out / ckpt.CHECKPOINT_FILE).exists():
+        return "before the first checkpoint"
+    return f"in epoch {done + 1}" if done < epochs else "at the end"
+
+
+@pytest.mark.parametrize("kill", range(FAULT_COUNT))
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_a_run_of_each_kind_stopped_at_a_random_instant_reaches_the_uninterrupted_run(
+    kind, kill, kind_runs, photo_folder, tmp_path, capsys
+):
+    """A run of each kind (dense, conv on a folder of PNGs, the dncnn denoiser, the spatial
+    codec) killed by SIGKILL, SIGTERM or Ctrl-C (in turn, by kind and kill) at an instant
+    drawn from (AEKIT_FAULT_SEED, kind, kill) over its whole duration from the moment it
+    holds its folder (data loading, the start, every epoch and write, the figures and
+    summary; the interpreter's start is the next test's); then resumed (a config.json) or
+    run again: the uninterrupted run's weights, checkpoint and losses, bit for bit, and no
+    temporary file left."""
+    clean, _, seconds = kind_runs[kind]
+    args = _kind_args(kind, photo_folder)
+    sig = SIGNALS[(sorted(KINDS).index(kind) + kill) % len(SIGNALS)]
+    out = tmp_path / "run"
+    proc = spawn_aekit([*args, "--out", str(out)], capture_stderr=True)
+    _wait_for_lock(out, proc)
+    time.sleep(random.Random(f"{FAULT_SEED}-{kind}-{kill}").uniform(0.0, seconds))
+    code = _stop(proc, sig)
+    if code in (130, 143):  # a clean stop: no debris, the lock free
+        assert not [p.name for p in out.iterdir() if ".tmp" in p.name] if out.exists() else True
+        assert not (out / ".lock").exists() or _lock_is_free(out)
+    COUNTS[f"{signal.Signals(sig).name} {kind} {_where(out, 3)}"] += 1
+    _continue_said(out, args, capsys)
+    _same_run(clean, out)
+    assert not [p.name for p in out.iterdir() if ".tmp" in p.name]
+    COUNTS[f"{signal.Signals(sig).name} {kind}: resumed or rerun bit-identical"] += 1
+
+
+@pytest.mark.parametrize("kill", range(FAULT_COUNT))
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_sigterm_and_ctrl_c_at_a_random_instant_of_a_dense_run(
+    sig, kill, kind_runs, photo_folder, tmp_path, capsys
+):
+    """The fixed-point test above, at an instant drawn over the whole run: one line, exit 143
+    or 130 (or 0: finished), and the line's advice (resume, or run again) reaches the run."""
+    clean, _, seconds = kind_runs["dense"]
+    args = _kind_args("dense", photo_folder)
+    out = tmp_path / "run"
+    proc = spawn_aekit([*args, "--out", str(out)], capture_stderr=True)
+    start = kind_runs["startup"]  # the interpreter's start and imports, then the run
+    time.sleep(random.Random(f"{FAULT_SEED}-dense-{sig}-{kill}").uniform(0.0, start + seconds))
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    assert "Traceback" not in err and proc.returncode in (0, 130, 143, -sig), err
+    if proc.returncode in (130, 143):
+        line = err.strip().splitlines()[-1]
+        resume = "aekit train --resume" in line
+        assert resume == (out / ckpt.CONFIG_FILE).exists(), (line, _where(out, 3))
+        assert resume or "run the same command again" in line, line
+    COUNTS[f"{signal.Signals(sig).name} dense at a random instant, exit {proc.returncode}"] += 1
+    _continue_said(out, args, capsys)
+    _same_run(clean, out)
+
+
+@pytest.mark.parametrize("kill", range(FAULT_COUNT))
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_a_full_disk_at_a_random_write_of_each_kind_keeps_the_run_whole(
+    kind, kill, kind_runs, photo_folder, tmp_path, monkeypatch, capsys
+):
+    """ENOSPC at one file write drawn from (AEKIT_FAULT_SEED, kind, kill) among the run's
+    writes: one line, exit 1, every file left whole, and resumed or rerun the uninterrupted
+    run."""
+    clean, writes, _ = kind_runs[kind]
+    args = _kind_args(kind, photo_folder)
+    fail_at = random.Random(f"{FAULT_SEED}-{kind}-enospc-{kill}").randint(1, writes)
+    real, calls = os.replace, {"n": 0}
+
+    def replace(src, dst):
+        calls["n"] += 1
+        if calls["n"] == fail_at:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(src, dst)
+
+    monkeypatch.setattr(files.os, "replace", replace)
+    out = tmp_path / "run"
+    capsys.readouterr()
+    assert main([*args, "--out", str(out)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and os.strerror(errno.ENOSPC) in err[0], err
+    _valid_files(out)
+    monkeypatch.setattr(files.os, "replace", real)
+    COUNTS[f"ENOSPC {kind} at write {fail_at} of {writes}"] += 1
+    _continue(out, args)
+    _same_run(clean, out)
+    COUNTS[f"ENOSPC {kind}: run whole and resumed"] += 1
+
+
+def test_a_dead_writers_temporary_files_go_and_a_live_ones_stay(tmp_path):
+    """A write removes the temporary files of its name that a killed process left, never
+    those of a live one (two processes writing one output at once) nor other names'."""
+    import subprocess
+    import sys
+
+    target = tmp_path / "z.csv"
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        debris = {
+            "dead file": tmp_path / f".z.csv.{dead.pid}.abcd1234.tmp",
+            "live file": tmp_path / f".z.csv.{live.pid}.abcd1234.tmp",
+            "dead folder": tmp_path / f".z.csv.tmp-{dead.pid}-abcd1234",
+            "other name": tmp_path / f".y.csv.{dead.pid}.abcd1234.tmp",
+            "not ours": tmp_path / ".z.csv.notes.tmp",
+        }
+        for what, p in debris.items():
+            p.mkdir() if "folder" in what else p.write_text("part")
+        files.write_array(target, np.zeros((2, 2)))
+        assert np.loadtxt(target, delimiter=",").shape == (2, 2)
+        left = {what for what, p in debris.items() if p.exists()}
+        assert left == {"live file", "other name", "not ours"}
+        # the run lock clears its folder of every dead writer's temporary file
+        from aekit.io.rundir import RunLock
+
+        with RunLock(tmp_path):
+            pass
+        left = {what for what, p in debris.items() if p.exists()}
+        assert left == {"live file", "not ours"}
+    finally:
+        live.kill()
+        live.wait()
+
+
+def test_two_writers_finishing_one_output_folder_at_once_leave_one_whole(tmp_path, monkeypatch):
+    """Another process finishing the same output folder between our steps: it moves the old
+    folder aside first (ours finds none to move), or renames its own in just before ours
+    (ours moves that aside in turn); either way one whole output, nothing of ours left."""
+    from aekit.io.images import write_images
+
+    def pngs(value: int) -> list[np.ndarray]:
+        return [np.full((1, 4, 4), value, np.float32)]
+
+    out = tmp_path / "recon"
+    write_images(out, pngs(10), 255)
+    real = os.replace
+    for race in ("moved aside first", "renamed in first"):
+        done = {"raced": False}
+
+        def replace(src, dst, race=race, done=done):
+            if not done["raced"] and Path(dst) == out and race == "renamed in first":
+                done["raced"] = True  # the other writer's folder lands before ours
+                write_images(out, pngs(30), 255)
+            elif not done["raced"] and Path(src) == out and race == "moved aside first":
+                done["raced"] = True  # the other writer moves the old folder away first
+                shutil.rmtree(out)
+            return real(src, dst)
+
+        monkeypatch.setattr(files.os, "replace", replace)
+        write_images(out, pngs(20), 255)
+        monkeypatch.setattr(files.os, "replace", real)
+        assert done["raced"]
+        from PIL import Image
+
+        (png,) = out.iterdir()
+        assert np.asarray(Image.open(png)).max() == 20, race
+        assert [p.name for p in tmp_path.iterdir()] == ["recon"], race
+        COUNTS[f"two writers of one output folder, the other {race}: one whole output"] += 1
+
+
+@pytest.mark.parametrize("kill", range(FAULT_COUNT))
+@pytest.mark.parametrize("job", sorted(JOBS))
+def test_a_full_disk_at_a_random_write_of_each_command_leaves_its_output_absent(
+    job, kill, job_runs, tmp_path, monkeypatch, capsys
+):
+    """ENOSPC at one of a command's file writes, drawn from (AEKIT_FAULT_SEED, job, kill):
+    one line, exit 1, nothing under the output's name (nor a temporary file beside it), and
+    the same command run again writes the uninterrupted output."""
+    argv_of, name = JOBS[job]
+    clean, out = tmp_path / "clean" / name, tmp_path / "run" / name
+    clean.parent.mkdir(parents=True), out.parent.mkdir(parents=True)
+    real, calls = os.replace, {"n": 0, "fail_at": -1}
+
+    def replace(src, dst):
+        calls["n"] += 1
+        if calls["n"] == calls["fail_at"]:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(src, dst)
+
+    monkeypatch.setattr(files.os, "replace", replace)
+    assert main([*argv_of(job_runs, str(clean)), "--threads", "1"]) == 0
+    writes = calls["n"]
+    assert writes >= 1
+    calls.update(n=0, fail_at=random.Random(f"{FAULT_SEED}-{job}-enospc-{kill}").randint(1, writes))
+    argv = [*argv_of(job_runs, str(out)), "--threads", "1"]  # (fit-density: a fresh copy)
+    capsys.readouterr()
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and os.strerror(errno.ENOSPC) in err[0], err
+    assert _snapshot(out) is None, f"{job}: a part of the output under its final name"
+    assert not [p.name for p in out.parent.iterdir() if ".tmp" in p.name]
+    COUNTS[f"ENOSPC {job} at write {calls['fail_at']} of {writes}: output absent"] += 1
+    calls["fail_at"] = -1
+    assert main(argv) == 0
+    if job == "report":
+        assert _snapshot(out).rstrip().endswith(b"</html>")
+    else:
+        assert _snapshot(out) == _snapshot(clean)
+    COUNTS[f"ENOSPC {job}: rerun gives the uninterrupted output"] += 1
+
+
+def test_ctrl_c_while_the_interpreter_exits_prints_no_traceback():
+    """A Ctrl-C after the command has returned lands in the interpreter's exit (its atexit
+    handlers: torch's among them), which would print a traceback; aekit ignores it there.
+    The command here returns at once and the signal is sent from an atexit handler."""
+    import subprocess
+    import sys
+
+    from conftest import SRC
+
+    script = (
+        "import atexit, os, runpy, signal, time\n"
+        "import aekit.cli\n"
+        "def late():\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    time.sleep(0.2)\n"
+        "aekit.cli.main = lambda: atexit.register(late) and 0\n"
+        "runpy.run_module('aekit', run_name='__main__')\n"
+    )
+    env = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                          text=True, timeout=120, preexec_fn=lambda: signal.signal(
+                              signal.SIGINT, signal.SIG_DFL))  # fmt: skip
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    COUNTS["Ctrl-C as the interpreter exits: ignored, no traceback"] += 1

@@ -29,6 +29,7 @@ from aekit.cli import main
 from aekit.errors import DataError
 from aekit.io import bitstream
 from aekit.io.images import output_names
+from aekit.nn.registry import MODELS
 
 pytestmark = pytest.mark.faults
 SIDE = 8  # the runs' images are SIDE x SIDE grey
@@ -494,6 +495,134 @@ def test_a_damaged_config_is_one_line_exit_2(patch, fragment, run_dir, images, t
     outs.mkdir()
     argv = ["encode", str(run), "--data", str(images), "--out", str(outs / "z.npy")]
     assert fragment in _refused(capsys, argv, outs)
+
+
+# ---------------------------------------------------------- sizes beyond memory
+
+
+# the command in a process of its own that writes its peak resident set (VmHWM, of its own
+# address space: a child's ru_maxrss would count the parent's pages at the fork) as it exits
+_PEAK = """import atexit, sys
+def peak():
+    with open('/proc/self/status') as f:
+        hwm = next(line for line in f if line.startswith('VmHWM:'))
+    with open(out, 'w') as f:
+        f.write(hwm.split()[1])
+atexit.register(peak)
+out, sys.argv = sys.argv[1], ['aekit', *sys.argv[2:]]
+from aekit.cli import main
+sys.exit(main())
+"""
+
+
+def _peak_rss_kb(argv: list[str], env: dict[str, str]) -> tuple[int, int, str]:
+    """(exit code, the command's peak resident set in KiB, its stderr)."""
+    import subprocess
+    import sys
+
+    from conftest import SRC
+
+    if not Path("/proc/self/status").is_file():
+        pytest.skip("the peak resident set is read from /proc (Linux)")
+    env = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1", **env}
+    with tempfile.TemporaryDirectory() as tmp:
+        peak = Path(tmp) / "peak"
+        done = subprocess.run([sys.executable, "-c", _PEAK, str(peak), *argv], env=env,
+                              capture_output=True, text=True, timeout=300)  # fmt: skip
+        return done.returncode, int(peak.read_text()), done.stderr
+
+
+def test_a_config_announcing_weights_beyond_the_limit_is_refused_before_allocating(
+    run_dir, images, tmp_path
+):
+    """A config.json whose hidden layer would take more than AEKIT_MAX_MEMORY (here set below
+    it; by default half the machine's memory) is refused in one line, exit 2, nothing
+    written. Raised above the weights' size, the same file is built (and then refused for
+    weights that do not fit it, as any damaged file): that command's peak memory exceeds
+    the refused one's by the weights' size, so the refusal came before they were made."""
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    cfg = json.loads((run / "config.json").read_text())
+    width = 2**21  # one hidden layer: 64 -> 2**21 -> code, and back: 0.5 GiB each way
+    cfg["model"]["config"]["hidden"] = [width]
+    (run / "config.json").write_text(json.dumps(cfg))
+    weights = 4 * 2 * width * (SIDE * SIDE + cfg["model"]["config"]["latent_dim"])  # bytes
+    outs = tmp_path / "outs"
+    outs.mkdir()
+    argv = ["encode", str(run), "--data", str(images), "--out", str(outs / "z.npy")]
+    code, refused, err = _peak_rss_kb(argv, {"AEKIT_MAX_MEMORY": str(weights // 4)})
+    assert code == 2 and "Traceback" not in err, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "AEKIT_MAX_MEMORY" in lines[0] and "needs" in lines[0], lines
+    assert list(outs.iterdir()) == []
+    code, built, err = _peak_rss_kb(argv, {"AEKIT_MAX_MEMORY": str(weights * 4)})
+    assert code == 2 and "AEKIT_MAX_MEMORY" not in err and "Traceback" not in err, err
+    assert (built - refused) * 1024 > weights // 2, (built, refused, weights)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_every_preset_is_sized_before_it_is_built(name, monkeypatch):
+    """The size check builds each preset on the meta device (a preset it could not build
+    there would go unchecked): under a 1-byte limit every one is refused, naming its size,
+    and the process's random numbers are untouched (a seeded run's weights stay the same)."""
+    from dataclasses import fields
+
+    import torch
+
+    from aekit.errors import MemoryLimitError
+    from aekit.nn.registry import build_model
+
+    known = {f.name for f in fields(MODELS[name].cls.config_class)}
+    shape = {"image_shape": (1, 16, 16)} if "image_shape" in known else {}
+    monkeypatch.setenv("AEKIT_MAX_MEMORY", "1")
+    before = torch.get_rng_state()
+    with pytest.raises(MemoryLimitError, match=f"model '{name}' with these sizes needs"):
+        build_model(name, 256, **shape)
+    assert torch.equal(torch.get_rng_state(), before)
+
+
+@pytest.mark.parametrize("value", ["lots", "0", "-5G", "1.5G"])
+def test_a_malformed_memory_limit_is_one_line(value, run_dir, images, outs, capsys, monkeypatch):
+    monkeypatch.setenv("AEKIT_MAX_MEMORY", value)
+    assert "AEKIT_MAX_MEMORY must be" in _refused(capsys, _encode(run_dir, images, outs), outs)
+
+
+def test_training_a_model_beyond_memory_is_refused_before_anything_is_written(
+    images, tmp_path, capsys
+):
+    """--latent-dim 10**9 on 64 pixels: 0.5 TB of weights (4 copies to train) on any machine,
+    refused as MemoryLimitError in one line, with no run folder made; the Python API raises
+    the same type (catchable, a MemoryError too)."""
+    import aekit
+    from aekit.errors import MemoryLimitError
+
+    out = tmp_path / "run"
+    argv = ["train", "--data", str(images), "--latent-dim", str(10**9), "--hidden", "8", *QUICK]
+    t0 = time.perf_counter()
+    line = _refused(capsys, [*argv, "--out", str(out)])
+    assert "needs" in line and "to train" in line and time.perf_counter() - t0 < 30
+    assert not out.exists()
+    with pytest.raises(MemoryLimitError, match="AEKIT_MAX_MEMORY") as e:
+        aekit.train(images, out=out, model_options={"latent_dim": 10**9}, epochs=1)
+    assert isinstance(e.value, MemoryError) and not out.exists()
+
+
+def test_images_decoding_beyond_the_limit_are_refused_from_their_headers(
+    run_dir, images, outs, capsys, monkeypatch
+):
+    """Images whose decoded float32 total exceeds AEKIT_MAX_MEMORY (set between the run's
+    weights and the images' total) are refused from their headers, before the array is
+    made, with a way out named; a limit above both encodes them."""
+    from safetensors.numpy import load_file
+
+    weights = sum(t.nbytes for t in load_file(run_dir / "model.safetensors").values())
+    decoded = 4 * SIDE * SIDE * len([p for p in images.rglob("*.png")])
+    assert weights < decoded
+    monkeypatch.setenv("AEKIT_MAX_MEMORY", str((weights + decoded) // 2))
+    line = _refused(capsys, _encode(run_dir, images, outs), outs)
+    assert "decodes to" in line and "AEKIT_MAX_MEMORY" in line and "--stream" in line
+    monkeypatch.setenv("AEKIT_MAX_MEMORY", str(decoded))
+    assert main(_encode(run_dir, images, outs)) == 0
 
 
 # ------------------------------------------------------------------------------- fuzzing

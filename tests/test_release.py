@@ -90,7 +90,7 @@ def test_build_makes_a_wheel_and_an_sdist_of_this_version(built):
             "Redistribution and use"
             in whl.read(f"aekit-{version}.dist-info/licenses/LICENSE").decode()
         )
-    assert "aekit = aekit.cli:main" in entry_points
+    assert "aekit = aekit.__main__:run" in entry_points
     extras = set(fields.get_all("Provides-Extra"))
     assert {"tensorboard", "mlflow", "test", "export"} <= extras
     assert not any("tensorboard" in r or "mlflow" in r for r in _test_extra(fields))

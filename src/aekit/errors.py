@@ -19,6 +19,11 @@ class ModelFileError(AekitError, ValueError):
     """A run directory or model file is missing, unsafe (pickle) or corrupt."""
 
 
+class MemoryLimitError(AekitError, MemoryError):
+    """A model, data set or file would take more memory than allowed (``AEKIT_MAX_MEMORY``,
+    default half this machine's); refused before anything of that size is allocated."""
+
+
 class CompressedFileError(AekitError, ValueError):
     """A compressed image file is corrupt, truncated, of another format or another model's."""
 

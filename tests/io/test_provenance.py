@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import platform
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -29,6 +30,9 @@ def test_provenance_names_versions_device_processes_and_command(monkeypatch):
     assert provenance("cuda:1", "bf16")["device"] == "cuda"  # by kind: indices move
     monkeypatch.setenv("WORLD_SIZE", "4")
     assert provenance("cpu", "fp32")["processes"] == 4  # under torchrun, before init
+    main_py = str(Path(aekit.__file__).with_name("__main__.py"))  # python -m aekit's argv[0]
+    monkeypatch.setattr(sys, "argv", [main_py, "train", "--epochs", "1"])
+    assert provenance("cpu", "fp32")["command"] == ["aekit", "train", "--epochs", "1"]
 
 
 def test_resume_check_refuses_what_changes_the_result_and_names_the_rest():
@@ -104,3 +108,43 @@ def test_a_resume_stopped_at_its_record_write_resumes_again(tmp_path, monkeypatc
     assert main(["train", "--resume", "--epochs", "2", "--out", str(out)]) == 0
     cfg = json.loads((out / "config.json").read_text())
     assert len(cfg["resumes"]) == 1 and cfg["training"]["epochs"] == 2
+
+
+def test_a_resume_under_another_precision_is_refused_in_one_line(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", *QUICK, "--epochs", "1", "--out", str(out)]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    capsys.readouterr()
+    argv = ["train", "--resume", "--precision", "bf16", "--epochs", "2", "--out", str(out)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "precision (the run has fp32, not bf16)" in err[0], err
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+    # a record that says another precision than the settings (a run from elsewhere) too
+    cfg = json.loads((out / "config.json").read_text())
+    cfg["provenance"]["precision"] = "bf16"
+    (out / "config.json").write_text(json.dumps(cfg))
+    assert main(["train", "--resume", "--epochs", "2", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "computed in bf16 and cannot resume in fp32" in err[0], err
+    assert "resumes" not in json.loads((out / "config.json").read_text())
+
+
+@pytest.mark.parametrize("key, value", [("device", "cuda"), ("torch", "2.0.0"), ("aekit", "0.0.1")])
+def test_a_resume_that_differs_but_can_says_so_in_one_line_and_proceeds(
+    key, value, tmp_path, capsys
+):
+    out = tmp_path / "run"
+    assert main(["train", *QUICK, "--epochs", "1", "--out", str(out)]) == 0
+    cfg = json.loads((out / "config.json").read_text())
+    now = cfg["provenance"][key]
+    cfg["provenance"][key] = value  # as if trained on a GPU, or under other versions
+    (out / "config.json").write_text(json.dumps(cfg))
+    capsys.readouterr()
+    assert main(["train", "--resume", "--epochs", "2", "--out", str(out)]) == 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert lines == [f"aekit: warning: resuming {out} with another {key} {value} -> {now}; "
+                     "the run continues"], lines  # fmt: skip
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["resumes"][-1][key] == now and cfg["provenance"][key] == value  # both kept
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -92,6 +93,11 @@ def test_two_processes_reach_the_single_process_weights_and_resume(tmp_path):
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6, msg=lambda m, k=k: f"{k}: {m}")
     assert sorted(p.name for p in (tmp_path / "ddp").iterdir() if p.name.endswith(".tmp")) == []
+    # the run says how it was made: two processes over gloo, at the start and the resume
+    cfg = json.loads((tmp_path / "ddp" / "config.json").read_text())
+    made = [cfg["provenance"], *cfg["resumes"]]
+    assert [(m["processes"], m["backend"], m["device"]) for m in made] == [(2, "gloo", "cpu")] * 2
+    assert made[1]["command"][:3] == ["aekit", "train", "--resume"]
 
 
 def test_a_world_with_an_empty_rank_is_refused_in_one_line(tmp_path):
@@ -166,3 +172,20 @@ def test_streamed_training_under_torchrun_resumes_exactly(tmp_path, digits01):
     assert again.returncode == 0, again.stderr[-6000:]
     a, b = _weights(tmp_path / "straight"), _weights(tmp_path / "resumed")
     assert all(torch.equal(a[k], b[k]) for k in a)
+    # streamed in two processes, it cannot resume in one: refused in one line, nothing run
+    cfg = json.loads((tmp_path / "resumed" / "config.json").read_text())
+    assert (cfg["provenance"]["processes"], cfg["provenance"]["backend"]) == (2, "gloo")
+    alone = subprocess.run(
+        [sys.executable, "-m", "aekit", "train", "--resume", "--epochs", "4", "--out",
+         str(tmp_path / "resumed")],
+        env={**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"},
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert alone.returncode == 2, alone.stderr
+    lines = alone.stderr.strip().splitlines()
+    assert (
+        len(lines) == 1
+        and "streamed its data in 2 process(es) and cannot resume in 1" in (lines[0])
+    ), lines
+    assert _weights(tmp_path / "resumed").keys() == b.keys()
+    assert all(torch.equal(_weights(tmp_path / "resumed")[k], b[k]) for k in b)

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..data.images import max_memory
 from ..errors import CompressedFileError, ConfigError, DataError
 from ..io.bitstream import Header, model_hash, pack, unpack
 from ..nn.latent.hyperprior import SCALE_TABLE, scale_index
@@ -375,10 +376,10 @@ def _read_payload(model, data: bytes):
         raw = np.frombuffer(take(8 * n, "sizes section"), dtype="<u4").reshape(n, 2)
         sizes = [(int(h), int(w)) for h, w in raw]
     total = sum(h * w for h, w in sizes) * c * 4
-    if any(h < 1 or w < 1 for h, w in sizes) or total > _memory() // 2:
+    if any(h < 1 or w < 1 for h, w in sizes) or total > max_memory():
         raise CompressedFileError(
             "the compressed file announces images of no pixels, or more pixels than half this "
-            "machine's memory holds: it is corrupt"
+            "machine's memory holds (or AEKIT_MAX_MEMORY): it is corrupt"
         )
     (n_words,) = struct.unpack("<I", take(4, "side information"))
     z_words = take(4 * n_words, "side information")
@@ -386,15 +387,6 @@ def _read_payload(model, data: bytes):
     if len(y_words) % 4:
         raise CompressedFileError("the compressed file's code is corrupt: not whole 32-bit words")
     return header, knobs, sizes, z_words, y_words
-
-
-def _memory() -> int:
-    import os
-
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return 2**40
 
 
 def decompress_images(model, data: bytes) -> list[np.ndarray] | np.ndarray:

@@ -50,18 +50,23 @@ def _terminate(signum, frame) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 ok, 1 diverged or disk full, 2 bad input,
     130 interrupted by Ctrl-C, 143 by SIGTERM)."""
-    parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args = build_parser().parse_args(argv)
     except SystemExit as e:  # --help, --version, or a usage error already printed
         return int(e.code or 0)
+    except KeyboardInterrupt:
+        print("aekit: interrupted before it began: nothing was written; run the same command "
+              "again", file=sys.stderr)  # fmt: skip
+        return 130
     previous = None
-    if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGTERM, _terminate)
     try:
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.signal(signal.SIGTERM, _terminate)
         with warnings.catch_warnings():
             warnings.showwarning = _warning_line
             return _run(args)
+    except KeyboardInterrupt as e:  # as the command starts or ends, outside _run's own
+        return _interrupted(args, e)
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
@@ -100,10 +105,22 @@ def _run(args) -> int:
         print(f"aekit: error: cannot use{where}: {e.strerror or e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:
-        what = "terminated" if isinstance(e, Terminated) else "interrupted"
-        if args.command == "train":
-            hint = f"; the run keeps its last finished epoch: aekit train --resume --out {args.out}"
-        else:
-            hint = ""
-        print(f"aekit: {what}{hint}", file=sys.stderr)
-        return 143 if isinstance(e, Terminated) else 130
+        return _interrupted(args, e)
+
+
+def _interrupted(args, e: KeyboardInterrupt) -> int:
+    """The one line of a command stopped by Ctrl-C (exit 130) or SIGTERM (143)."""
+    what = "terminated" if isinstance(e, Terminated) else "interrupted"
+    hint = _train_hint(getattr(args, "out", None)) if args.command == "train" else ""
+    print(f"aekit: {what}{hint}", file=sys.stderr)
+    return 143 if isinstance(e, Terminated) else 130
+
+
+def _train_hint(out) -> str:
+    """What an interrupted ``aekit train`` says to do next: resume a run that has its
+    config.json, else run the command again (nothing of the run was kept yet)."""
+    from ..io.rundir import Run
+
+    if out is not None and Run(out).config_file.is_file():
+        return f"; the run keeps its last finished epoch: aekit train --resume --out {out}"
+    return "; nothing of the run was kept yet: run the same command again"

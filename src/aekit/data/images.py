@@ -106,6 +106,38 @@ def max_pixels(limit: int | None = None) -> int:
     return value
 
 
+def max_memory() -> int:
+    """The bytes one allocation of aekit's (a model's weights, decoded images) may take:
+    ``AEKIT_MAX_MEMORY`` (a whole number of bytes, or with K, M, G or T: powers of 1024),
+    else half this machine's physical memory."""
+    from ..errors import ConfigError
+
+    text = os.environ.get("AEKIT_MAX_MEMORY", "").strip()
+    if not text:
+        try:
+            return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+        except (ValueError, OSError, AttributeError):
+            return 2**40
+    unit = 1024 ** ("KMGT".index(text[-1].upper()) + 1) if text[-1].upper() in "KMGT" else 1
+    try:
+        value = int(text[:-1] if unit > 1 else text) * unit
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise ConfigError(
+            f"AEKIT_MAX_MEMORY must be a positive number of bytes (e.g. 8G), got {text!r}"
+        )
+    return value
+
+
+def said_bytes(n: int) -> str:
+    """``n`` bytes as a person reads them: 1.5 GiB, 640.0 KiB, 12 bytes."""
+    for unit, size in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n} bytes"
+
+
 # ---------------------------------------------------------------- finding the files
 
 
@@ -452,16 +484,14 @@ def patch_size(source: str | os.PathLike, limit: int | None = None) -> int | Non
 
 
 def _allocate(n: int, width: int, source) -> np.ndarray:
-    need = n * width * 4
-    try:
-        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        total = None
-    if total is not None and need > total // 2:
-        raise DataError(
-            f"{source} decodes to {need / 2**30:.1f} GiB as float32, over half this machine's "
-            f"memory ({total / 2**30:.1f} GiB); pass --stream to read it block by block, "
-            "or --resize to smaller images"
+    from ..errors import MemoryLimitError
+
+    need, limit = n * width * 4, max_memory()
+    if need > limit:
+        raise MemoryLimitError(
+            f"{source} decodes to {said_bytes(need)} as float32, over the "
+            f"{said_bytes(limit)} allowed (AEKIT_MAX_MEMORY; by default half this machine's "
+            "memory); pass --stream to read it block by block, or --resize to smaller images"
         )
     return np.empty((n, width), np.float32)
 

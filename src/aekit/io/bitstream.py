@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import struct
 import zlib
 from dataclasses import dataclass
@@ -181,17 +180,16 @@ def unpack(data: bytes, expected_hash: bytes | None = None) -> tuple[Header, byt
 
 
 def _check_size(count: int, size: int) -> None:
-    """A header announcing more decoded data than half this machine's memory is refused."""
+    """A header announcing more decoded data than allowed (half this machine's memory, or
+    ``AEKIT_MAX_MEMORY``: :func:`aekit.data.images.max_memory`) is refused."""
+    from ..data.images import max_memory
+
     need = count * size * 4  # the images as float32, the least a decoder allocates
-    try:
-        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        total = 2**40
-    if need > total // 2:
+    if need > max_memory():
         raise CompressedFileError(
             f"the compressed file announces {count} images of {size} values ({need / 2**30:.1f} "
-            f"GiB decoded), more than half this machine's memory: it is corrupt or not for "
-            "this machine"
+            "GiB decoded), more than half this machine's memory (or AEKIT_MAX_MEMORY): it is "
+            "corrupt or not for this machine"
         )
 
 

@@ -15,8 +15,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, ModelFileError
-from ..nn.registry import model_spec
+from ..errors import ConfigError, MemoryLimitError, ModelFileError
+from ..nn.registry import check_fits, model_spec
 from .files import write_json  # noqa: F401 - named here by callers
 from .rundir import Run
 from .state import TrainState, load_checkpoint, save_checkpoint  # noqa: F401 - their old home
@@ -65,7 +65,11 @@ def _from_record(record):
         if not isinstance(record, dict) or not isinstance(record.get("config"), dict):
             raise TypeError(f"expected {{'name': ..., 'config': {{...}}}}, got {record!r:.80}")
         spec = model_spec(record["name"])
-        return spec, spec.cls.config_class.from_values(**record["config"])
+        config = spec.cls.config_class.from_values(**record["config"])  # old flat names too
+        check_fits(spec.cls, config, record["name"])  # before a size a damaged file names
+        return spec, config
+    except MemoryLimitError as e:  # the file names sizes this machine cannot hold
+        raise MemoryLimitError(f"the model config is invalid: {e}") from None
     except _BAD_RECORD as e:
         raise ModelFileError(f"the model config is invalid: {_first_line(e)}") from None
 
@@ -129,7 +133,10 @@ def load(path: str | os.PathLike):
     try:
         model.load_state_dict(upgrade_state_dict(tensors))
     except RuntimeError as e:
-        first = str(e).strip().splitlines()[0]
+        # torch's message: "Error(s) in loading state_dict for X:" then one line per tensor
+        lines = [line.strip() for line in str(e).strip().splitlines() if line.strip()]
+        first = lines[1] if len(lines) > 1 and lines[0].endswith(":") else lines[0]
+        first = first if len(first) <= 300 else first[:297] + "..."
         raise ModelFileError(f"{weights} does not match its config.json: {first}") from None
     if "scaler" in config:
         model.scaler = Scaler.from_dict(config["scaler"])

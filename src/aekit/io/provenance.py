@@ -39,8 +39,19 @@ def provenance(device=None, precision: str | None = None) -> dict[str, Any]:
         "processes": processes,
         "backend": backend,
         "threads": torch.get_num_threads(),
-        "command": list(sys.argv),
+        "command": _command(sys.argv),
     }
+
+
+def _command(argv: list[str]) -> list[str]:
+    """The command line as typed: ``python -m aekit`` (and torchrun's ``-m aekit``) put the
+    path of ``aekit/__main__.py`` first; it is recorded as ``aekit``."""
+    from pathlib import Path
+
+    first = Path(argv[0]) if argv else None
+    if first is not None and first.name == "__main__.py" and first.parent.name == "aekit":
+        return ["aekit", *argv[1:]]
+    return list(argv)
 
 
 def resume_check(stored: dict[str, Any] | None, now: dict[str, Any], streamed: bool) -> list[str]:

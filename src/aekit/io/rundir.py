@@ -34,7 +34,7 @@ from typing import Any
 import torch
 
 from ..errors import ModelFileError, RunLockedError, file_error
-from .files import make_folder, write_json, write_jsonl
+from .files import make_folder, remove_stale, write_json, write_jsonl
 from .state import TrainState, load_checkpoint, save_checkpoint
 from .tensors import read_tensors, save_tensors, upgrade_state_dict
 
@@ -219,8 +219,9 @@ class RunLock:
     """An exclusive lock on a run directory for one writing process (``with RunLock(out):``).
 
     It is an ``flock`` on ``out/.lock``, which the kernel drops when the process dies, so the
-    lock of a killed run never blocks the next one. A folder this lock created is removed again
-    when nothing else was written into it.
+    lock of a killed run never blocks the next one; taking it removes the temporary files a
+    killed writer left (:func:`aekit.io.files.remove_stale`). A folder this lock created is
+    removed again when nothing else was written into it.
     """
 
     def __init__(self, out: str | os.PathLike) -> None:
@@ -251,6 +252,7 @@ class RunLock:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self.fd = fd
+        remove_stale(self.out)  # what a writer killed mid-write left (it no longer runs)
         return self
 
     def __exit__(self, *exc) -> None:

@@ -62,4 +62,37 @@ def build_model(name: str, input_dim: int, **overrides: Any):
         config = spec.cls.config_class.from_values(input_dim=input_dim, **values)
     except ConfigError as e:
         raise ConfigError(f"model {name!r}: {e}") from None
+    check_fits(spec.cls, config, name, copies=TRAINING_COPIES)
     return spec.cls(config, name=name)
+
+
+# a model in training holds its weights, their gradients and Adam's two moments
+TRAINING_COPIES = 4
+
+
+def check_fits(cls: type, config, name: str, copies: int = 1) -> None:
+    """Refuse a model whose weights (times ``copies``) would take more memory than allowed
+    (:func:`aekit.data.images.max_memory`: half this machine's, or ``AEKIT_MAX_MEMORY``),
+    before any of it is allocated: the model is built on the meta device, which holds
+    shapes only, and its parameters and buffers counted. Raises
+    :class:`~aekit.errors.MemoryLimitError` (one line)."""
+    import torch
+
+    from ..data.images import max_memory, said_bytes
+    from ..errors import MemoryLimitError
+
+    try:
+        with torch.device("meta"):
+            probe = cls(config, name=name)
+    except Exception:  # noqa: BLE001 - not buildable on meta: the real build says why, if at all
+        return
+    tensors = [*probe.parameters(), *probe.buffers()]
+    need = copies * sum(t.numel() * t.element_size() for t in tensors)
+    limit = max_memory()
+    if need > limit:
+        what = "to train (weights, gradients, Adam's moments)" if copies > 1 else "of weights"
+        raise MemoryLimitError(
+            f"model {name!r} with these sizes needs {said_bytes(need)} {what}, over the "
+            f"{said_bytes(limit)} allowed (AEKIT_MAX_MEMORY; by default half this machine's "
+            "memory): choose smaller sizes"
+        )
