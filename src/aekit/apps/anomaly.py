@@ -36,9 +36,44 @@ from ..functional.losses import elementwise_loss
 from ..training import fit
 
 SCALES = ("auto", "standard", "none")
+KNN_SPACES = ("auto", "input", "code")
 KNN_MAX_ROWS = 20_000  # reference rows kept for the nearest-neighbour part, at most
 KNN_WEIGHT = 0.5  # the nearest-neighbour part's weight in the blended score
 _EPS = 1e-12
+
+# "auto" on tables (the robust recipe, chosen on the 16 ADBench sets) and on images (an
+# image shape: chosen on MNIST training images and Fashion-MNIST, benchmarks/README.md)
+TABLE_ENSEMBLE = {"n_estimators": 5, "max_samples": 256, "max_iter": 50}
+IMAGE_ENSEMBLE = {"n_estimators": 2, "max_samples": 10_000, "max_iter": 10}
+
+
+def resolve_model(model: str, image_shape) -> str:
+    """'auto': the convolutional preset for images (an image shape), the dense one for rows."""
+    if model != "auto":
+        return model
+    return "conv" if image_shape is not None else "dense"
+
+
+def resolve_ensemble(n_estimators, max_samples, max_iter, image_shape) -> tuple:
+    """(members, rows per member, epochs): each "auto" from ``TABLE_ENSEMBLE`` for rows or
+    ``IMAGE_ENSEMBLE`` for images (an image shape: fewer members on many more rows, for
+    fewer epochs; a conv member on 10,000 images costs what 50 dense epochs on 256 rows
+    cost many times over, and it is what lifts the pixel data's score)."""
+    recipe = TABLE_ENSEMBLE if image_shape is None else IMAGE_ENSEMBLE
+    given = {"n_estimators": n_estimators, "max_samples": max_samples, "max_iter": max_iter}
+    out = [recipe[k] if isinstance(v, str) and v == "auto" else v for k, v in given.items()]
+    return tuple(out)
+
+
+def resolve_knn_space(space: str, image_shape) -> str:
+    """'auto': the members' codes for images (an image shape), the (scaled) input for rows.
+
+    On pixels the distance between images is a poor measure of how alike two digits are; in
+    a member's code it scored far higher (benchmarks/README.md, anomaly.py).
+    """
+    if space != "auto":
+        return space
+    return "input" if image_shape is None else "code"
 
 
 def _preset_loss(model: str, loss: str | None) -> str:
@@ -275,6 +310,62 @@ def knn_feature_shares(
         norm = np.sqrt(sq.sum(axis=1, keepdims=True))
         total += np.divide(sq, norm, out=np.zeros_like(sq), where=norm > 0)
     return total / k
+
+
+@torch.no_grad()
+def member_codes(net, X: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+    """The member's codes of X (N, latent) in float64: the encoder's (a Gaussian latent's
+    posterior mean), no noise."""
+    p = next(net.parameters())
+    was_training = net.training
+    net.eval()
+    out = []
+    try:
+        for i in range(0, len(X), batch_size):
+            x = torch.as_tensor(X[i : i + batch_size]).to(device=p.device, dtype=p.dtype)
+            out.append(net.encode(x).cpu().double())
+    finally:
+        net.train(was_training)
+    return torch.cat(out).numpy() if out else np.zeros((0, net.config.latent_dim))
+
+
+def code_knn_fit(nets, reference: np.ndarray, k: int) -> tuple[list, list]:
+    """The code-space nearest-neighbour part of each member, fitted on the reference rows.
+
+    For member m: its codes C of the reference rows divided by s_m, the mean over the code's
+    coordinates of their standard deviation (so that codes of any spread compare alike), and
+    (s_m, mu_m, sd_m): the mean and standard deviation of the reference rows' leave-one-out
+    distances (each row's mean distance to its k nearest others). Returns (the scaled
+    reference codes per member, the (s, mu, sd) per member); :func:`code_knn_scores` uses
+    both.
+    """
+    codes, stats = [], []
+    for net in nets:
+        C = member_codes(net, reference)
+        s = float(max(C.std(axis=0).mean(), _EPS))
+        loo = knn_distances(C / s, C / s, k, self_excluded=True)
+        codes.append(C / s)
+        stats.append((s, float(loo.mean()), float(max(loo.std(), _EPS))))
+    return codes, stats
+
+
+def code_knn_scores(nets, codes, stats, X: np.ndarray, k: int) -> np.ndarray:
+    """Each row's code-space neighbour score (N,): over the members, the mean of
+    (d_m(x) - mu_m) / sd_m, d_m(x) the mean distance of x's scaled code (its code / s_m) to
+    its k nearest scaled reference codes (``codes``, ``stats`` from :func:`code_knn_fit`)."""
+    total = np.zeros(len(X))
+    for net, C, (s, mu, sd) in zip(nets, codes, stats, strict=True):
+        total += (knn_distances(C, member_codes(net, X) / s, k) - mu) / sd
+    return _finite(total / len(nets))
+
+
+def code_knn_training_scores(codes, stats, k: int) -> np.ndarray:
+    """:func:`code_knn_scores` of the reference rows themselves, each row left out of its
+    own neighbours (what the blend standardises the part by)."""
+    total = np.zeros(len(codes[0]))
+    for C, (_, mu, sd) in zip(codes, stats, strict=True):
+        total += (knn_distances(C, C, k, self_excluded=True) - mu) / sd
+    return _finite(total / len(codes))
 
 
 def blend_stats(ae_train: np.ndarray, knn_train: np.ndarray) -> tuple[float, ...]:
