@@ -329,6 +329,10 @@ def test_auto_recipe_is_the_tables_one_without_an_image_shape(planted, fitted):
     assert anomaly.resolve_ensemble(3, 0.5, 7, (1, 8, 8)) == (3, 0.5, 7)
     assert anomaly.resolve_knn_space("auto", None) == "input"
     assert anomaly.resolve_knn_space("auto", (1, 8, 8)) == "code"
+    assert anomaly.resolve_error_blur("auto", "dense", "mixed", None) is None
+    assert anomaly.resolve_error_blur("auto", "conv", "mixed", (1, 8, 8)) == 1.0
+    assert anomaly.resolve_error_blur("auto", "conv", "bce", (1, 8, 8)) is None
+    assert fitted.error_blur_ is None
     assert fitted.model_name_ == "dense" and fitted.image_shape_ is None
     old = AutoencoderOutlierDetector(
         model="dense", n_estimators=5, max_samples=256, max_iter=50, random_state=0, device="cpu"
@@ -345,20 +349,31 @@ def _brute_knn(R, X=None, k=5):
 
 
 def test_images_get_the_conv_model_and_code_space_neighbours(digits01, tmp_path):
-    """Images (N, H, W) with no flag: conv members on every row, raw pixel error sums, and
-    with novelty the neighbour part in each member's code, against a brute-force reference."""
+    """Images (N, H, W) with no flag: conv members on every row, squared errors of the
+    residual blurred by a Gaussian of one pixel (scipy's gaussian_filter, zero outside),
+    summed raw, and with novelty the neighbour part in each member's code, against a
+    brute-force reference."""
+    from scipy.ndimage import gaussian_filter
+
+    def blurred(r):  # residual rows (N, 64) -> each 8x8 image blurred, zero padded
+        return gaussian_filter(
+            r.reshape(-1, 8, 8), sigma=(0, 1, 1), mode="constant", truncate=3.0
+        ).reshape(-1, 64)
+
     train, X = digits01[:150].reshape(-1, 8, 8), digits01
     det = AutoencoderOutlierDetector(novelty=True, max_iter=3, random_state=0, device="cpu")
     det.fit(train)
     assert det.model_name_ == "conv" and det.image_shape_ == (1, 8, 8)
-    assert det.knn_space_ == "code" and len(det.models_) == 2
+    assert det.knn_space_ == "code" and len(det.models_) == 2 and det.error_blur_ == 1.0
     assert all(m.config.image_shape == (1, 8, 8) for m in det.models_)
     ae, ae_tr, ck, ck_tr = 0.0, 0.0, 0.0, 0.0
     for net in det._nets():  # float64 copies
         with torch.no_grad():
             x_tr, x = torch.as_tensor(digits01[:150], dtype=torch.float64), torch.as_tensor(X)
-            e_tr = (0.5 * (net.reconstruct(x_tr) - x_tr) ** 2).sum(1).numpy()
-            e = (0.5 * (net.reconstruct(x.double()) - x.double()) ** 2).sum(1).numpy()
+            r_tr = (net.reconstruct(x_tr) - x_tr).numpy()
+            r = (net.reconstruct(x.double()) - x.double()).numpy()
+        e_tr, e = (0.5 * blurred(r_tr) ** 2).sum(1), (0.5 * blurred(r) ** 2).sum(1)
+        with torch.no_grad():
             c_tr, c = net.encode(x_tr).numpy(), net.encode(x.double()).numpy()
         ae, ae_tr = ae + (e - e_tr.mean()) / e_tr.std(), ae_tr + (e_tr - e_tr.mean()) / e_tr.std()
         s = c_tr.std(axis=0).mean()  # codes divided by their mean coordinate spread
@@ -377,8 +392,12 @@ def test_images_get_the_conv_model_and_code_space_neighbours(digits01, tmp_path)
     again = AutoencoderOutlierDetector.load(det.save(tmp_path / "d"))
     assert again.knn_space_ == "code" and again.model_name_ == "conv"
     np.testing.assert_array_equal(again.score_samples(X), scores)
-    rows = AutoencoderOutlierDetector(knn_space="input", n_neighbors=3, max_iter=2).fit(train)
-    assert rows.knn_space_ == "input" and rows.model_name_ == "conv"
+    rows = AutoencoderOutlierDetector(
+        knn_space="input", n_neighbors=3, error_blur=None, max_iter=2
+    ).fit(train)
+    assert rows.knn_space_ == "input" and rows.model_name_ == "conv" and rows.error_blur_ is None
+    with pytest.raises(ConfigError, match="error_blur must be"):
+        AutoencoderOutlierDetector(error_blur=0).fit(train)
     with pytest.raises(ConfigError, match="knn_space must be one of"):
         AutoencoderOutlierDetector(knn_space="pixels").fit(train)
 

@@ -20,6 +20,12 @@ space (:func:`knn_distances`), each part standardised on the training rows and w
 autoencoders alone; with anomalies among the training rows it did not (benchmarks/README.md,
 anomaly.py), so it is off by default there.
 
+Images (an image shape) get their own recipe, chosen on MNIST training images and
+Fashion-MNIST (benchmarks/README.md, anomaly.py): convolutional members (``resolve_model``),
+fewer of them on many more rows for fewer epochs (``IMAGE_ENSEMBLE``), pixel errors summed
+raw, and with clean training rows the nearest-neighbour part measured between the members'
+codes instead of between pixels (:func:`code_knn_scores`).
+
 How well scores find labelled anomalies is :mod:`aekit.apps.anomaly_metrics`; a fitted
 detector's folder is written and read by :mod:`aekit.apps.detector`.
 """
@@ -168,12 +174,50 @@ def trimmed_fit(net, X, X_val, config, callbacks, device, trim: float):
     return fit(net, keep, X_val, config_2, callbacks=callbacks, device=device)
 
 
+def resolve_error_blur(error_blur, model: str, loss: str | None, image_shape) -> float | None:
+    """'auto': a Gaussian of sigma 1 pixel for images (an image shape) whose members score a
+    squared or absolute error, None (no blur) otherwise."""
+    if not (isinstance(error_blur, str) and error_blur == "auto"):
+        return None if error_blur is None else float(error_blur)
+    blurrable = _preset_loss(model, loss) in ("mse", "mae", "ssim")
+    return 1.0 if image_shape is not None and blurrable else None
+
+
+def gaussian_kernel(sigma: float) -> np.ndarray:
+    """The 2-D Gaussian of ``sigma`` pixels, (2r + 1, 2r + 1) with r = ceil(3 sigma), summing
+    to 1 (scipy.ndimage.gaussian_filter's kernel with truncate=3)."""
+    r = int(np.ceil(3.0 * sigma))
+    g = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
+    g /= g.sum()
+    return np.outer(g, g)
+
+
+def blur_residuals(r: torch.Tensor, image_shape, sigma: float) -> torch.Tensor:
+    """Residual rows (N, C*H*W) smoothed channel by channel by :func:`gaussian_kernel`, zero
+    outside the image; (N, C*H*W) again."""
+    c, h, w = image_shape
+    k = torch.as_tensor(gaussian_kernel(sigma), dtype=r.dtype, device=r.device)
+    k = k.expand(c, 1, *k.shape)  # one kernel per channel: (C, 1, 2r+1, 2r+1)
+    pad = (k.shape[-1] - 1) // 2
+    out = torch.nn.functional.conv2d(r.reshape(-1, c, h, w), k, padding=pad, groups=c)
+    return out.reshape(len(r), -1)
+
+
 @torch.no_grad()
-def elementwise_errors(net, X: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+def elementwise_errors(
+    net, X: np.ndarray, batch_size: int = 4096, blur: float | None = None
+) -> np.ndarray:
     """Each element's reconstruction loss (N, D) under ``net``'s own loss, in X's dtype.
 
     Deterministic: the code is the encoder's (a Gaussian latent's posterior mean), no noise.
+    ``blur`` (images, a squared or absolute error): the residual x_hat - x is first smoothed
+    by a Gaussian of that many pixels (:func:`blur_residuals`), so that a stroke drawn a pixel
+    off counts for less than a stroke missing (benchmarks/README.md, anomaly.py).
     """
+    if blur is not None and net.config.loss not in ("mse", "mae", "ssim"):
+        raise ConfigError(f"error_blur needs a squared or absolute error, not {net.config.loss}")
+    if blur is not None and net.config.image_shape is None:
+        raise ConfigError("error_blur needs images: give image_shape")
     p = next(net.parameters())
     was_training = net.training
     net.eval()
@@ -186,7 +230,11 @@ def elementwise_errors(net, X: np.ndarray, batch_size: int = 4096) -> np.ndarray
                 x_hat = net.output(logits)
             else:  # a fully convolutional denoiser: identity output, no code
                 x_hat = logits = net.reconstruct(x)
-            out.append(elementwise_loss(net.config.loss, x_hat, logits, x).cpu())
+            if blur is not None:
+                r = blur_residuals(x_hat - x, net.config.image_shape, blur)
+                out.append((r.abs() if net.config.loss == "mae" else 0.5 * r.pow(2)).cpu())
+            else:
+                out.append(elementwise_loss(net.config.loss, x_hat, logits, x).cpu())
     finally:
         net.train(was_training)
     return torch.cat(out).numpy() if out else np.zeros((0, X.shape[1]), X.dtype)
@@ -215,14 +263,15 @@ def error_scales(errors: np.ndarray, quantile: float | None) -> np.ndarray:
 
 
 def member_stats(
-    nets, X: np.ndarray, quantile: float | None = None
+    nets, X: np.ndarray, quantile: float | None = None, blur: float | None = None
 ) -> tuple[list[tuple[float, float]], list[np.ndarray], np.ndarray]:
     """Each member's (mean, sd) of its per-row scores on the training data X, its column
     divisors (:func:`error_scales`), and the anomaly scores of X (what
-    :func:`anomaly_scores` gives, from the same pass)."""
+    :func:`anomaly_scores` gives, from the same pass); ``blur`` as in
+    :func:`elementwise_errors`."""
     stats, scales, total = [], [], np.zeros(len(X))
     for net in nets:
-        errors = elementwise_errors(net, X).astype(np.float64)
+        errors = elementwise_errors(net, X, blur=blur).astype(np.float64)
         scale = error_scales(errors, quantile)
         losses = (errors / scale).sum(axis=1)
         mu, sd = float(losses.mean()), float(max(losses.std(), _EPS))
@@ -232,7 +281,7 @@ def member_stats(
     return stats, scales, _finite(total / len(nets))
 
 
-def feature_errors(nets, stats, X: np.ndarray, scales=None) -> np.ndarray:
+def feature_errors(nets, stats, X: np.ndarray, scales=None, blur=None) -> np.ndarray:
     """(N, D) per-feature errors: each member's divided by its column divisors and its
     training sd, averaged over the members (``scales`` None: no column divisors).
 
@@ -241,15 +290,15 @@ def feature_errors(nets, stats, X: np.ndarray, scales=None) -> np.ndarray:
     total = np.zeros(X.shape, dtype=np.float64)
     scales = [None] * len(nets) if scales is None else scales
     for net, (_, sd), scale in zip(nets, stats, scales, strict=True):
-        errors = elementwise_errors(net, X).astype(np.float64)
+        errors = elementwise_errors(net, X, blur=blur).astype(np.float64)
         total += (errors if scale is None else errors / scale) / sd
     return total / len(nets)
 
 
-def anomaly_scores(nets, stats, X: np.ndarray, scales=None) -> np.ndarray:
+def anomaly_scores(nets, stats, X: np.ndarray, scales=None, blur=None) -> np.ndarray:
     """Mean over members of the standardised per-row score (N,); higher = more abnormal."""
     shift = np.mean([mu / sd for mu, sd in stats])
-    return _finite(feature_errors(nets, stats, X, scales).sum(axis=1) - shift)
+    return _finite(feature_errors(nets, stats, X, scales, blur).sum(axis=1) - shift)
 
 
 def resolve_neighbors(n_neighbors, novelty: bool) -> int | None:

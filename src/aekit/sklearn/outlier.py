@@ -27,10 +27,13 @@ class AutoencoderOutlierDetector(OutlierMixin, AutoencoderEstimator):
     epochs and, halfway, stops fitting its worst-reconstructed ``trim`` share; members
     alternate squared and absolute error; a row's score sums its per-column errors, each
     divided by that column's ``error_quantile`` of training errors (see
-    :mod:`aekit.apps.anomaly`). X is read as float32, as the CLI reads files (so that
-    ``aekit fit-detector`` / ``aekit score`` and this estimator give the same scores for the
-    same data and seed); scores are deterministic and finite, computed in float64. X may be
-    rows or, with an ``image_shape``, images (n_samples, H, W) / (n_samples, C, H, W).
+    :mod:`aekit.apps.anomaly`). Image data (an ``image_shape``, or X given as images) get
+    the image recipe with no flag: convolutional members on up to 10,000 images each, raw
+    pixel error sums and, with ``novelty``, neighbours in the members' codes. X is read as
+    float32, as the CLI reads files (so that ``aekit fit-detector`` / ``aekit score`` and this
+    estimator give the same scores for the same data and seed); scores are deterministic and
+    finite, computed in float64. X may be rows or images (n_samples, H, W) /
+    (n_samples, C, H, W).
 
     Parameters
     ----------
@@ -51,10 +54,11 @@ class AutoencoderOutlierDetector(OutlierMixin, AutoencoderEstimator):
         (:func:`aekit.apps.anomaly.blend`). "auto": 5 with ``novelty``, else None (off): on
         clean ADBench training rows it lifted the mean ROC-AUC far above the autoencoders
         alone, on contaminated ones it lowered it (benchmarks/README.md, anomaly.py).
-    n_estimators : int, default=5
-        Number of autoencoders in the ensemble.
-    max_samples : int or float, default=256
-        Rows per member: a count, or a share of the rows when a float in (0, 1].
+    n_estimators : int or "auto", default="auto"
+        Number of autoencoders in the ensemble; "auto": 5 for rows, 2 for images.
+    max_samples : int, float or "auto", default="auto"
+        Rows per member: a count, or a share of the rows when a float in (0, 1]; "auto":
+        256 for rows, 10,000 for images (all of one MNIST class).
     trim : float in [0, 0.5), default=0.2
         Share of worst-reconstructed rows each member stops fitting halfway (0: none).
     scale : {"auto", "standard", "none"}, default="auto"
@@ -66,6 +70,19 @@ class AutoencoderOutlierDetector(OutlierMixin, AutoencoderEstimator):
         squared-error presets without an ``image_shape`` (others use the preset's loss):
         on the ADBench sets it scored a higher mean ROC-AUC than either alone
         (benchmarks/README.md, anomaly.py).
+    error_blur : "auto", float > 0 or None, default="auto"
+        Images only: smooth each member's residual x_hat - x by a Gaussian of this many
+        pixels before taking its squared (or absolute) error, so that strokes a pixel off
+        count for less than strokes missing; None: no blur. "auto": 1 for images (an
+        ``image_shape`` or images) with a squared or absolute error, None otherwise.
+    knn_space : {"auto", "input", "code"}, default="auto"
+        Where the nearest-neighbour part measures distances: between the (scaled) input
+        rows, or between the members' codes (each member's codes divided by their mean
+        coordinate spread; each member's mean distance to the ``n_neighbors`` nearest
+        training codes standardised by the training rows' leave-one-out distances, averaged
+        over the members: :func:`aekit.apps.anomaly.code_knn_scores`). "auto": "code" for
+        images (an ``image_shape`` or images), where it scored far above pixel distances,
+        "input" for rows.
     error_quantile : "auto", float in (0, 1] or None, default="auto"
         Each member divides each column's elementwise errors by this quantile of that
         column's errors on the training rows (floored at 1e-3 of the member's mean error)
@@ -74,7 +91,10 @@ class AutoencoderOutlierDetector(OutlierMixin, AutoencoderEstimator):
         stands out; None sums the raw errors. With "mixed" it is what keeps a gross error
         in a single column ranked first. "auto": 0.9, or None for image models (an
         ``image_shape``, a "bce" or "ssim" loss), where it lowered MNIST's ROC-AUC.
-    model, activation, solver, learning_rate_init, image_shape, early_stopping,
+    model : str, default="auto"
+        A preset; "auto": "conv" for images (an ``image_shape``, or X of shape (N, H, W) /
+        (N, C, H, W)), "dense" for rows.
+    activation, solver, learning_rate_init, image_shape, early_stopping,
     validation_fraction, n_iter_no_change, random_state, verbose, device
         As in :class:`aekit.sklearn.AutoencoderTransformer`.
     latent_dim : int or "auto", default="auto"
@@ -82,25 +102,37 @@ class AutoencoderOutlierDetector(OutlierMixin, AutoencoderEstimator):
     hidden_layer_sizes : int, tuple of int, None or "auto", default="auto"
         "auto" is one hidden layer of max(2 * latent_dim, n_features // 2) units.
     batch_size : int or "auto", default=64
-    max_iter : int, default=50
-        Epochs per member (few: the early phase of training scores best on contaminated data).
+    max_iter : int or "auto", default="auto"
+        Epochs per member; "auto": 50 for rows (few: the early phase of training scores best
+        on contaminated data), 10 for images.
 
     Attributes
     ----------
     models_ : list of aekit.nn.Autoencoder
         The trained members (float32), on ``device``.
+    model_name_ : str
+        The preset the members are ("auto" resolved).
+    image_shape_ : tuple of 3 int or None
+        The images' (C, H, W): ``image_shape``, or that of images given without one.
     offset_ : float
         decision_function = score_samples - offset_.
     member_stats_ : list of (float, float)
         Each member's mean and standard deviation of the per-row score on the training data.
     error_scales_ : list of ndarray of shape (n_features,)
         Each member's column divisors (ones when ``error_quantile`` is None).
+    error_blur_ : float or None
+        The residuals' Gaussian blur in pixels (None: none).
     n_neighbors_ : int or None
         The nearest-neighbour part's neighbours (None: no such part).
     knn_reference_ : ndarray of shape (n_reference, n_features) or None
         Its reference rows (standardised training rows).
     blend_stats_ : tuple of 4 floats or None
         The autoencoders' and the distances' (mean, sd) on the training rows.
+    knn_space_ : {"input", "code"} or None
+        Where the nearest-neighbour part measures (None: no such part).
+    code_knn_stats_ : list of (float, float, float) or None
+        In the code space, each member's code divisor and the mean and standard deviation of
+        the training rows' leave-one-out distances.
     calibration_ : dict or None
         After :meth:`calibrate`: the target rate, the conformal guarantee and its interval.
     n_features_in_, feature_names_in_ : as in scikit-learn.
@@ -130,6 +162,7 @@ class AutoencoderOutlierDetector(OutlierMixin, AutoencoderEstimator):
         loss: str | None = "mixed",
         error_quantile="auto",
         knn_space: str = "auto",
+        error_blur="auto",
         image_shape: tuple[int, int, int] | None = None,
         early_stopping: bool = False,
         validation_fraction: float = 0.1,
@@ -156,6 +189,7 @@ class AutoencoderOutlierDetector(OutlierMixin, AutoencoderEstimator):
         self.loss = loss
         self.error_quantile = error_quantile
         self.knn_space = knn_space
+        self.error_blur = error_blur
         self.image_shape = image_shape
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
@@ -215,8 +249,11 @@ class AutoencoderOutlierDetector(OutlierMixin, AutoencoderEstimator):
             self.n_iter_ = max(self.n_iter_, state.epoch)
         self._set_models(nets)
         q = anomaly.resolve_error_quantile(self.error_quantile, model, self.loss, image_shape)
+        self.error_blur_ = anomaly.resolve_error_blur(
+            self.error_blur, model, self.loss, image_shape
+        )
         self.member_stats_, self.error_scales_, anomalous = anomaly.member_stats(
-            self._nets(), Xs, q
+            self._nets(), Xs, q, self.error_blur_
         )
         self.calibration_ = None
         self.n_neighbors_, self.knn_reference_, self.blend_stats_ = None, None, None
@@ -253,7 +290,9 @@ class AutoencoderOutlierDetector(OutlierMixin, AutoencoderEstimator):
         check_is_fitted(self)
         X, _ = self._validate(X, reset=False, dtype=np.float32)
         Xs = self._scaled(X)
-        scores = anomaly.anomaly_scores(self._nets(), self.member_stats_, Xs, self.error_scales_)
+        scores = anomaly.anomaly_scores(
+            self._nets(), self.member_stats_, Xs, self.error_scales_, self.error_blur_
+        )
         if getattr(self, "n_neighbors_", None) is not None:
             scores = anomaly.blend(scores, self._knn_part(Xs), self.blend_stats_)
         return -scores
@@ -279,7 +318,9 @@ class AutoencoderOutlierDetector(OutlierMixin, AutoencoderEstimator):
         check_is_fitted(self)
         X, layout = self._validate(X, reset=False, dtype=np.float32)
         Xs = self._scaled(X)
-        errors = anomaly.feature_errors(self._nets(), self.member_stats_, Xs, self.error_scales_)
+        errors = anomaly.feature_errors(
+            self._nets(), self.member_stats_, Xs, self.error_scales_, self.error_blur_
+        )
         if getattr(self, "n_neighbors_", None) is not None:
             _, sd_a, _, sd_k = self.blend_stats_
             w = anomaly.KNN_WEIGHT
@@ -331,6 +372,7 @@ class AutoencoderOutlierDetector(OutlierMixin, AutoencoderEstimator):
             "model_name_": self.model_name_,
             "image_shape_": None if self.image_shape_ is None else list(self.image_shape_),
             "knn_space_": self.knn_space_,
+            "error_blur_": self.error_blur_,
             "code_knn_stats_": self.code_knn_stats_,
         }
         if hasattr(self, "feature_names_in_"):
@@ -344,6 +386,7 @@ class AutoencoderOutlierDetector(OutlierMixin, AutoencoderEstimator):
         nets, s = detector.load_detector(path)
         params = {**s["params"], "device": device}
         params.setdefault("error_quantile", None)  # older files: raw error sums
+        params.setdefault("error_blur", None)  # and unblurred errors
         if params.get("image_shape") is not None:
             params["image_shape"] = tuple(params["image_shape"])
         if isinstance(params.get("hidden_layer_sizes"), list):
@@ -371,6 +414,7 @@ class AutoencoderOutlierDetector(OutlierMixin, AutoencoderEstimator):
         shape = s.get("image_shape_", params.get("image_shape"))
         det.image_shape_ = None if shape is None else tuple(int(v) for v in shape)
         det.knn_space_ = s.get("knn_space_", None if det.n_neighbors_ is None else "input")
+        det.error_blur_ = s.get("error_blur_")
         stats = s.get("code_knn_stats_")
         det.code_knn_stats_ = None if stats is None else [tuple(map(float, t)) for t in stats]
         if "feature_names_in_" in s:
@@ -444,6 +488,9 @@ class AutoencoderOutlierDetector(OutlierMixin, AutoencoderEstimator):
         auto = isinstance(q, str) and q == "auto"
         if not auto and q is not None and (not _is_real(q) or not 0 < q <= 1):
             raise ConfigError(f"error_quantile must be 'auto', in (0, 1] or None, got {q!r}")
+        b = self.error_blur
+        if not _auto(b) and b is not None and (not _is_real(b) or not b > 0):
+            raise ConfigError(f"error_blur must be 'auto', a positive number or None, got {b!r}")
         if self.knn_space not in anomaly.KNN_SPACES:
             choices = ", ".join(anomaly.KNN_SPACES)
             raise ConfigError(f"knn_space must be one of {choices}, got {self.knn_space!r}")
