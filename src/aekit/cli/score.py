@@ -55,7 +55,7 @@ def add_parsers(sub) -> None:
         "--n-estimators",
         type=_auto_int,
         default="auto",
-        help="autoencoders (default: auto: 5 for tables, 2 for images)",
+        help="autoencoders (default: auto: 5 for tables, 1 for images)",
     )
     f.add_argument(
         "--max-samples",
@@ -68,7 +68,7 @@ def add_parsers(sub) -> None:
         "--epochs",
         type=_auto_int,
         default="auto",
-        help="epochs per member (default: auto: 50 for tables, 10 for images)",
+        help="epochs per member (default: auto: 50 for tables, 20 for images)",
     )
     f.add_argument(
         "--model",
@@ -210,7 +210,8 @@ def fit_detector(args) -> int:
     rows = "normal rows" if args.novelty else "rows"
     space = " (in their codes)" if det.knn_space_ == "code" else ""
     print(
-        f"fitted {len(det.models_)} {det.model_name_} autoencoders{knn}{space} on {len(X)} "
+        f"fitted {len(det.models_)} {det.model_name_} autoencoder"
+        f"{'s' if len(det.models_) > 1 else ''}{knn}{space} on {len(X)} "
         f"{rows}; {flagged} flagged"
     )
     print(f"wrote {args.out}")

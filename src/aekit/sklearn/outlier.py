@@ -55,7 +55,7 @@ class AutoencoderOutlierDetector(OutlierMixin, AutoencoderEstimator):
         clean ADBench training rows it lifted the mean ROC-AUC far above the autoencoders
         alone, on contaminated ones it lowered it (benchmarks/README.md, anomaly.py).
     n_estimators : int or "auto", default="auto"
-        Number of autoencoders in the ensemble; "auto": 5 for rows, 2 for images.
+        Number of autoencoders in the ensemble; "auto": 5 for rows, 1 for images.
     max_samples : int, float or "auto", default="auto"
         Rows per member: a count, or a share of the rows when a float in (0, 1]; "auto":
         256 for rows, 10,000 for images (all of one MNIST class).
@@ -104,7 +104,7 @@ class AutoencoderOutlierDetector(OutlierMixin, AutoencoderEstimator):
     batch_size : int or "auto", default=64
     max_iter : int or "auto", default="auto"
         Epochs per member; "auto": 50 for rows (few: the early phase of training scores best
-        on contaminated data), 10 for images.
+        on contaminated data), 20 for images.
 
     Attributes
     ----------
