@@ -402,6 +402,39 @@ def test_images_get_the_conv_model_and_code_space_neighbours(digits01, tmp_path)
         AutoencoderOutlierDetector(knn_space="pixels").fit(train)
 
 
+def test_a_dead_image_member_is_trained_again_from_the_next_seed(digits01, monkeypatch):
+    """A member whose output no longer depends on its input is retrained (images only)."""
+    from aekit.nn import build_model
+
+    net = build_model("conv", 64, image_shape=(1, 8, 8))
+    assert not anomaly.is_dead(net, digits01)
+    with torch.no_grad():  # saturate the output: every logit far below zero
+        net.decoder[-1].bias.fill_(-1e4)
+    assert anomaly.is_dead(net, digits01)
+    calls = []
+    real = anomaly.is_dead
+    monkeypatch.setattr(anomaly, "is_dead", lambda n, X: calls.append(1) or len(calls) == 1)
+    det = AutoencoderOutlierDetector(max_iter=1, random_state=0, device="cpu")
+    det.fit(digits01.reshape(-1, 8, 8))
+    assert len(calls) == 2  # the first training "died", the second (seed + 1) is kept
+    monkeypatch.setattr(anomaly, "is_dead", real)
+    seed = np.random.RandomState(0).randint(np.iinfo(np.int32).max)
+    again = AutoencoderOutlierDetector(max_iter=1, random_state=0, device="cpu")
+    again.fit(digits01.reshape(-1, 8, 8))
+    ref = det._train_net(digits01, int(seed) + 1, 16, None, None, "mse", model="conv",
+                         image_shape=(1, 8, 8), epochs=1)[0]  # fmt: skip
+    for a, b in zip(det.models_[0].parameters(), ref.parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert not all(
+        torch.equal(a, b)
+        for a, b in zip(det.models_[0].parameters(), again.models_[0].parameters(), strict=True)
+    )
+    monkeypatch.setattr(anomaly, "is_dead", lambda n, X: calls.append(1) or True)
+    calls.clear()
+    AutoencoderOutlierDetector(n_estimators=1, max_iter=1, random_state=0).fit(digits01)
+    assert calls == [1]  # rows (a table): one training, never retried
+
+
 def test_save_load_round_trip_without_pickle(tmp_path, planted, fitted):
     X = planted[0]
     fitted.calibrate(X[12:], fpr=0.02)

@@ -241,10 +241,16 @@ class AutoencoderOutlierDetector(OutlierMixin, AutoencoderEstimator):
         nets, self.n_iter_ = [], 0
         for seed, loss in zip(seeds, losses, strict=True):
             rows = anomaly.subsample(len(X), max_samples, sub_rng)
-            net, state, _ = self._train_net(
-                Xs32[rows], int(seed), latent, hidden, trimmed, loss,
-                model=model, image_shape=image_shape, epochs=epochs,
-            )  # fmt: skip
+            # an image member whose output died (sigmoid saturated: the same image for every
+            # input) is trained again from the next seed (tables: never retried)
+            tries = anomaly.DEAD_TRIES if image_shape is not None else 1
+            for attempt in range(tries):
+                net, state, _ = self._train_net(
+                    Xs32[rows], int(seed) + attempt, latent, hidden, trimmed, loss,
+                    model=model, image_shape=image_shape, epochs=epochs,
+                )  # fmt: skip
+                if not anomaly.is_dead(net, Xs32[rows]):
+                    break
             nets.append(net)
             self.n_iter_ = max(self.n_iter_, state.epoch)
         self._set_models(nets)
