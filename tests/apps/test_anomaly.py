@@ -417,6 +417,7 @@ def test_a_dead_image_member_is_trained_again_from_the_next_seed(digits01, monke
     det = AutoencoderOutlierDetector(max_iter=1, random_state=0, device="cpu")
     det.fit(digits01.reshape(-1, 8, 8))
     assert len(calls) == 2  # the first training "died", the second (seed + 1) is kept
+    assert det.n_retrained_ == 1
     monkeypatch.setattr(anomaly, "is_dead", real)
     seed = np.random.RandomState(0).randint(np.iinfo(np.int32).max)
     again = AutoencoderOutlierDetector(max_iter=1, random_state=0, device="cpu")

@@ -114,6 +114,8 @@ class AutoencoderOutlierDetector(OutlierMixin, AutoencoderEstimator):
         The preset the members are ("auto" resolved).
     image_shape_ : tuple of 3 int or None
         The images' (C, H, W): ``image_shape``, or that of images given without one.
+    n_retrained_ : int
+        Trainings of image members begun again because a member's output had died.
     offset_ : float
         decision_function = score_samples - offset_.
     member_stats_ : list of (float, float)
@@ -238,7 +240,7 @@ class AutoencoderOutlierDetector(OutlierMixin, AutoencoderEstimator):
         def trimmed(net, X_train, X_val, config, callbacks, device):
             return anomaly.trimmed_fit(net, X_train, X_val, config, callbacks, device, trim)
 
-        nets, self.n_iter_ = [], 0
+        nets, self.n_iter_, self.n_retrained_ = [], 0, 0
         for seed, loss in zip(seeds, losses, strict=True):
             rows = anomaly.subsample(len(X), max_samples, sub_rng)
             # an image member whose output died (sigmoid saturated: the same image for every
@@ -251,6 +253,7 @@ class AutoencoderOutlierDetector(OutlierMixin, AutoencoderEstimator):
                 )  # fmt: skip
                 if not anomaly.is_dead(net, Xs32[rows]):
                     break
+                self.n_retrained_ += attempt + 1 < tries  # a further training follows
             nets.append(net)
             self.n_iter_ = max(self.n_iter_, state.epoch)
         self._set_models(nets)
@@ -379,6 +382,7 @@ class AutoencoderOutlierDetector(OutlierMixin, AutoencoderEstimator):
             "image_shape_": None if self.image_shape_ is None else list(self.image_shape_),
             "knn_space_": self.knn_space_,
             "error_blur_": self.error_blur_,
+            "n_retrained_": int(getattr(self, "n_retrained_", 0)),
             "code_knn_stats_": self.code_knn_stats_,
         }
         if hasattr(self, "feature_names_in_"):
@@ -421,6 +425,7 @@ class AutoencoderOutlierDetector(OutlierMixin, AutoencoderEstimator):
         det.image_shape_ = None if shape is None else tuple(int(v) for v in shape)
         det.knn_space_ = s.get("knn_space_", None if det.n_neighbors_ is None else "input")
         det.error_blur_ = s.get("error_blur_")
+        det.n_retrained_ = int(s.get("n_retrained_", 0))
         stats = s.get("code_knn_stats_")
         det.code_knn_stats_ = None if stats is None else [tuple(map(float, t)) for t in stats]
         if "feature_names_in_" in s:
