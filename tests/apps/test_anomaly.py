@@ -318,6 +318,124 @@ def test_conv_preset_with_image_shape(digits01):
     assert all(np.array_equal(s, np.ones(64)) for s in det.error_scales_)
 
 
+def test_auto_recipe_is_the_tables_one_without_an_image_shape(planted, fitted):
+    """model, n_estimators, max_samples and max_iter "auto": the robust recipe of the
+    tables unchanged (dense, 5 members of 256 rows, 50 epochs, input-space neighbours)."""
+    assert anomaly.resolve_model("auto", None) == "dense"
+    assert anomaly.resolve_model("auto", (1, 28, 28)) == "conv"
+    assert anomaly.resolve_model("vae", (1, 28, 28)) == "vae"
+    assert anomaly.resolve_ensemble("auto", "auto", "auto", None) == (5, 256, 50)
+    assert anomaly.resolve_ensemble("auto", "auto", "auto", (1, 8, 8)) == (1, 10_000, 20)
+    assert anomaly.resolve_ensemble(3, 0.5, 7, (1, 8, 8)) == (3, 0.5, 7)
+    assert anomaly.resolve_knn_space("auto", None) == "input"
+    assert anomaly.resolve_knn_space("auto", (1, 8, 8)) == "code"
+    assert anomaly.resolve_error_blur("auto", "dense", "mixed", None) is None
+    assert anomaly.resolve_error_blur("auto", "conv", "mixed", (1, 8, 8)) == 1.0
+    assert anomaly.resolve_error_blur("auto", "conv", "bce", (1, 8, 8)) is None
+    assert fitted.error_blur_ is None
+    assert fitted.model_name_ == "dense" and fitted.image_shape_ is None
+    old = AutoencoderOutlierDetector(
+        model="dense", n_estimators=5, max_samples=256, max_iter=50, random_state=0, device="cpu"
+    ).fit(planted[0])
+    assert np.array_equal(old.score_samples(planted[0]), fitted.score_samples(planted[0]))
+
+
+def _brute_knn(R, X=None, k=5):
+    """Mean distance to the k nearest rows of R (X None: R itself, each row left out)."""
+    D = np.sqrt((((R if X is None else X)[:, None] - R[None]) ** 2).sum(-1))
+    if X is None:
+        np.fill_diagonal(D, np.inf)
+    return np.sort(D, axis=1)[:, :k].mean(axis=1)
+
+
+def test_images_get_the_conv_model_and_code_space_neighbours(digits01, tmp_path):
+    """Images (N, H, W) with no flag: conv members on every row, squared errors of the
+    residual blurred by a Gaussian of one pixel (scipy's gaussian_filter, zero outside),
+    summed raw, and with novelty the neighbour part in each member's code, against a
+    brute-force reference."""
+    from scipy.ndimage import gaussian_filter
+
+    def blurred(r):  # residual rows (N, 64) -> each 8x8 image blurred, zero padded
+        return gaussian_filter(
+            r.reshape(-1, 8, 8), sigma=(0, 1, 1), mode="constant", truncate=3.0
+        ).reshape(-1, 64)
+
+    train, X = digits01[:150].reshape(-1, 8, 8), digits01
+    det = AutoencoderOutlierDetector(novelty=True, n_estimators=2, max_iter=3, random_state=0)
+    det.fit(train)  # two members: each one's parts standardised, then averaged
+    assert det.model_name_ == "conv" and det.image_shape_ == (1, 8, 8)
+    assert det.knn_space_ == "code" and len(det.models_) == 2 and det.error_blur_ == 1.0
+    assert all(m.config.image_shape == (1, 8, 8) for m in det.models_)
+    ae, ae_tr, ck, ck_tr = 0.0, 0.0, 0.0, 0.0
+    for net in det._nets():  # float64 copies
+        with torch.no_grad():
+            x_tr, x = torch.as_tensor(digits01[:150], dtype=torch.float64), torch.as_tensor(X)
+            r_tr = (net.reconstruct(x_tr) - x_tr).numpy()
+            r = (net.reconstruct(x.double()) - x.double()).numpy()
+        e_tr, e = (0.5 * blurred(r_tr) ** 2).sum(1), (0.5 * blurred(r) ** 2).sum(1)
+        with torch.no_grad():
+            c_tr, c = net.encode(x_tr).numpy(), net.encode(x.double()).numpy()
+        ae, ae_tr = ae + (e - e_tr.mean()) / e_tr.std(), ae_tr + (e_tr - e_tr.mean()) / e_tr.std()
+        s = c_tr.std(axis=0).mean()  # codes divided by their mean coordinate spread
+        loo = _brute_knn(c_tr / s)
+        ck = ck + (_brute_knn(c_tr / s, c / s) - loo.mean()) / loo.std()
+        ck_tr = ck_tr + (loo - loo.mean()) / loo.std()
+    ae, ae_tr, ck, ck_tr = ae / 2, ae_tr / 2, ck / 2, ck_tr / 2
+    want = 0.5 * (ae - ae_tr.mean()) / ae_tr.std() + 0.5 * (ck - ck_tr.mean()) / ck_tr.std()
+    scores = det.score_samples(X.reshape(-1, 8, 8))
+    np.testing.assert_allclose(-scores, want, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(det.score_samples(X), scores)  # rows score alike
+    F = det.feature_errors(X[:5].reshape(-1, 8, 8))  # the pixel part only: codes have none
+    assert F.shape == (5, 8, 8)
+    shift = np.mean([mu / sd for mu, sd in det.member_stats_])  # F's rows: ae + shift
+    np.testing.assert_allclose(F.sum(axis=(1, 2)), 0.5 * (ae[:5] + shift) / ae_tr.std())
+    again = AutoencoderOutlierDetector.load(det.save(tmp_path / "d"))
+    assert again.knn_space_ == "code" and again.model_name_ == "conv"
+    np.testing.assert_array_equal(again.score_samples(X), scores)
+    rows = AutoencoderOutlierDetector(
+        knn_space="input", n_neighbors=3, error_blur=None, max_iter=2
+    ).fit(train)
+    assert rows.knn_space_ == "input" and rows.model_name_ == "conv" and rows.error_blur_ is None
+    with pytest.raises(ConfigError, match="error_blur must be"):
+        AutoencoderOutlierDetector(error_blur=0).fit(train)
+    with pytest.raises(ConfigError, match="knn_space must be one of"):
+        AutoencoderOutlierDetector(knn_space="pixels").fit(train)
+
+
+def test_a_dead_image_member_is_trained_again_from_the_next_seed(digits01, monkeypatch):
+    """A member whose output no longer depends on its input is retrained (images only)."""
+    from aekit.nn import build_model
+
+    net = build_model("conv", 64, image_shape=(1, 8, 8))
+    assert not anomaly.is_dead(net, digits01)
+    with torch.no_grad():  # saturate the output: every logit far below zero
+        net.decoder[-1].bias.fill_(-1e4)
+    assert anomaly.is_dead(net, digits01)
+    calls = []
+    real = anomaly.is_dead
+    monkeypatch.setattr(anomaly, "is_dead", lambda n, X: calls.append(1) or len(calls) == 1)
+    det = AutoencoderOutlierDetector(max_iter=1, random_state=0, device="cpu")
+    det.fit(digits01.reshape(-1, 8, 8))
+    assert len(calls) == 2  # the first training "died", the second (seed + 1) is kept
+    assert det.n_retrained_ == 1
+    monkeypatch.setattr(anomaly, "is_dead", real)
+    seed = np.random.RandomState(0).randint(np.iinfo(np.int32).max)
+    again = AutoencoderOutlierDetector(max_iter=1, random_state=0, device="cpu")
+    again.fit(digits01.reshape(-1, 8, 8))
+    ref = det._train_net(digits01, int(seed) + 1, 16, None, None, "mse", model="conv",
+                         image_shape=(1, 8, 8), epochs=1)[0]  # fmt: skip
+    for a, b in zip(det.models_[0].parameters(), ref.parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert not all(
+        torch.equal(a, b)
+        for a, b in zip(det.models_[0].parameters(), again.models_[0].parameters(), strict=True)
+    )
+    monkeypatch.setattr(anomaly, "is_dead", lambda n, X: calls.append(1) or True)
+    calls.clear()
+    AutoencoderOutlierDetector(n_estimators=1, max_iter=1, random_state=0).fit(digits01)
+    assert calls == [1]  # rows (a table): one training, never retried
+
+
 def test_save_load_round_trip_without_pickle(tmp_path, planted, fitted):
     X = planted[0]
     fitted.calibrate(X[12:], fpr=0.02)
@@ -472,6 +590,27 @@ def test_cli_fit_detector_novelty(tmp_path, planted, capsys):
     assert main([*argv, "--neighbors", "few"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("aekit: error: --neighbors") and err.count("\n") == 1
+
+
+def test_cli_fit_detector_on_images_uses_the_image_default(tmp_path, capsys):
+    """Image data (here the digits set, 8x8) get the conv members with no flag, and the
+    same scores as the estimator given the images."""
+    run = str(tmp_path / "det")
+    argv = ["fit-detector", "--data", "digits", "--limit", "150", "--out", run, "--novelty"]
+    assert main([*argv, "--epochs", "2", "--device", "cpu"]) == 0
+    assert "fitted 1 conv autoencoder and 5-nearest-neighbour distances (in their codes)" in (
+        capsys.readouterr().out
+    )
+    det = AutoencoderOutlierDetector.load(run)
+    assert det.model_name_ == "conv" and det.image_shape_ == (1, 8, 8)
+    from aekit.data import load_dataset
+
+    X = load_dataset("digits", split="train", limit=150).X / np.float32(16)
+    want = AutoencoderOutlierDetector(novelty=True, max_iter=2, random_state=0, device="cpu")
+    want.fit(X.reshape(-1, 8, 8))
+    np.testing.assert_array_equal(det.score_samples(X), want.score_samples(X))
+    assert main([*argv, "--epochs", "soon"]) == 2
+    assert "--epochs: 'auto' or a positive whole number" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("bad", ["often", "1.5", "0"])

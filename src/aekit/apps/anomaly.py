@@ -20,6 +20,12 @@ space (:func:`knn_distances`), each part standardised on the training rows and w
 autoencoders alone; with anomalies among the training rows it did not (benchmarks/README.md,
 anomaly.py), so it is off by default there.
 
+Images (an image shape) get their own recipe, chosen on MNIST training images and
+Fashion-MNIST (benchmarks/README.md, anomaly.py): convolutional members (``resolve_model``),
+fewer of them on many more rows for fewer epochs (``IMAGE_ENSEMBLE``), pixel errors summed
+raw, and with clean training rows the nearest-neighbour part measured between the members'
+codes instead of between pixels (:func:`code_knn_scores`).
+
 How well scores find labelled anomalies is :mod:`aekit.apps.anomaly_metrics`; a fitted
 detector's folder is written and read by :mod:`aekit.apps.detector`.
 """
@@ -36,9 +42,44 @@ from ..functional.losses import elementwise_loss
 from ..training import fit
 
 SCALES = ("auto", "standard", "none")
+KNN_SPACES = ("auto", "input", "code")
 KNN_MAX_ROWS = 20_000  # reference rows kept for the nearest-neighbour part, at most
 KNN_WEIGHT = 0.5  # the nearest-neighbour part's weight in the blended score
 _EPS = 1e-12
+
+# "auto" on tables (the robust recipe, chosen on the 16 ADBench sets) and on images (an
+# image shape: chosen on MNIST training images and Fashion-MNIST, benchmarks/README.md)
+TABLE_ENSEMBLE = {"n_estimators": 5, "max_samples": 256, "max_iter": 50}
+IMAGE_ENSEMBLE = {"n_estimators": 1, "max_samples": 10_000, "max_iter": 20}
+
+
+def resolve_model(model: str, image_shape) -> str:
+    """'auto': the convolutional preset for images (an image shape), the dense one for rows."""
+    if model != "auto":
+        return model
+    return "conv" if image_shape is not None else "dense"
+
+
+def resolve_ensemble(n_estimators, max_samples, max_iter, image_shape) -> tuple:
+    """(members, rows per member, epochs): each "auto" from ``TABLE_ENSEMBLE`` for rows or
+    ``IMAGE_ENSEMBLE`` for images (an image shape: one conv member on all of a class's
+    images, up to 10,000, for 20 epochs: on MNIST training images 20 epochs scored above 10,
+    and a second member (at 10 epochs, unblurred) did not lift it; benchmarks/README.md)."""
+    recipe = TABLE_ENSEMBLE if image_shape is None else IMAGE_ENSEMBLE
+    given = {"n_estimators": n_estimators, "max_samples": max_samples, "max_iter": max_iter}
+    out = [recipe[k] if isinstance(v, str) and v == "auto" else v for k, v in given.items()]
+    return tuple(out)
+
+
+def resolve_knn_space(space: str, image_shape) -> str:
+    """'auto': the members' codes for images (an image shape), the (scaled) input for rows.
+
+    On pixels the distance between images is a poor measure of how alike two digits are; in
+    a member's code it scored far higher (benchmarks/README.md, anomaly.py).
+    """
+    if space != "auto":
+        return space
+    return "input" if image_shape is None else "code"
 
 
 def _preset_loss(model: str, loss: str | None) -> str:
@@ -133,12 +174,50 @@ def trimmed_fit(net, X, X_val, config, callbacks, device, trim: float):
     return fit(net, keep, X_val, config_2, callbacks=callbacks, device=device)
 
 
+def resolve_error_blur(error_blur, model: str, loss: str | None, image_shape) -> float | None:
+    """'auto': a Gaussian of sigma 1 pixel for images (an image shape) whose members score a
+    squared or absolute error, None (no blur) otherwise."""
+    if not (isinstance(error_blur, str) and error_blur == "auto"):
+        return None if error_blur is None else float(error_blur)
+    blurrable = _preset_loss(model, loss) in ("mse", "mae", "ssim")
+    return 1.0 if image_shape is not None and blurrable else None
+
+
+def gaussian_kernel(sigma: float) -> np.ndarray:
+    """The 2-D Gaussian of ``sigma`` pixels, (2r + 1, 2r + 1) with r = ceil(3 sigma), summing
+    to 1 (scipy.ndimage.gaussian_filter's kernel with truncate=3)."""
+    r = int(np.ceil(3.0 * sigma))
+    g = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
+    g /= g.sum()
+    return np.outer(g, g)
+
+
+def blur_residuals(r: torch.Tensor, image_shape, sigma: float) -> torch.Tensor:
+    """Residual rows (N, C*H*W) smoothed channel by channel by :func:`gaussian_kernel`, zero
+    outside the image; (N, C*H*W) again."""
+    c, h, w = image_shape
+    k = torch.as_tensor(gaussian_kernel(sigma), dtype=r.dtype, device=r.device)
+    k = k.expand(c, 1, *k.shape)  # one kernel per channel: (C, 1, 2r+1, 2r+1)
+    pad = (k.shape[-1] - 1) // 2
+    out = torch.nn.functional.conv2d(r.reshape(-1, c, h, w), k, padding=pad, groups=c)
+    return out.reshape(len(r), -1)
+
+
 @torch.no_grad()
-def elementwise_errors(net, X: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+def elementwise_errors(
+    net, X: np.ndarray, batch_size: int = 4096, blur: float | None = None
+) -> np.ndarray:
     """Each element's reconstruction loss (N, D) under ``net``'s own loss, in X's dtype.
 
     Deterministic: the code is the encoder's (a Gaussian latent's posterior mean), no noise.
+    ``blur`` (images, a squared or absolute error): the residual x_hat - x is first smoothed
+    by a Gaussian of that many pixels (:func:`blur_residuals`), so that a stroke drawn a pixel
+    off counts for less than a stroke missing (benchmarks/README.md, anomaly.py).
     """
+    if blur is not None and net.config.loss not in ("mse", "mae", "ssim"):
+        raise ConfigError(f"error_blur needs a squared or absolute error, not {net.config.loss}")
+    if blur is not None and net.config.image_shape is None:
+        raise ConfigError("error_blur needs images: give image_shape")
     p = next(net.parameters())
     was_training = net.training
     net.eval()
@@ -151,7 +230,11 @@ def elementwise_errors(net, X: np.ndarray, batch_size: int = 4096) -> np.ndarray
                 x_hat = net.output(logits)
             else:  # a fully convolutional denoiser: identity output, no code
                 x_hat = logits = net.reconstruct(x)
-            out.append(elementwise_loss(net.config.loss, x_hat, logits, x).cpu())
+            if blur is not None:
+                r = blur_residuals(x_hat - x, net.config.image_shape, blur)
+                out.append((r.abs() if net.config.loss == "mae" else 0.5 * r.pow(2)).cpu())
+            else:
+                out.append(elementwise_loss(net.config.loss, x_hat, logits, x).cpu())
     finally:
         net.train(was_training)
     return torch.cat(out).numpy() if out else np.zeros((0, X.shape[1]), X.dtype)
@@ -180,14 +263,15 @@ def error_scales(errors: np.ndarray, quantile: float | None) -> np.ndarray:
 
 
 def member_stats(
-    nets, X: np.ndarray, quantile: float | None = None
+    nets, X: np.ndarray, quantile: float | None = None, blur: float | None = None
 ) -> tuple[list[tuple[float, float]], list[np.ndarray], np.ndarray]:
     """Each member's (mean, sd) of its per-row scores on the training data X, its column
     divisors (:func:`error_scales`), and the anomaly scores of X (what
-    :func:`anomaly_scores` gives, from the same pass)."""
+    :func:`anomaly_scores` gives, from the same pass); ``blur`` as in
+    :func:`elementwise_errors`."""
     stats, scales, total = [], [], np.zeros(len(X))
     for net in nets:
-        errors = elementwise_errors(net, X).astype(np.float64)
+        errors = elementwise_errors(net, X, blur=blur).astype(np.float64)
         scale = error_scales(errors, quantile)
         losses = (errors / scale).sum(axis=1)
         mu, sd = float(losses.mean()), float(max(losses.std(), _EPS))
@@ -197,7 +281,7 @@ def member_stats(
     return stats, scales, _finite(total / len(nets))
 
 
-def feature_errors(nets, stats, X: np.ndarray, scales=None) -> np.ndarray:
+def feature_errors(nets, stats, X: np.ndarray, scales=None, blur=None) -> np.ndarray:
     """(N, D) per-feature errors: each member's divided by its column divisors and its
     training sd, averaged over the members (``scales`` None: no column divisors).
 
@@ -206,15 +290,15 @@ def feature_errors(nets, stats, X: np.ndarray, scales=None) -> np.ndarray:
     total = np.zeros(X.shape, dtype=np.float64)
     scales = [None] * len(nets) if scales is None else scales
     for net, (_, sd), scale in zip(nets, stats, scales, strict=True):
-        errors = elementwise_errors(net, X).astype(np.float64)
+        errors = elementwise_errors(net, X, blur=blur).astype(np.float64)
         total += (errors if scale is None else errors / scale) / sd
     return total / len(nets)
 
 
-def anomaly_scores(nets, stats, X: np.ndarray, scales=None) -> np.ndarray:
+def anomaly_scores(nets, stats, X: np.ndarray, scales=None, blur=None) -> np.ndarray:
     """Mean over members of the standardised per-row score (N,); higher = more abnormal."""
     shift = np.mean([mu / sd for mu, sd in stats])
-    return _finite(feature_errors(nets, stats, X, scales).sum(axis=1) - shift)
+    return _finite(feature_errors(nets, stats, X, scales, blur).sum(axis=1) - shift)
 
 
 def resolve_neighbors(n_neighbors, novelty: bool) -> int | None:
@@ -275,6 +359,89 @@ def knn_feature_shares(
         norm = np.sqrt(sq.sum(axis=1, keepdims=True))
         total += np.divide(sq, norm, out=np.zeros_like(sq), where=norm > 0)
     return total / k
+
+
+DEAD_TRIES = 3  # trainings of an image member, at most, until its output is alive
+
+
+@torch.no_grad()
+def is_dead(net, X: np.ndarray, rows: int = 256, ratio: float = 1e-3) -> bool:
+    """Whether ``net``'s reconstruction no longer depends on its input: over the first
+    ``rows`` rows of X, its outputs' standard deviation across rows, averaged over the
+    outputs, is below ``ratio`` times that of the inputs.
+
+    A conv member with a sigmoid output and squared error can saturate in its first steps on
+    sparse images (every logit far below zero, no gradient left): on MNIST ones it gave the
+    same blank image for every input (output spread 1e-8 against the inputs' 0.2) and a
+    ROC-AUC of 0.95 where PCA had 0.999.
+    """
+    if len(X) < 2 or not net.has_code:
+        return False
+    p = next(net.parameters())
+    was_training = net.training
+    net.eval()
+    try:
+        x = torch.as_tensor(X[:rows]).to(device=p.device, dtype=p.dtype)
+        spread = net.reconstruct(x).std(dim=0).mean()
+    finally:
+        net.train(was_training)
+    return bool(spread < ratio * x.std(dim=0).mean())
+
+
+@torch.no_grad()
+def member_codes(net, X: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+    """The member's codes of X (N, latent) in float64: the encoder's (a Gaussian latent's
+    posterior mean), no noise."""
+    p = next(net.parameters())
+    was_training = net.training
+    net.eval()
+    out = []
+    try:
+        for i in range(0, len(X), batch_size):
+            x = torch.as_tensor(X[i : i + batch_size]).to(device=p.device, dtype=p.dtype)
+            out.append(net.encode(x).cpu().double())
+    finally:
+        net.train(was_training)
+    return torch.cat(out).numpy() if out else np.zeros((0, net.config.latent_dim))
+
+
+def code_knn_fit(nets, reference: np.ndarray, k: int) -> tuple[list, list]:
+    """The code-space nearest-neighbour part of each member, fitted on the reference rows.
+
+    For member m: its codes C of the reference rows divided by s_m, the mean over the code's
+    coordinates of their standard deviation (so that codes of any spread compare alike), and
+    (s_m, mu_m, sd_m): the mean and standard deviation of the reference rows' leave-one-out
+    distances (each row's mean distance to its k nearest others). Returns (the scaled
+    reference codes per member, the (s, mu, sd) per member); :func:`code_knn_scores` uses
+    both.
+    """
+    codes, stats = [], []
+    for net in nets:
+        C = member_codes(net, reference)
+        s = float(max(C.std(axis=0).mean(), _EPS))
+        loo = knn_distances(C / s, C / s, k, self_excluded=True)
+        codes.append(C / s)
+        stats.append((s, float(loo.mean()), float(max(loo.std(), _EPS))))
+    return codes, stats
+
+
+def code_knn_scores(nets, codes, stats, X: np.ndarray, k: int) -> np.ndarray:
+    """Each row's code-space neighbour score (N,): over the members, the mean of
+    (d_m(x) - mu_m) / sd_m, d_m(x) the mean distance of x's scaled code (its code / s_m) to
+    its k nearest scaled reference codes (``codes``, ``stats`` from :func:`code_knn_fit`)."""
+    total = np.zeros(len(X))
+    for net, C, (s, mu, sd) in zip(nets, codes, stats, strict=True):
+        total += (knn_distances(C, member_codes(net, X) / s, k) - mu) / sd
+    return _finite(total / len(nets))
+
+
+def code_knn_training_scores(codes, stats, k: int) -> np.ndarray:
+    """:func:`code_knn_scores` of the reference rows themselves, each row left out of its
+    own neighbours (what the blend standardises the part by)."""
+    total = np.zeros(len(codes[0]))
+    for C, (_, mu, sd) in zip(codes, stats, strict=True):
+        total += (knn_distances(C, C, k, self_excluded=True) - mu) / sd
+    return _finite(total / len(codes))
 
 
 def blend_stats(ae_train: np.ndarray, knn_train: np.ndarray) -> tuple[float, ...]:

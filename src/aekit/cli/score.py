@@ -10,6 +10,8 @@ standardises each column itself).
 
 from __future__ import annotations
 
+import argparse
+
 import numpy as np
 
 from ..errors import ConfigError, DataError
@@ -49,11 +51,31 @@ def add_parsers(sub) -> None:
         help="neighbours of the nearest-neighbour part, or 'none' for none (default: auto: "
         "5 with --novelty, none otherwise)",
     )
-    f.add_argument("--n-estimators", type=int, default=5, help="autoencoders (default: 5)")
-    f.add_argument("--max-samples", type=int, default=256, help="rows per member (default: 256)")
+    f.add_argument(
+        "--n-estimators",
+        type=_auto_int,
+        default="auto",
+        help="autoencoders (default: auto: 5 for tables, 1 for images)",
+    )
+    f.add_argument(
+        "--max-samples",
+        type=_auto_int,
+        default="auto",
+        help="rows per member (default: auto: 256 for tables, up to 10,000 for images)",
+    )
     f.add_argument("--trim", type=float, default=0.2, help="share of rows trimmed (default: 0.2)")
-    f.add_argument("--epochs", type=int, default=50, help="epochs per member (default: 50)")
-    f.add_argument("--model", default="dense", help="a preset (default: dense)")
+    f.add_argument(
+        "--epochs",
+        type=_auto_int,
+        default="auto",
+        help="epochs per member (default: auto: 50 for tables, 20 for images)",
+    )
+    f.add_argument(
+        "--model",
+        default="auto",
+        help="a preset (default: auto: conv for image data such as mnist or image files, "
+        "dense for tables)",
+    )
     f.add_argument(
         "--loss",
         choices=(*LOSSES, "mixed"),
@@ -98,8 +120,24 @@ def add_parsers(sub) -> None:
         c.set_defaults(func=score)
 
 
-def _load(args, width: int | None = None, names: list | None = None) -> np.ndarray:
-    """The rows (images divided by their format's maximum); ``names`` gets the file names."""
+def _auto_int(text: str):
+    """An argparse type: 'auto' or a positive whole number."""
+    if text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"'auto' or a positive whole number, got {text!r}")
+    return value
+
+
+def _load(
+    args, width: int | None = None, names: list | None = None, shape: list | None = None
+) -> np.ndarray:
+    """The rows (images divided by their format's maximum); ``names`` gets the file names,
+    ``shape`` the images' (C, H, W) (nothing for tables)."""
     from ..data import load_dataset
 
     if args.data is None:
@@ -122,6 +160,8 @@ def _load(args, width: int | None = None, names: list | None = None) -> np.ndarr
         )
     if names is not None and ds.files is not None:
         names.extend(ds.files)
+    if shape is not None and ds.image_shape is not None:
+        shape.extend(int(v) for v in ds.image_shape)
     return X
 
 
@@ -147,7 +187,8 @@ def fit_detector(args) -> int:
         raise ConfigError(
             f"--neighbors must be 'auto', 'none' or a positive whole number, got {k!r}"
         ) from None
-    X = _load(args)
+    image_shape: list[int] = []
+    X = _load(args, shape=image_shape)
     det = AutoencoderOutlierDetector(
         contamination=contamination,
         novelty=args.novelty,
@@ -159,6 +200,7 @@ def fit_detector(args) -> int:
         model=args.model,
         loss=args.loss,
         error_quantile=quantile,
+        image_shape=tuple(image_shape) or None,  # image data: the image default
         random_state=args.seed,
         device=args.device,
     ).fit(X)
@@ -166,7 +208,12 @@ def fit_detector(args) -> int:
     det.save(args.out)
     knn = f" and {det.n_neighbors_}-nearest-neighbour distances" if det.n_neighbors_ else ""
     rows = "normal rows" if args.novelty else "rows"
-    print(f"fitted {det.n_estimators} autoencoders{knn} on {len(X)} {rows}; {flagged} flagged")
+    space = " (in their codes)" if det.knn_space_ == "code" else ""
+    print(
+        f"fitted {len(det.models_)} {det.model_name_} autoencoder"
+        f"{'s' if len(det.models_) > 1 else ''}{knn}{space} on {len(X)} "
+        f"{rows}; {flagged} flagged"
+    )
     print(f"wrote {args.out}")
     return 0
 
@@ -253,6 +300,4 @@ def _streamed_scores(args, det, names: list) -> np.ndarray | None:
 
 
 def _with_data(args, data: str):
-    import argparse
-
     return argparse.Namespace(**{**vars(args), "data": data, "limit": None})

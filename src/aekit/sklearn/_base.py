@@ -33,8 +33,9 @@ _ACTIVATION_ALIASES = {"logistic": "sigmoid"}
 class AutoencoderEstimator(BaseEstimator):
     """Base class: the model and training parameters of :class:`AutoencoderTransformer`."""
 
-    _auto_sizes = False  # True: latent_dim and hidden_layer_sizes may be "auto"
+    _auto_sizes = False  # True: latent_dim, hidden_layer_sizes and max_iter may be "auto"
     _extra_losses: tuple[str, ...] = ()  # loss values beyond the losses' names ("auto")
+    _extra_models: tuple[str, ...] = ()  # model values beyond the presets' names ("auto")
 
     def _fit_model(self, X: np.ndarray) -> torch.nn.Module:
         """Train ``model_`` on float32 X and set the fitted attributes; returns the model."""
@@ -66,26 +67,30 @@ class AutoencoderEstimator(BaseEstimator):
             X, layout = as_rows(X, width=width, image_shape=shape)
         return _writable(validate_data(self, X, reset=reset, dtype=dtype)), layout
 
-    def _build_net(self, X: np.ndarray, latent_dim: int, hidden, loss=None) -> torch.nn.Module:
-        """The untrained model of the parameters for X's width (seed torch's RNG first)."""
+    def _build_net(
+        self, X: np.ndarray, latent_dim: int, hidden, loss=None, model=None, image_shape=None
+    ) -> torch.nn.Module:
+        """The untrained model of the parameters for X's width (seed torch's RNG first);
+        ``model`` / ``image_shape`` override the parameters (a detector's "auto")."""
+        model = self.model if model is None else model
         if isinstance(hidden, numbers.Integral):
             hidden = (hidden,)
         if _is_auto(hidden):  # a detector's "auto" on a preset that keeps its own sizes
             hidden = None
-        if self.model in MODELS and not MODELS[self.model].cls.has_code:
+        if model in MODELS and not MODELS[model].cls.has_code:
             raise ValueError(
-                f"model {self.model!r} is fully convolutional and has no code to transform "
+                f"model {model!r} is fully convolutional and has no code to transform "
                 "to or score from; use aekit.denoise with it"
             )
         return build_model(
-            self.model,
+            model,
             X.shape[1],
             latent_dim=int(latent_dim),
             hidden=None if hidden is None else tuple(int(h) for h in hidden),
             activation=_ACTIVATION_ALIASES.get(self.activation, self.activation),
             loss=self.loss if loss is None else loss,
-            image_shape=self.image_shape,
-            output_activation=resolve_output_activation(self.model, "auto", X),
+            image_shape=self.image_shape if image_shape is None else image_shape,
+            output_activation=resolve_output_activation(model, "auto", X),
         )
 
     def _train_config(self, n: int, seed: int, epochs: int | None = None) -> TrainConfig:
@@ -101,19 +106,29 @@ class AutoencoderEstimator(BaseEstimator):
         )
 
     def _train_net(
-        self, X: np.ndarray, seed: int, latent_dim=None, hidden=None, fit_fn=None, loss=None
+        self,
+        X: np.ndarray,
+        seed: int,
+        latent_dim=None,
+        hidden=None,
+        fit_fn=None,
+        loss=None,
+        *,
+        model=None,
+        image_shape=None,
+        epochs=None,
     ):
         """Build and train one model on X with ``seed``: (model in eval mode, state, has_val).
 
-        ``latent_dim`` / ``hidden`` / ``loss`` override the parameters; ``fit_fn(net, X_train,
-        X_val, config, callbacks, device)`` replaces the plain call of the loop (a detector's
-        trimmed fit goes through it).
+        ``latent_dim`` / ``hidden`` / ``loss`` / ``model`` / ``image_shape`` / ``epochs``
+        override the parameters; ``fit_fn(net, X_train, X_val, config, callbacks, device)``
+        replaces the plain call of the loop (a detector's trimmed fit goes through it).
         """
         device = resolve_device(self.device)
         X_train, X_val = X, None
         if self.early_stopping:
             X_train, X_val = train_val_split(X, self.validation_fraction, seed)
-        config = self._train_config(len(X_train), seed)
+        config = self._train_config(len(X_train), seed, epochs)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             net = self._build_net(
@@ -121,6 +136,8 @@ class AutoencoderEstimator(BaseEstimator):
                 self.latent_dim if latent_dim is None else latent_dim,
                 self.hidden_layer_sizes if hidden is None else hidden,
                 loss,
+                model,
+                image_shape,
             )
             best = BestWeights(only_with_validation=True)
             if fit_fn is None:
@@ -148,10 +165,9 @@ class AutoencoderEstimator(BaseEstimator):
 
     def _check_params(self) -> None:
         """Raise ConfigError, naming the parameter, for any invalid setting."""
-        if not isinstance(self.model, str) or self.model not in MODELS:
-            raise ConfigError(
-                f"model must be one of {', '.join(sorted(MODELS))}, got {self.model!r}"
-            )
+        models = (*sorted(MODELS), *self._extra_models)
+        if not isinstance(self.model, str) or self.model not in models:
+            raise ConfigError(f"model must be one of {', '.join(models)}, got {self.model!r}")
         if not (self._auto_sizes and _is_auto(self.latent_dim)):
             _check_int("latent_dim", self.latent_dim, 1, "or 'auto'" if self._auto_sizes else "")
         if not (self._auto_sizes and _is_auto(self.hidden_layer_sizes)):
@@ -169,7 +185,8 @@ class AutoencoderEstimator(BaseEstimator):
             raise ConfigError(f"learning_rate_init must be a positive number, got {lr!r}")
         if not (isinstance(self.batch_size, str) and self.batch_size == "auto"):
             _check_int("batch_size", self.batch_size, 1, "or 'auto'")
-        _check_int("max_iter", self.max_iter, 1)
+        if not (self._auto_sizes and _is_auto(self.max_iter)):
+            _check_int("max_iter", self.max_iter, 1, "or 'auto'" if self._auto_sizes else "")
         if self.loss is not None and self.loss not in (*LOSSES, *self._extra_losses):
             choices = ", ".join((*LOSSES, *self._extra_losses))
             raise ConfigError(f"loss must be one of {choices} or None, got {self.loss!r}")

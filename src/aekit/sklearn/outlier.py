@@ -27,10 +27,13 @@ class AutoencoderOutlierDetector(OutlierMixin, AutoencoderEstimator):
     epochs and, halfway, stops fitting its worst-reconstructed ``trim`` share; members
     alternate squared and absolute error; a row's score sums its per-column errors, each
     divided by that column's ``error_quantile`` of training errors (see
-    :mod:`aekit.apps.anomaly`). X is read as float32, as the CLI reads files (so that
-    ``aekit fit-detector`` / ``aekit score`` and this estimator give the same scores for the
-    same data and seed); scores are deterministic and finite, computed in float64. X may be
-    rows or, with an ``image_shape``, images (n_samples, H, W) / (n_samples, C, H, W).
+    :mod:`aekit.apps.anomaly`). Image data (an ``image_shape``, or X given as images) get
+    the image recipe with no flag: convolutional members on up to 10,000 images each, raw
+    pixel error sums and, with ``novelty``, neighbours in the members' codes. X is read as
+    float32, as the CLI reads files (so that ``aekit fit-detector`` / ``aekit score`` and this
+    estimator give the same scores for the same data and seed); scores are deterministic and
+    finite, computed in float64. X may be rows or images (n_samples, H, W) /
+    (n_samples, C, H, W).
 
     Parameters
     ----------
@@ -51,10 +54,11 @@ class AutoencoderOutlierDetector(OutlierMixin, AutoencoderEstimator):
         (:func:`aekit.apps.anomaly.blend`). "auto": 5 with ``novelty``, else None (off): on
         clean ADBench training rows it lifted the mean ROC-AUC far above the autoencoders
         alone, on contaminated ones it lowered it (benchmarks/README.md, anomaly.py).
-    n_estimators : int, default=5
-        Number of autoencoders in the ensemble.
-    max_samples : int or float, default=256
-        Rows per member: a count, or a share of the rows when a float in (0, 1].
+    n_estimators : int or "auto", default="auto"
+        Number of autoencoders in the ensemble; "auto": 5 for rows, 1 for images.
+    max_samples : int, float or "auto", default="auto"
+        Rows per member: a count, or a share of the rows when a float in (0, 1]; "auto":
+        256 for rows, 10,000 for images (all of one MNIST class).
     trim : float in [0, 0.5), default=0.2
         Share of worst-reconstructed rows each member stops fitting halfway (0: none).
     scale : {"auto", "standard", "none"}, default="auto"
@@ -66,6 +70,19 @@ class AutoencoderOutlierDetector(OutlierMixin, AutoencoderEstimator):
         squared-error presets without an ``image_shape`` (others use the preset's loss):
         on the ADBench sets it scored a higher mean ROC-AUC than either alone
         (benchmarks/README.md, anomaly.py).
+    error_blur : "auto", float > 0 or None, default="auto"
+        Images only: smooth each member's residual x_hat - x by a Gaussian of this many
+        pixels before taking its squared (or absolute) error, so that strokes a pixel off
+        count for less than strokes missing; None: no blur. "auto": 1 for images (an
+        ``image_shape`` or images) with a squared or absolute error, None otherwise.
+    knn_space : {"auto", "input", "code"}, default="auto"
+        Where the nearest-neighbour part measures distances: between the (scaled) input
+        rows, or between the members' codes (each member's codes divided by their mean
+        coordinate spread; each member's mean distance to the ``n_neighbors`` nearest
+        training codes standardised by the training rows' leave-one-out distances, averaged
+        over the members: :func:`aekit.apps.anomaly.code_knn_scores`). "auto": "code" for
+        images (an ``image_shape`` or images), where it scored far above pixel distances,
+        "input" for rows.
     error_quantile : "auto", float in (0, 1] or None, default="auto"
         Each member divides each column's elementwise errors by this quantile of that
         column's errors on the training rows (floored at 1e-3 of the member's mean error)
@@ -74,7 +91,10 @@ class AutoencoderOutlierDetector(OutlierMixin, AutoencoderEstimator):
         stands out; None sums the raw errors. With "mixed" it is what keeps a gross error
         in a single column ranked first. "auto": 0.9, or None for image models (an
         ``image_shape``, a "bce" or "ssim" loss), where it lowered MNIST's ROC-AUC.
-    model, activation, solver, learning_rate_init, image_shape, early_stopping,
+    model : str, default="auto"
+        A preset; "auto": "conv" for images (an ``image_shape``, or X of shape (N, H, W) /
+        (N, C, H, W)), "dense" for rows.
+    activation, solver, learning_rate_init, image_shape, early_stopping,
     validation_fraction, n_iter_no_change, random_state, verbose, device
         As in :class:`aekit.sklearn.AutoencoderTransformer`.
     latent_dim : int or "auto", default="auto"
@@ -82,25 +102,39 @@ class AutoencoderOutlierDetector(OutlierMixin, AutoencoderEstimator):
     hidden_layer_sizes : int, tuple of int, None or "auto", default="auto"
         "auto" is one hidden layer of max(2 * latent_dim, n_features // 2) units.
     batch_size : int or "auto", default=64
-    max_iter : int, default=50
-        Epochs per member (few: the early phase of training scores best on contaminated data).
+    max_iter : int or "auto", default="auto"
+        Epochs per member; "auto": 50 for rows (few: the early phase of training scores best
+        on contaminated data), 20 for images.
 
     Attributes
     ----------
     models_ : list of aekit.nn.Autoencoder
         The trained members (float32), on ``device``.
+    model_name_ : str
+        The preset the members are ("auto" resolved).
+    image_shape_ : tuple of 3 int or None
+        The images' (C, H, W): ``image_shape``, or that of images given without one.
+    n_retrained_ : int
+        Trainings of image members begun again because a member's output had died.
     offset_ : float
         decision_function = score_samples - offset_.
     member_stats_ : list of (float, float)
         Each member's mean and standard deviation of the per-row score on the training data.
     error_scales_ : list of ndarray of shape (n_features,)
         Each member's column divisors (ones when ``error_quantile`` is None).
+    error_blur_ : float or None
+        The residuals' Gaussian blur in pixels (None: none).
     n_neighbors_ : int or None
         The nearest-neighbour part's neighbours (None: no such part).
     knn_reference_ : ndarray of shape (n_reference, n_features) or None
         Its reference rows (standardised training rows).
     blend_stats_ : tuple of 4 floats or None
         The autoencoders' and the distances' (mean, sd) on the training rows.
+    knn_space_ : {"input", "code"} or None
+        Where the nearest-neighbour part measures (None: no such part).
+    code_knn_stats_ : list of (float, float, float) or None
+        In the code space, each member's code divisor and the mean and standard deviation of
+        the training rows' leave-one-out distances.
     calibration_ : dict or None
         After :meth:`calibrate`: the target rate, the conformal guarantee and its interval.
     n_features_in_, feature_names_in_ : as in scikit-learn.
@@ -108,26 +142,29 @@ class AutoencoderOutlierDetector(OutlierMixin, AutoencoderEstimator):
 
     _auto_sizes = True
     _extra_losses = ("mixed",)
+    _extra_models = ("auto",)
 
     def __init__(
         self,
         contamination="auto",
         novelty: bool = False,
         n_neighbors="auto",
-        n_estimators: int = 5,
-        max_samples=256,
+        n_estimators="auto",
+        max_samples="auto",
         trim: float = 0.2,
         scale: str = "auto",
-        model: str = "dense",
+        model: str = "auto",
         latent_dim="auto",
         hidden_layer_sizes="auto",
         activation: str | None = None,
         solver: str = "adam",
         learning_rate_init: float = 1e-3,
         batch_size=64,
-        max_iter: int = 50,
+        max_iter="auto",
         loss: str | None = "mixed",
         error_quantile="auto",
+        knn_space: str = "auto",
+        error_blur="auto",
         image_shape: tuple[int, int, int] | None = None,
         early_stopping: bool = False,
         validation_fraction: float = 0.1,
@@ -153,6 +190,8 @@ class AutoencoderOutlierDetector(OutlierMixin, AutoencoderEstimator):
         self.max_iter = max_iter
         self.loss = loss
         self.error_quantile = error_quantile
+        self.knn_space = knn_space
+        self.error_blur = error_blur
         self.image_shape = image_shape
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
@@ -173,15 +212,21 @@ class AutoencoderOutlierDetector(OutlierMixin, AutoencoderEstimator):
             X is empty, non-finite, too small for ``early_stopping`` or, with a
             nearest-neighbour part, has a single row.
         """
-        X, _ = self._validate(X, reset=True, dtype=np.float32)  # the CLI's float32 (one path)
+        X, layout = self._validate(X, reset=True, dtype=np.float32)  # the CLI's float32
         self._check_params()
         self._check_detector_params()
+        image_shape = self._image_shape_of(layout)
+        model = anomaly.resolve_model(self.model, image_shape)
+        n_members, max_samples, epochs = anomaly.resolve_ensemble(
+            self.n_estimators, self.max_samples, self.max_iter, image_shape
+        )
+        self.model_name_, self.image_shape_ = model, image_shape
         rng = check_random_state(self.random_state)
-        seeds = rng.randint(np.iinfo(np.int32).max, size=int(self.n_estimators))
+        seeds = rng.randint(np.iinfo(np.int32).max, size=int(n_members))
         d = X.shape[1]
-        latent, hidden = anomaly.auto_sizes(self.model, d, self.latent_dim, self.hidden_layer_sizes)
-        kind = anomaly.resolve_scale(self.scale, self.model, self.loss, self.image_shape)
-        losses = anomaly.member_losses(self.model, self.loss, self.image_shape, len(seeds))
+        latent, hidden = anomaly.auto_sizes(model, d, self.latent_dim, self.hidden_layer_sizes)
+        kind = anomaly.resolve_scale(self.scale, model, self.loss, image_shape)
+        losses = anomaly.member_losses(model, self.loss, image_shape, len(seeds))
         self.scale_offset_, self.scale_ = anomaly.fit_scaling(X, kind)
         Xs = self._scaled(X)
         Xs32 = Xs.astype(np.float32)
@@ -195,32 +240,53 @@ class AutoencoderOutlierDetector(OutlierMixin, AutoencoderEstimator):
         def trimmed(net, X_train, X_val, config, callbacks, device):
             return anomaly.trimmed_fit(net, X_train, X_val, config, callbacks, device, trim)
 
-        nets, self.n_iter_ = [], 0
+        nets, self.n_iter_, self.n_retrained_ = [], 0, 0
         for seed, loss in zip(seeds, losses, strict=True):
-            rows = anomaly.subsample(len(X), self.max_samples, sub_rng)
-            net, state, _ = self._train_net(Xs32[rows], int(seed), latent, hidden, trimmed, loss)
+            rows = anomaly.subsample(len(X), max_samples, sub_rng)
+            # an image member whose output died (sigmoid saturated: the same image for every
+            # input) is trained again from the next seed (tables: never retried)
+            tries = anomaly.DEAD_TRIES if image_shape is not None else 1
+            for attempt in range(tries):
+                net, state, _ = self._train_net(
+                    Xs32[rows], int(seed) + attempt, latent, hidden, trimmed, loss,
+                    model=model, image_shape=image_shape, epochs=epochs,
+                )  # fmt: skip
+                if not anomaly.is_dead(net, Xs32[rows]):
+                    break
+                self.n_retrained_ += attempt + 1 < tries  # a further training follows
             nets.append(net)
             self.n_iter_ = max(self.n_iter_, state.epoch)
         self._set_models(nets)
-        q = anomaly.resolve_error_quantile(
-            self.error_quantile, self.model, self.loss, self.image_shape
+        q = anomaly.resolve_error_quantile(self.error_quantile, model, self.loss, image_shape)
+        self.error_blur_ = anomaly.resolve_error_blur(
+            self.error_blur, model, self.loss, image_shape
         )
         self.member_stats_, self.error_scales_, anomalous = anomaly.member_stats(
-            self._nets(), Xs, q
+            self._nets(), Xs, q, self.error_blur_
         )
         self.calibration_ = None
         self.n_neighbors_, self.knn_reference_, self.blend_stats_ = None, None, None
+        self.knn_space_, self.code_knn_stats_ = None, None
         if k is not None:
             rows = anomaly.knn_reference(len(Xs), sub_rng)
             self.knn_reference_ = np.ascontiguousarray(Xs[rows], dtype=np.float64)
             self.n_neighbors_ = min(k, len(rows) - 1)
+            self.knn_space_ = anomaly.resolve_knn_space(self.knn_space, image_shape)
             # standardised by the training rows' leave-one-out distances (a training row is
             # not its own neighbour); the offset below is taken on the scores that
             # predict(X) gives these rows (their own distance 0 among their neighbours)
-            loo = anomaly.knn_training_distances(Xs, rows, self.n_neighbors_)
+            if self.knn_space_ == "code":
+                codes, self.code_knn_stats_ = anomaly.code_knn_fit(
+                    self._nets(), self.knn_reference_, self.n_neighbors_
+                )
+                self._reference_codes = codes
+                loo = anomaly.code_knn_training_scores(
+                    codes, self.code_knn_stats_, self.n_neighbors_
+                )
+            else:
+                loo = anomaly.knn_training_distances(Xs, rows, self.n_neighbors_)
             self.blend_stats_ = anomaly.blend_stats(anomalous, loo)
-            dist = anomaly.knn_distances(self.knn_reference_, Xs, self.n_neighbors_)
-            anomalous = anomaly.blend(anomalous, dist, self.blend_stats_)
+            anomalous = anomaly.blend(anomalous, self._knn_part(Xs), self.blend_stats_)
         scores = -anomalous
         if self.contamination == "auto":
             self.offset_ = -3.0
@@ -233,10 +299,11 @@ class AutoencoderOutlierDetector(OutlierMixin, AutoencoderEstimator):
         check_is_fitted(self)
         X, _ = self._validate(X, reset=False, dtype=np.float32)
         Xs = self._scaled(X)
-        scores = anomaly.anomaly_scores(self._nets(), self.member_stats_, Xs, self.error_scales_)
+        scores = anomaly.anomaly_scores(
+            self._nets(), self.member_stats_, Xs, self.error_scales_, self.error_blur_
+        )
         if getattr(self, "n_neighbors_", None) is not None:
-            dist = anomaly.knn_distances(self.knn_reference_, Xs, self.n_neighbors_)
-            scores = anomaly.blend(scores, dist, self.blend_stats_)
+            scores = anomaly.blend(scores, self._knn_part(Xs), self.blend_stats_)
         return -scores
 
     def decision_function(self, X) -> np.ndarray:
@@ -260,12 +327,17 @@ class AutoencoderOutlierDetector(OutlierMixin, AutoencoderEstimator):
         check_is_fitted(self)
         X, layout = self._validate(X, reset=False, dtype=np.float32)
         Xs = self._scaled(X)
-        errors = anomaly.feature_errors(self._nets(), self.member_stats_, Xs, self.error_scales_)
+        errors = anomaly.feature_errors(
+            self._nets(), self.member_stats_, Xs, self.error_scales_, self.error_blur_
+        )
         if getattr(self, "n_neighbors_", None) is not None:
             _, sd_a, _, sd_k = self.blend_stats_
             w = anomaly.KNN_WEIGHT
-            shares = anomaly.knn_feature_shares(self.knn_reference_, Xs, self.n_neighbors_)
-            errors = (1 - w) * errors / sd_a + w * shares / sd_k
+            if self.knn_space_ == "code":  # a distance between codes has no pixel shares
+                errors = (1 - w) * errors / sd_a
+            else:
+                shares = anomaly.knn_feature_shares(self.knn_reference_, Xs, self.n_neighbors_)
+                errors = (1 - w) * errors / sd_a + w * shares / sd_k
         return layout.unfold(errors)
 
     def calibrate(self, X_normal, fpr: float = 0.01):
@@ -306,6 +378,12 @@ class AutoencoderOutlierDetector(OutlierMixin, AutoencoderEstimator):
             "calibration_": self.calibration_,
             "n_neighbors_": self.n_neighbors_,
             "blend_stats_": None if self.blend_stats_ is None else list(self.blend_stats_),
+            "model_name_": self.model_name_,
+            "image_shape_": None if self.image_shape_ is None else list(self.image_shape_),
+            "knn_space_": self.knn_space_,
+            "error_blur_": self.error_blur_,
+            "n_retrained_": int(getattr(self, "n_retrained_", 0)),
+            "code_knn_stats_": self.code_knn_stats_,
         }
         if hasattr(self, "feature_names_in_"):
             settings["feature_names_in_"] = [str(c) for c in self.feature_names_in_]
@@ -318,6 +396,7 @@ class AutoencoderOutlierDetector(OutlierMixin, AutoencoderEstimator):
         nets, s = detector.load_detector(path)
         params = {**s["params"], "device": device}
         params.setdefault("error_quantile", None)  # older files: raw error sums
+        params.setdefault("error_blur", None)  # and unblurred errors
         if params.get("image_shape") is not None:
             params["image_shape"] = tuple(params["image_shape"])
         if isinstance(params.get("hidden_layer_sizes"), list):
@@ -340,6 +419,15 @@ class AutoencoderOutlierDetector(OutlierMixin, AutoencoderEstimator):
         det.knn_reference_ = s.get("knn_reference_")
         blend = s.get("blend_stats_")
         det.blend_stats_ = None if blend is None else tuple(float(v) for v in blend)
+        # files written before the "auto" model and the code-space part
+        det.model_name_ = s.get("model_name_", params.get("model"))
+        shape = s.get("image_shape_", params.get("image_shape"))
+        det.image_shape_ = None if shape is None else tuple(int(v) for v in shape)
+        det.knn_space_ = s.get("knn_space_", None if det.n_neighbors_ is None else "input")
+        det.error_blur_ = s.get("error_blur_")
+        det.n_retrained_ = int(s.get("n_retrained_", 0))
+        stats = s.get("code_knn_stats_")
+        det.code_knn_stats_ = None if stats is None else [tuple(map(float, t)) for t in stats]
         if "feature_names_in_" in s:
             det.feature_names_in_ = np.asarray(s["feature_names_in_"], dtype=object)
         return det
@@ -348,6 +436,32 @@ class AutoencoderOutlierDetector(OutlierMixin, AutoencoderEstimator):
 
     def _scaled(self, X: np.ndarray) -> np.ndarray:
         return (X - self.scale_offset_) * self.scale_
+
+    def _image_shape_of(self, layout) -> tuple[int, int, int] | None:
+        """``image_shape``, or (C, H, W) of images given without one ((N, H, W): one channel)."""
+        if self.image_shape is not None:
+            return tuple(int(v) for v in self.image_shape)  # type: ignore[return-value]
+        if layout.is_image:
+            shape = layout.sample_shape
+            return (1, *shape) if len(shape) == 2 else tuple(shape)  # type: ignore[return-value]
+        return None
+
+    def _knn_part(self, Xs: np.ndarray) -> np.ndarray:
+        """The nearest-neighbour part of the scores of scaled rows Xs (N,): the mean distance
+        to the reference rows, or with ``knn_space_`` "code" the members' standardised
+        code-space distances (:func:`aekit.apps.anomaly.code_knn_scores`)."""
+        if self.knn_space_ != "code":
+            return anomaly.knn_distances(self.knn_reference_, Xs, self.n_neighbors_)
+        codes = getattr(self, "_reference_codes", None)
+        if codes is None:  # a loaded detector: the reference rows' codes, computed once
+            codes = [
+                anomaly.member_codes(net, self.knn_reference_) / s
+                for net, (s, _, _) in zip(self._nets(), self.code_knn_stats_, strict=True)
+            ]
+            self._reference_codes = codes
+        return anomaly.code_knn_scores(
+            self._nets(), codes, self.code_knn_stats_, Xs, self.n_neighbors_
+        )
 
     def _nets(self) -> list:
         """The members in float64, so that scores do not depend on how rows are batched."""
@@ -362,12 +476,15 @@ class AutoencoderOutlierDetector(OutlierMixin, AutoencoderEstimator):
         if not (isinstance(c, str) and c == "auto") and not (_is_real(c) and 0 < c <= 0.5):
             raise ConfigError(f"contamination must be 'auto' or in (0, 0.5], got {c!r}")
         n = self.n_estimators
-        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
-            raise ConfigError(f"n_estimators must be a positive int, got {n!r}")
+        if not _auto(n) and (isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1):
+            raise ConfigError(f"n_estimators must be 'auto' or a positive int, got {n!r}")
         m = self.max_samples
         ok_int = isinstance(m, numbers.Integral) and not isinstance(m, bool) and m >= 1
-        if not ok_int and not (_is_real(m) and isinstance(m, float) and 0 < m <= 1):
-            raise ConfigError(f"max_samples must be a positive int or a float in (0, 1], got {m!r}")
+        ok_float = _is_real(m) and isinstance(m, float) and 0 < m <= 1
+        if not (_auto(m) or ok_int or ok_float):
+            raise ConfigError(
+                f"max_samples must be 'auto', a positive int or a float in (0, 1], got {m!r}"
+            )
         t = self.trim
         if not _is_real(t) or not 0 <= t < 0.5:
             raise ConfigError(f"trim must be in [0, 0.5), got {t!r}")
@@ -382,6 +499,16 @@ class AutoencoderOutlierDetector(OutlierMixin, AutoencoderEstimator):
         auto = isinstance(q, str) and q == "auto"
         if not auto and q is not None and (not _is_real(q) or not 0 < q <= 1):
             raise ConfigError(f"error_quantile must be 'auto', in (0, 1] or None, got {q!r}")
+        b = self.error_blur
+        if not _auto(b) and b is not None and (not _is_real(b) or not b > 0):
+            raise ConfigError(f"error_blur must be 'auto', a positive number or None, got {b!r}")
+        if self.knn_space not in anomaly.KNN_SPACES:
+            choices = ", ".join(anomaly.KNN_SPACES)
+            raise ConfigError(f"knn_space must be one of {choices}, got {self.knn_space!r}")
         if self.scale not in anomaly.SCALES:
             choices = ", ".join(anomaly.SCALES)
             raise ConfigError(f"scale must be one of {choices}, got {self.scale!r}")
+
+
+def _auto(value) -> bool:
+    return isinstance(value, str) and value == "auto"
