@@ -218,26 +218,35 @@ def elementwise_errors(
         raise ConfigError(f"error_blur needs a squared or absolute error, not {net.config.loss}")
     if blur is not None and net.config.image_shape is None:
         raise ConfigError("error_blur needs images: give image_shape")
+
+    def errors(x: torch.Tensor) -> torch.Tensor:
+        if net.has_code:
+            logits = net.decode_logits(net.encode(x))
+            x_hat = net.output(logits)
+        else:  # a fully convolutional denoiser: identity output, no code
+            x_hat = logits = net.reconstruct(x)
+        if blur is None:
+            return elementwise_loss(net.config.loss, x_hat, logits, x)
+        r = blur_residuals(x_hat - x, net.config.image_shape, blur)
+        return r.abs() if net.config.loss == "mae" else 0.5 * r.pow(2)
+
+    out = _in_batches(net, X, errors, batch_size)
+    return torch.cat(out).numpy() if out else np.zeros((0, X.shape[1]), X.dtype)
+
+
+def _in_batches(net, X: np.ndarray, fn, batch_size: int) -> list[torch.Tensor]:
+    """``fn`` of each batch of X on ``net``'s device and dtype, in eval mode (its training mode
+    restored after), as CPU tensors."""
     p = next(net.parameters())
     was_training = net.training
     net.eval()
-    out = []
     try:
-        for i in range(0, len(X), batch_size):
-            x = torch.as_tensor(X[i : i + batch_size]).to(device=p.device, dtype=p.dtype)
-            if net.has_code:
-                logits = net.decode_logits(net.encode(x))
-                x_hat = net.output(logits)
-            else:  # a fully convolutional denoiser: identity output, no code
-                x_hat = logits = net.reconstruct(x)
-            if blur is not None:
-                r = blur_residuals(x_hat - x, net.config.image_shape, blur)
-                out.append((r.abs() if net.config.loss == "mae" else 0.5 * r.pow(2)).cpu())
-            else:
-                out.append(elementwise_loss(net.config.loss, x_hat, logits, x).cpu())
+        return [
+            fn(torch.as_tensor(X[i : i + batch_size]).to(device=p.device, dtype=p.dtype)).cpu()
+            for i in range(0, len(X), batch_size)
+        ]
     finally:
         net.train(was_training)
-    return torch.cat(out).numpy() if out else np.zeros((0, X.shape[1]), X.dtype)
 
 
 def per_sample_loss(net, X) -> np.ndarray:
@@ -392,16 +401,7 @@ def is_dead(net, X: np.ndarray, rows: int = 256, ratio: float = 1e-3) -> bool:
 def member_codes(net, X: np.ndarray, batch_size: int = 4096) -> np.ndarray:
     """The member's codes of X (N, latent) in float64: the encoder's (a Gaussian latent's
     posterior mean), no noise."""
-    p = next(net.parameters())
-    was_training = net.training
-    net.eval()
-    out = []
-    try:
-        for i in range(0, len(X), batch_size):
-            x = torch.as_tensor(X[i : i + batch_size]).to(device=p.device, dtype=p.dtype)
-            out.append(net.encode(x).cpu().double())
-    finally:
-        net.train(was_training)
+    out = _in_batches(net, X, lambda x: net.encode(x).double(), batch_size)
     return torch.cat(out).numpy() if out else np.zeros((0, net.config.latent_dim))
 
 
