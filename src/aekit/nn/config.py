@@ -25,7 +25,7 @@ from ..functional.losses import LOSSES
 from .activations import ACTIVATIONS
 from .corruption import CORRUPTIONS, corruption_name
 from .latent import LATENTS as LATENT_KINDS
-from .parts import PartSettings, number, settings_from_flat
+from .parts import PartSettings, settings_from_flat
 from .penalties import PENALTIES
 
 LATENTS = tuple(LATENT_KINDS)
@@ -62,9 +62,6 @@ def sizes(value, what: str) -> tuple[int, ...]:
     if any(s <= 0 for s in out):
         raise ConfigError(f"{what} sizes must be positive, got {list(out)}")
     return out
-
-
-_number = number  # the architectures' configs check their numbers with it
 
 
 def flat_names() -> dict[str, list[tuple[str, type]]]:
