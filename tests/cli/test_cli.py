@@ -435,3 +435,14 @@ def test_output_piped_into_a_reader_that_stopped_ends_quietly(run_dir):
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 141
     assert "error" not in err and "Traceback" not in err and "Exception" not in err, err
+
+
+def test_quiet_train_says_only_where_the_run_went(tmp_path, capsys):
+    out = tmp_path / "q"
+    assert main(["train", *QUICK, "--init", "pca", "--out", str(out)]) == 0
+    quiet = capsys.readouterr().out.splitlines()
+    argv = [a for a in QUICK if a != "--quiet"]
+    assert main(["train", *argv, "--init", "pca", "--out", str(tmp_path / "loud")]) == 0
+    loud = capsys.readouterr().out
+    assert quiet == [f"run written to {out}"], quiet
+    assert "trained 2 epochs" in loud and "next: aekit eval" in loud

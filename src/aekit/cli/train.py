@@ -120,7 +120,11 @@ def add_parser(sub) -> None:
         help="continue the run in --out; --epochs, --lr, --patience, --cuda-graphs and the "
         "data's location may change, other flags must match the run",
     )
-    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress bar, summary or hints: only where the run went, notices and warnings",
+    )
     t.add_argument(
         "--report", action="store_true", help="write RUN/report.html at the end (aekit report)"
     )
@@ -320,16 +324,19 @@ def _train_and_report(args) -> int:
         return 0
     last = state.history[-1] if state.history else {}
     summary = ", ".join(f"{k} {v:.5g}" for k, v in last.items() if k.endswith("loss"))
-    print(f"trained {state.epoch} epochs ({summary}); best epoch {state.best_epoch}")
-    if result.check is not None:
-        print(pca_line(result.check))
+    if not args.quiet:
+        print(f"trained {state.epoch} epochs ({summary}); best epoch {state.best_epoch}")
+    if result.check is not None and (result.check["worse_than_pca"] or not args.quiet):
+        print(pca_line(result.check))  # a warning is said even when quiet
     if result.baseline is not None and not result.baseline["held_out"]:
-        print(refit_line(result.baseline))
+        print(refit_line(result.baseline))  # validation rows are no longer held out: always said
     print(f"run written to {result.out}")
     if args.report:
         from ..views.report import build_report
 
         print(f"report written to {build_report(result.out)}")
+    if args.quiet:
+        return 0
     if result.model.has_code:
         then = f"aekit encode {result.out} --out codes.npy   (the codes of your data)"
     elif getattr(getattr(result.model, "latent", None), "spatial", False):
