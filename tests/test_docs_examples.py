@@ -282,7 +282,7 @@ def test_the_site_builds_strict(tmp_path: Path) -> None:
     """mkdocs build --strict: no broken link, no docstring mkdocstrings rejects, offline."""
     if shutil.which("mkdocs") is None and importlib.util.find_spec("mkdocs") is None:
         pytest.skip('mkdocs is not installed (pip install -e ".[docs]")')
-    for module in ("material", "mkdocstrings", "mkdocstrings_handlers.python"):
+    for module in ("material", "mkdocstrings", "mkdocstrings_handlers.python", "latex2mathml"):
         if importlib.util.find_spec(module) is None:
             pytest.skip(f'{module} is not installed (pip install -e ".[docs]")')
     if not (ROOT / "mkdocs.yml").is_file() or not (ROOT / "benchmarks").is_dir():
@@ -301,3 +301,6 @@ def test_the_site_builds_strict(tmp_path: Path) -> None:
     assert 'id="aekit.apps.train.train"' in api  # the reference rendered, not left as text
     assert "<table" in (site / "benchmarks" / "index.html").read_text(encoding="utf-8")
     assert (site / "benchmarks" / "results" / "probe" / "templates.png").is_file()
+    derivation = (site / "matrix-autoencoder" / "index.html").read_text(encoding="utf-8")
+    assert 'class="arithmatex"' not in derivation and "\\frac" not in derivation  # no raw TeX
+    assert "<math" in derivation and 'display="block"' in derivation  # MathML, inline and block
