@@ -496,8 +496,7 @@ KINDS = {  # a run of each kind, on the photos (the dense one on the built-in di
     "dense": ["train", *BASE[:4], "--limit", "300", *EPOCHS],
     "conv on PNGs": ["--model", "conv", "--channels", "4,8", "--latent-dim", "4", "--limit", "80"],
     "dncnn": ["--model", "dncnn", "--noise", "gaussian:25/255", "--limit", "60"],
-    "codec": "--model codec --channels 8 --latent-dim 6 --stages 2 --hyper-channels 4 "
-    "--limit 40".split(),
+    "codec": "--model codec --stages 2 --hyper-channels 4 --limit 40".split(),
 }
 
 

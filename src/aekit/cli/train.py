@@ -249,6 +249,15 @@ def codec_args(t: argparse.ArgumentParser) -> None:
         help="the rates one model is trained for, increasing (default: CompressAI's eight, "
         "0.0018 to 0.18: about 0.1 to 2 bpp on photos)",
     )
+    g.add_argument(
+        "--transform",
+        choices=("dct", "gdn"),
+        help="dct (default): a block transform that starts at the DCT, near JPEG after CPU "
+        "minutes; gdn: GDN transforms (Balle et al.), for long training on a GPU",
+    )
+    g.add_argument(
+        "--post-channels", type=int, metavar="F", help="dct: the post-filter's maps (0: none)"
+    )
 
 
 def run(args) -> int:
@@ -281,6 +290,8 @@ def _train_and_report(args) -> int:
         "stages": args.stages,
         "hyper_channels": args.hyper_channels,
         "lambdas": args.lambdas,
+        "transform": args.transform,
+        "post_channels": args.post_channels,
         **_family_options(args),
     }
     if args.engine == "numpy" and args.latent_activation is None and not args.resume:

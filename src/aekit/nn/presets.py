@@ -76,11 +76,13 @@ PRESETS = {
     ),
     "codec": (
         ConvCodec,
-        "image codec for any size, grey or colour: GDN transforms, a spatial code priced by a "
-        "mean-scale hyperprior, one model for every rate (gain units over eight lambdas)",
+        "image codec for any size, grey or colour: a block transform that starts at the DCT "
+        "(--transform gdn: GDN transforms), a spatial code priced by a mean-scale hyperprior, "
+        "one model for every rate (gain units over eight lambdas)",
         dict(
-            latent="hyperprior", latent_dim=96, channels=64, stages=3, output_activation="identity"
-        ),
+            latent="hyperprior", latent_dim=None, channels=64, stages=3,
+            output_activation="identity", transform="dct",
+        ),  # fmt: skip
     ),
     "dncnn": (
         DnCNN,

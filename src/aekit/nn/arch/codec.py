@@ -1,6 +1,11 @@
-"""A fully convolutional image codec: GDN transforms around a spatial quantised latent.
+"""A fully convolutional image codec: learned transforms around a spatial quantised latent.
 
-Analysis g_a: ``stages`` Conv2d(kernel 5, stride 2) layers, GDN after every one but the last
+Two transforms (``transform``): "dct", the preset's, a block transform that starts at the DCT
+and a post-filter that starts at zero (:mod:`aekit.nn.arch.block_transform`: near JPEG's
+quality after hundreds of steps, which CPU minutes give), and "gdn", as below (the transform
+of Balle et al.'s models, which needs a GPU's millions of steps to pay off).
+
+GDN analysis g_a: ``stages`` Conv2d(kernel 5, stride 2) layers, GDN after every one but the last
 (Balle et al. 2016's generalized divisive normalization), ``channels`` maps inside and
 ``latent_dim`` = M maps in the code; synthesis g_s: the mirror, ConvTranspose2d(kernel 5,
 stride 2) with inverse GDN. The code is a grid (N, M, H / 2^s, W / 2^s), so its size and its
@@ -27,6 +32,7 @@ from torch import nn
 from ...errors import ConfigError
 from ..base import Autoencoder
 from ..config import ModelConfig
+from .block_transform import BlockAnalysis, BlockSynthesis
 
 # CompressAI's lambdas for MSE (bmshj2018 qualities 1-8): about 0.1 to 1.8 bpp on Kodak
 LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.1800)
@@ -38,15 +44,37 @@ class CodecConfig(ModelConfig):
     is M, the code's channels; ``latent`` is "hyperprior"). ``channels`` maps inside the
     transforms, ``stages`` stride-2 layers (the code's grid is 2^stages smaller than the
     image), ``hyper_channels`` the side information's channels, ``lambdas`` the rates one
-    model is trained for (its knob q runs over 0 .. len(lambdas) - 1)."""
+    model is trained for (its knob q runs over 0 .. len(lambdas) - 1). ``transform`` "gdn"
+    or "dct"; a "dct" codec's code has C * 4^stages channels (``latent_dim`` None: that many),
+    ``post_channels`` its post-filter's maps (0: none), and ``channels`` is not used."""
 
     channels: int = 64
     stages: int = 3
     hyper_channels: int = 64
     lambdas: tuple[float, ...] = LAMBDAS
+    transform: str = "gdn"  # the default of files written before "dct" existed
+    post_channels: int = 0
 
     def __post_init__(self) -> None:
+        if self.transform not in TRANSFORMS:
+            raise ConfigError(
+                f"unknown codec transform {self.transform!r}; choose one of {', '.join(TRANSFORMS)}"
+            )
+        if self.transform == "dct" and self.image_shape is not None:
+            coefficients = int(self.image_shape[0]) * 4 ** int(self.stages)
+            if self.latent_dim is None:
+                self.latent_dim = coefficients
+            elif int(self.latent_dim) != coefficients:
+                raise ConfigError(
+                    f"a dct codec's code has C * 4^stages = {coefficients} channels (one per "
+                    f"coefficient of a block), not latent_dim {self.latent_dim}: drop it"
+                )
+        elif self.latent_dim is None:
+            self.latent_dim = 96
         super().__post_init__()
+        self.post_channels = int(self.post_channels)
+        if self.post_channels < 0:
+            raise ConfigError("codec post_channels must be 0 (no post-filter) or more")
         if isinstance(self.channels, (tuple, list)):  # the CLI's --channels N
             if len(self.channels) != 1:
                 raise ConfigError("codec takes one --channels number (the transforms' maps)")
@@ -71,6 +99,18 @@ class CodecConfig(ModelConfig):
             raise ConfigError("codec's synthesis is linear at the end: output activation identity")
         if self.corruption is not None:
             raise ConfigError("codec takes no input corruption")
+
+
+    def legacy_dict(self) -> dict:
+        """The record the .aek model hash is taken on: a "gdn" codec's as before "dct" existed,
+        so that its earlier files still decode."""
+        out = super().legacy_dict()
+        if self.transform == "gdn":
+            del out["transform"], out["post_channels"]
+        return out
+
+
+TRANSFORMS = ("dct", "gdn")
 
 
 class GDN(nn.Module):
@@ -102,6 +142,12 @@ class ConvCodec(Autoencoder):
     def __init__(self, config: CodecConfig, name: str = "codec") -> None:
         super().__init__(config, name)
         c_in, n, m, s = config.image_shape[0], config.channels, config.latent_dim, config.stages
+        self._size = tuple(config.image_shape[1:])
+        if config.transform == "dct":
+            self.encoder = nn.ModuleList([BlockAnalysis(c_in, 2**s)])
+            self.decoder = nn.ModuleList([BlockSynthesis(c_in, 2**s, config.post_channels)])
+            self._init_latent(m)
+            return
         maps = (c_in, *[n] * (s - 1), m)
         self.encoder = nn.ModuleList()
         for k, (a, b) in enumerate(zip(maps[:-1], maps[1:], strict=True)):
@@ -115,7 +161,6 @@ class ConvCodec(Autoencoder):
             if k < s - 1:
                 self.decoder.append(GDN(b, inverse=True))
         self._init_latent(m)
-        self._size = tuple(config.image_shape[1:])
 
     @property
     def factor(self) -> int:
