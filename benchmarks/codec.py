@@ -21,6 +21,7 @@ AVIF, lossless bpp, and encode/decode speed in megapixels per second at a middle
 
     OMP_NUM_THREADS=2 python benchmarks/codec.py --set mnist --epochs 10
     OMP_NUM_THREADS=2 python benchmarks/codec.py --set photos --epochs 30 --crops 4000
+    ... --transform gdn --channels 48 --latent 64     # the GDN transforms instead of the DCT start
     python benchmarks/codec.py --set mnist --quick          # a smoke run, minutes
 """
 
@@ -188,9 +189,11 @@ def build(c: int, size: int, args):
     from aekit.nn import build_model
 
     torch.manual_seed(args.seed)
+    widths = dict(channels=args.channels, latent_dim=args.latent)  # gdn's; dct's follow C, B
     model = build_model(
-        "codec", c * size * size, image_shape=(c, size, size), channels=args.channels,
-        latent_dim=args.latent, stages=args.stages, hyper_channels=args.hyper,
+        "codec", c * size * size, image_shape=(c, size, size), stages=args.stages,
+        hyper_channels=args.hyper, transform=args.transform,
+        **(widths if args.transform == "gdn" else dict(post_channels=args.post_channels)),
     )  # fmt: skip
     model.scaler = Scaler("image", np.zeros(1), np.array([1 / 255.0]))
     return model
@@ -315,6 +318,8 @@ def parse_args(argv=None):
     p.add_argument("--latent", type=int, default=None, help="M; default: 96 photos, 48 mnist")
     p.add_argument("--stages", type=int, default=None, help="default: 3 photos, 2 mnist")
     p.add_argument("--hyper", type=int, default=None, help="default: 64 photos, 32 mnist")
+    p.add_argument("--transform", choices=("dct", "gdn"), default="dct")
+    p.add_argument("--post-channels", type=int, default=0, help="dct: the post-filter's maps")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)

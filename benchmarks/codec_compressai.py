@@ -154,10 +154,14 @@ def run(args) -> None:
         print(f"lambda {lam}: {row['bpp']:.4f} bpp PSNR {row['psnr']:.2f} ({seconds:.0f} s)",
               flush=True)  # fmt: skip
         rows.append(row)
+        _save(args, rows, len(train), len(tests), time.perf_counter() - t_all)  # after each
+
+
+def _save(args, rows, n_train: int, n_test: int, seconds: float) -> None:
     out = RESULTS / f"codec_compressai_{args.set}{args.tag}.json"
     out.parent.mkdir(exist_ok=True)
-    record = {"args": vars(args), "rows": rows, "n_train": len(train), "n_test": len(tests),
-              "seconds": time.perf_counter() - t_all}  # fmt: skip
+    record = {"args": vars(args), "rows": rows, "n_train": n_train, "n_test": n_test,
+              "seconds": seconds, "complete": len(rows) == len(args.lambdas)}  # fmt: skip
     tmp = out.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(record, indent=1))
     tmp.replace(out)
