@@ -37,6 +37,7 @@ from _common import data_dir, save_result
 
 TRAIN_PHOTOS = ("astronaut", "chelsea", "coffee", "hubble_deep_field", "immunohistochemistry")
 TEST_PHOTOS = ("rocket", "motorcycle", "retina")
+VALIDATION = "chelsea"  # --validation: held out of TRAIN_PHOTOS, where settings are chosen
 JPEG_Q = (5, 10, 20, 30, 50, 70, 85, 95)
 WEBP_Q = (0, 10, 30, 50, 70, 85, 95)
 JXL_DISTANCE = (12.0, 8.0, 6.0, 4.0, 3.0, 2.0, 1.5, 1.0, 0.5, 0.25)
@@ -324,6 +325,8 @@ def parse_args(argv=None):
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true")
+    p.add_argument("--validation", action="store_true",
+                   help="photos: train without chelsea and test on it (choose settings here)")
     p.add_argument("--tag", default="")
     args = p.parse_args(argv)
     photos = args.set == "photos"
@@ -348,6 +351,11 @@ def main(argv=None) -> None:
         test = list(mnist("test", args.test_limit).astype(np.uint8))
         model = build(1, 28, args)
         grey = np.stack(test)
+    elif args.validation:  # choices are made here: chelsea held out of the training photos
+        train_rows = crops([v for v in TRAIN_PHOTOS if v != VALIDATION], args.crops, 64, args.seed)
+        test = [photo(VALIDATION)]
+        model = build(3, 64, args)
+        grey = None
     else:
         train_rows = crops(TRAIN_PHOTOS, args.crops, 64, args.seed)
         test = [photo(v) for v in TEST_PHOTOS]
@@ -373,9 +381,11 @@ def main(argv=None) -> None:
         summary["bd_rate_vs_jpegxl_mosaic"] = bd_rate(rows, "jpegxl-mosaic")
         summary["bd_rate_vs_avif_mosaic"] = bd_rate(rows, "avif-mosaic")
     print(summary, flush=True)
-    name = f"codec_{args.set}{'_quick' if args.quick else ''}{args.tag}"
+    name = f"codec_{args.set}{'_val' if args.validation else ''}"
+    name += f"{'_quick' if args.quick else ''}{args.tag}"
     save_result(name, {"args": vars(args), "summary": summary, "rows": rows,
-                       "test_images": list(TEST_PHOTOS) if grey is None else len(test),
+                       "test_images": ([VALIDATION] if args.validation else list(TEST_PHOTOS))
+                       if grey is None else len(test),
                        "train_photos": list(TRAIN_PHOTOS) if grey is None else None,
                        "seconds": time.perf_counter() - t0})  # fmt: skip
 
