@@ -241,6 +241,8 @@ class AutoencoderOutlierDetector(OutlierMixin, AutoencoderEstimator):
         sub_rng = np.random.default_rng(int(seeds[0]))
 
         k = anomaly.resolve_neighbors(self.n_neighbors, bool(self.novelty), image_shape)
+        if _auto(self.n_neighbors) and not self.novelty and len(X) < 2:
+            k = None  # the rows may hold anomalies: a single row scores by its members alone
         if k is not None and len(X) < 2:
             raise DataError("a nearest-neighbour part needs at least 2 training rows, got 1 sample")
         trim = 0.0 if self.novelty else self.trim  # clean rows: none is trimmed
