@@ -9,16 +9,21 @@ contaminating anomalies are not learned); members alternate squared and absolute
 (``loss="mixed"``). A row's score under a member is the sum of its elementwise errors, each
 divided by that column's 0.9 quantile of the member's errors on the training rows
 (``error_quantile``), standardised by the member's mean and standard deviation on the
-training data, and averaged over the members. :class:`aekit.sklearn.AutoencoderOutlierDetector`
-is the estimator around these functions.
+training data, and averaged over the members. That score is then blended half and half with a
+nearest-neighbour one, each part standardised on the same rows: the mean distance of a row
+to its 10 nearest reference rows in the standardised space, the reference rows being the
+training rows less the ``KNN_CLEAN`` share (30%) the autoencoders score highest
+(:func:`clean_rows`): anomalies among the training rows would otherwise be each other's near
+neighbours. :class:`aekit.sklearn.AutoencoderOutlierDetector` is the estimator around these
+functions.
 
 With clean training rows (``novelty=True``: ADBench's semi-supervised setting) no row is
 trimmed, and the autoencoders' score is blended with a nearest-neighbour one: the mean
 distance of a row to its ``n_neighbors`` nearest training rows in the same standardised
-space (:func:`knn_distances`), each part standardised on the training rows and weighted
-``KNN_WEIGHT`` (:func:`blend`). On clean rows that distance scored far above the
-autoencoders alone; with anomalies among the training rows it did not (benchmarks/README.md,
-anomaly.py), so it is off by default there.
+space (:func:`knn_distances`) to all training rows, each part standardised on the training
+rows and weighted ``KNN_WEIGHT`` (:func:`blend`). On clean rows that distance scored far
+above the autoencoders alone; with anomalies among the training rows it did so only once
+the reference rows were cleaned by the autoencoders (benchmarks/README.md, anomaly.py).
 
 Images (an image shape) get their own recipe, chosen on MNIST training images and
 Fashion-MNIST (benchmarks/README.md, anomaly.py): convolutional members (``resolve_model``),

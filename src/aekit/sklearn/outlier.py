@@ -27,7 +27,9 @@ class AutoencoderOutlierDetector(OutlierMixin, AutoencoderEstimator):
     epochs and, halfway, stops fitting its worst-reconstructed ``trim`` share; members
     alternate squared and absolute error; a row's score sums its per-column errors, each
     divided by that column's ``error_quantile`` of training errors (see
-    :mod:`aekit.apps.anomaly`). Image data (an ``image_shape``, or X given as images) get
+    :mod:`aekit.apps.anomaly`); on rows, that score is blended with the distance to the
+    nearest training rows the members find most normal (``n_neighbors``, ``knn_clean``).
+    Image data (an ``image_shape``, or X given as images) get
     the image recipe with no flag: convolutional members on up to 10,000 images each, raw
     pixel error sums and, with ``novelty``, neighbours in the members' codes. X is read as
     float32, as the CLI reads files (so that ``aekit fit-detector`` / ``aekit score`` and this
