@@ -8,8 +8,13 @@ distance whose reference rows are the training rows the autoencoders find most n
 (a share ``drop`` of the highest-scoring training rows left out), each part standardised on
 the training rows. Labels of the training rows are never used.
 
-    OMP_NUM_THREADS=1 python benchmarks/anomaly_tables_study.py cache --sets 16 --seeds 0 1
-    OMP_NUM_THREADS=1 python benchmarks/anomaly_tables_study.py score --sets 16 --seeds 0 1
+    cd benchmarks
+    OMP_NUM_THREADS=1 python anomaly_tables_study.py cache --sets 16 --seeds 0 1
+    OMP_NUM_THREADS=1 python anomaly_tables_study.py score --sets 16 --seeds 0 1 --grid first
+    OMP_NUM_THREADS=1 python anomaly_tables_study.py score --sets 16 --seeds 0 1 --grid wide
+
+The cache holds the detector's default of the time it is run: to redo the study, run it with
+``--aekit '{"n_neighbors": null}'`` (the autoencoders alone, what the blends start from).
 """
 
 from __future__ import annotations
@@ -21,12 +26,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _common import save_result
 from anomaly import SETS, VALIDATION, split
 from sklearn.metrics import roc_auc_score
 
 from aekit.sklearn import AutoencoderOutlierDetector
 
-CACHE = Path("/tmp/aekit_anomaly_study")
+CACHE = Path("/tmp/aekit_anomaly_study")  # the cached fits (tens of MB)
+NAMES = ["drop", "k", "w", "norm", "rounds"]
 
 
 def cache_path(name, seed, cap, tag):
@@ -89,12 +96,15 @@ def _variant(c, clean, drop, k, w, norm):
     if (~keep).any():
         kn_tr[~keep] = knn_part(ref, Xs_tr[~keep], k)
     if norm == "z":
+
         def nz(t, s):
             return (t - s.mean()) / s.std()
     elif norm == "zref":  # standardised on the kept rows only
+
         def nz(t, s):
             return (t - s[keep].mean()) / s[keep].std()
     else:  # robust: median and MAD
+
         def nz(t, s):
             med = np.median(s)
             return (t - med) / (np.median(np.abs(s - med)) + 1e-12)
@@ -105,49 +115,68 @@ def _variant(c, clean, drop, k, w, norm):
 
 
 def score(sets, seeds, cap, tag, grid):
-    caches = {
-        (n, s): dict(np.load(cache_path(n, s, cap, tag))) for n in sets for s in seeds
-    }
+    caches = {(n, s): dict(np.load(cache_path(n, s, cap, tag))) for n in sets for s in seeds}
     out = {}
     for g in grid:
         per = {
-            n: float(np.mean([roc_auc_score(caches[n, s]["y_te"], variant(caches[n, s], *g))
-                              for s in seeds]))
+            n: float(
+                np.mean(
+                    [roc_auc_score(caches[n, s]["y_te"], variant(caches[n, s], *g)) for s in seeds]
+                )
+            )
             for n in sets
         }
-        key = " ".join(f"{a}={b}" for a, b in zip(["drop", "k", "w", "norm", "rounds"], g))
+        key = " ".join(f"{a}={b}" for a, b in zip(NAMES, g, strict=False))
         out[key] = {"mean": float(np.mean(list(per.values()))), "per_set": per}
         print(f"{key:40s} {out[key]['mean']:.4f}", flush=True)
     return out
 
 
+GRIDS = {
+    # the first grid (drop at most 0.3): its best cell is the default
+    "first": lambda: (
+        [(0, 5, 0, "z")]
+        + list(
+            itertools.product([0, 0.1, 0.2, 0.3], [5, 10, 20], [0.25, 0.5], ["z", "zref", "mad"])
+        )
+    ),
+    # then wider: more rows left out, more weight on the neighbours, a second round
+    "wide": lambda: (
+        [(0, 5, 0, "z")]
+        + list(
+            itertools.product(
+                [0.3, 0.4, 0.5, 0.6], [5, 10, 20], [0.25, 0.5, 0.75], ["zref", "mad"], [1, 2]
+            )
+        )
+    ),
+}
+
+
 def main():
-    p = argparse.ArgumentParser()
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("what", choices=["cache", "score"])
     p.add_argument("--sets", nargs="+", default=["16"])
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     p.add_argument("--cap", type=int, default=10_000)
-    p.add_argument("--aekit", default="{}")
-    p.add_argument("--tag", default="default")
-    p.add_argument("--grid", default="full")
-    p.add_argument("--out")
+    p.add_argument("--aekit", default="{}", help="JSON of detector parameters (cache)")
+    p.add_argument("--tag", default="default", help="names the cache files")
+    p.add_argument(
+        "--grid",
+        default="first",
+        help="first, wide, or variants [drop, k, w, norm, rounds] as JSON lists joined by ';'",
+    )
+    p.add_argument("--out", help="write results/anomaly_tables_study_<OUT>.json")
     a = p.parse_args()
     torch.set_num_threads(1)
     sets = [n for s in a.sets for n in {"16": SETS, "validation": VALIDATION}.get(s, [s])]
     if a.what == "cache":
         cache(sets, a.seeds, a.cap, json.loads(a.aekit), a.tag)
         return
-    if a.grid == "full":
-        grid = [(0, 5, 0, "z")]
-        grid += list(itertools.product([0, 0.1, 0.2, 0.3], [5, 10, 20], [0.25, 0.5], ["z", "zref", "mad"]))
-    elif a.grid == "wide":
-        grid = [(0, 5, 0, "z")]
-        grid += list(itertools.product([0.3, 0.4, 0.5, 0.6], [5, 10, 20], [0.25, 0.5, 0.75], ["zref", "mad"], [1, 2]))
-    else:
-        grid = [tuple(json.loads(g)) for g in a.grid.split(";")]
+    grid = GRIDS[a.grid]() if a.grid in GRIDS else [tuple(json.loads(g)) for g in a.grid.split(";")]
     res = score(sets, a.seeds, a.cap, a.tag, grid)
     if a.out:
-        Path(a.out).write_text(json.dumps(res, indent=1))
+        result = {"sets": sets, "seeds": a.seeds, "cap": a.cap, "grid": a.grid, "variants": res}
+        print(f"wrote {save_result('anomaly_tables_study_' + a.out, result)}")
 
 
 if __name__ == "__main__":
