@@ -376,9 +376,19 @@ def _neighbours(reference: np.ndarray, X: np.ndarray, k: int, self_excluded: boo
     from sklearn.neighbors import NearestNeighbors
 
     nn = NearestNeighbors(n_neighbors=k).fit(reference)
-    if self_excluded:  # scikit-learn leaves each reference row out of its own neighbours
-        return nn.kneighbors()
-    return nn.kneighbors(np.asarray(X, dtype=np.float64))
+    X = np.asarray(reference if self_excluded else X, dtype=np.float64)
+    # scikit-learn leaves each reference row out of its own neighbours when given no rows
+    _, idx = nn.kneighbors() if self_excluded else nn.kneighbors(X)
+    # the distances again, each from its own pair of rows: with many columns scikit-learn
+    # computes them through matrix products, whose last bits depend on how many rows are
+    # scored at once; these do not (a file streamed in blocks scores as loaded whole)
+    reference = np.asarray(reference, dtype=np.float64)
+    dist = np.empty(idx.shape)
+    for i in range(0, len(X), 4096):  # (rows, k, D) at a time
+        part = X[i : i + 4096, None, :] - reference[idx[i : i + 4096]]
+        dist[i : i + 4096] = np.sqrt((part**2).sum(axis=2))
+    order = np.argsort(dist, axis=1, kind="stable")
+    return np.take_along_axis(dist, order, 1), np.take_along_axis(idx, order, 1)
 
 
 def knn_distances(
