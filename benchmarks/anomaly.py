@@ -17,6 +17,8 @@ reconstruction error, IsolationForest and the mean distance to the 5 nearest tra
 
     OMP_NUM_THREADS=1 python benchmarks/anomaly.py --digits --setting both
     OMP_NUM_THREADS=1 python benchmarks/anomaly.py --setting none --mnist-test-limit 2000
+    OMP_NUM_THREADS=1 python benchmarks/anomaly.py --setting none --mnist-test-limit 2000 \
+        --mnist-no-novelty --digits 0 1 2 --tag mnist_unsupervised
 """
 
 from __future__ import annotations
@@ -205,17 +207,20 @@ def tabular(
     return rows
 
 
-def mnist_one_class(digits: list[int], test_limit: int | None, name: str = "mnist") -> dict:
+def mnist_one_class(
+    digits: list[int], test_limit: int | None, name: str = "mnist", novelty: bool = True
+) -> dict:
     """One-class novelty on MNIST (or Fashion-MNIST): fit on one class's training images (in
     [0, 1]: clean rows), score the test images (``test_limit``: the first N), that class
     normal and the others anomalous. aekit's image default is the detector given the images
-    as images, (N, 28, 28), with ``novelty=True`` and nothing else."""
+    as images, (N, 28, 28), with ``novelty=True`` (``novelty`` False: not told that the
+    training images are clean) and nothing else."""
     train = load_dataset(name, data_dir=data_dir(), split="train")
     test = load_dataset(name, data_dir=data_dir(), split="test", limit=test_limit)
     X_tr_all, X_te = train.X / np.float32(255), test.X / np.float32(255)
 
     def aekit_image(seed):
-        det = AutoencoderOutlierDetector(random_state=seed, device="cpu", novelty=True)
+        det = AutoencoderOutlierDetector(random_state=seed, device="cpu", novelty=novelty)
         return (
             lambda X: det.fit(X.reshape(-1, 28, 28)),
             lambda X: -det.score_samples(X.reshape(-1, 28, 28)),
@@ -282,6 +287,11 @@ def main() -> None:
         default="mnist",
         help="the one-class image set (default: mnist)",
     )
+    p.add_argument(
+        "--mnist-no-novelty",
+        action="store_true",
+        help="aekit's image detector without novelty=True (not told the images are clean)",
+    )
     p.add_argument("--aekit", default="{}", help="JSON of detector parameters to change")
     p.add_argument("--tag", help="write results/anomaly_<tag>.json instead")
     p.add_argument("--seeds", nargs="+", type=int, help="split seeds (default: 0 1)")
@@ -315,8 +325,9 @@ def main() -> None:
     if args.digits:
         result["mnist_set"] = args.mnist_set
         result["mnist_test_limit"] = args.mnist_test_limit
+        result["mnist_novelty"] = not args.mnist_no_novelty
         result["mnist_one_class"] = mnist_one_class(
-            args.digits, args.mnist_test_limit, args.mnist_set
+            args.digits, args.mnist_test_limit, args.mnist_set, not args.mnist_no_novelty
         )
     path = save_result("anomaly" + (f"_{args.tag}" if args.tag else ""), result)
     print(f"wrote {path}")

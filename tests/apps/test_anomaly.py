@@ -107,7 +107,8 @@ def test_mixed_loss_and_column_divisors_match_a_reference(planted, tmp_path, qua
     assert anomaly.member_losses("dense", "mixed", (1, 2, 4), 2) == ["mse"] * 2  # images
     assert anomaly.member_losses("vae", "mixed", None, 2) == ["bce"] * 2  # not squared error
     X = planted[0]
-    det = AutoencoderOutlierDetector(error_quantile=quantile, **FAST).fit(X[::2])
+    det = AutoencoderOutlierDetector(error_quantile=quantile, n_neighbors=None, **FAST)
+    det.fit(X[::2])
     assert det.loss == "mixed" and [m.config.loss for m in det.models_] == ["mse", "mae", "mse"]
     scores = det.score_samples(X)
     assert np.ptp(det.feature_errors(X).sum(axis=1) + scores) < 1e-9
@@ -155,8 +156,24 @@ def test_knn_distances_against_a_hand_computed_reference():
     assert stats == (2.0, 1.0, 4.0, 2.0)
     assert anomaly.blend(np.array([4.0]), np.array([10.0]), stats) == pytest.approx([2.5])
     assert anomaly.resolve_neighbors("auto", True) == 5
-    assert anomaly.resolve_neighbors("auto", False) is None
+    assert anomaly.resolve_neighbors("auto", False) == 10
+    assert anomaly.resolve_neighbors("auto", False, (1, 28, 28)) is None
+    assert anomaly.resolve_neighbors("auto", True, (1, 28, 28)) == 5
     assert anomaly.resolve_neighbors(3, False) == 3
+    assert anomaly.resolve_knn_clean("auto", True) == 0.0
+    assert anomaly.resolve_knn_clean("auto", False) == anomaly.KNN_CLEAN == 0.3
+    assert anomaly.resolve_knn_clean(0.1, True) == 0.1
+
+
+def test_clean_rows_against_a_hand_computed_reference():
+    scores = np.array([5.0, 1.0, 9.0, 3.0, 7.0, 2.0, 8.0, 4.0, 6.0, 0.0])
+    # share 0.3: the 0.7 quantile of 0..9 is 6.3; rows scoring 7, 8, 9 (2, 4, 6) are left out
+    assert anomaly.clean_rows(scores, 0.3).tolist() == [0, 1, 3, 5, 7, 8, 9]
+    assert anomaly.clean_rows(scores, 0.0).tolist() == list(range(10))
+    assert anomaly.clean_rows(np.ones(4), 0.5).tolist() == [0, 1, 2, 3]  # ties are kept
+    kept = np.array([0, 1, 3, 5, 7, 8, 9])
+    rng = np.random.default_rng(0)
+    assert anomaly.knn_reference(10, rng, kept).tolist() == kept.tolist()  # under the cap
 
 
 def test_novelty_scores_match_a_reference(planted, tmp_path):
@@ -166,7 +183,7 @@ def test_novelty_scores_match_a_reference(planted, tmp_path):
     X_train = X[12:][::2]  # clean rows
     det = AutoencoderOutlierDetector(novelty=True, **FAST).fit(X_train)
     assert det.n_neighbors_ == 5 and det.knn_reference_.shape == X_train.shape
-    untrimmed = AutoencoderOutlierDetector(trim=0.0, **FAST).fit(X_train)
+    untrimmed = AutoencoderOutlierDetector(trim=0.0, n_neighbors=None, **FAST).fit(X_train)
     ae = _reference_scores(untrimmed, X_train, X, 0.9)
     ae_train = _reference_scores(untrimmed, X_train, X_train, 0.9)
     Z_train = det._scaled(X_train.astype(np.float32).astype(np.float64))
@@ -197,6 +214,46 @@ def test_novelty_scores_match_a_reference(planted, tmp_path):
         AutoencoderOutlierDetector(n_neighbors=0).fit(X_train)
     with pytest.raises(DataError, match="at least 2 training rows"):
         AutoencoderOutlierDetector(novelty=True, **FAST).fit(X_train[:1])
+
+
+def test_unsupervised_scores_match_a_reference(planted, tmp_path):
+    """Without novelty (tables): the autoencoders' score, blended half and half with the mean
+    distance to the 10 nearest of the training rows the autoencoders score at most at their
+    0.7 quantile, each part standardised on those kept rows."""
+    X, y = planted
+    X_train = X[::2]  # rows 0, 2, ..., 10 are planted anomalies among the training rows
+    det = AutoencoderOutlierDetector(**FAST).fit(X_train)
+    assert det.n_neighbors_ == 10 and det.knn_clean_ == 0.3
+    alone = AutoencoderOutlierDetector(n_neighbors=None, **FAST).fit(X_train)  # same members
+    ae = _reference_scores(alone, X_train, X, 0.9)
+    ae_train = _reference_scores(alone, X_train, X_train, 0.9)
+    kept = ae_train <= np.quantile(ae_train, 0.7)
+    assert not kept[:6].any()  # the planted training rows are left out of the reference
+    Z_train = det._scaled(X_train.astype(np.float32).astype(np.float64))[kept]
+    Z = det._scaled(X.astype(np.float32).astype(np.float64))
+    assert det.knn_reference_.shape == Z_train.shape
+
+    def mean10(D):  # brute force: the ten smallest distances of each row, averaged
+        return np.sort(D, axis=1)[:, :10].mean(axis=1)
+
+    pair = np.sqrt(((Z_train[:, None] - Z_train[None]) ** 2).sum(-1))
+    np.fill_diagonal(pair, np.inf)  # a kept row is not its own neighbour
+    knn_train = mean10(pair)
+    knn = mean10(np.sqrt(((Z[:, None] - Z_train[None]) ** 2).sum(-1)))
+    a = ae_train[kept]
+    want = 0.5 * (ae - a.mean()) / a.std() + 0.5 * (knn - knn_train.mean()) / knn_train.std()
+    scores = det.score_samples(X)
+    np.testing.assert_allclose(-scores, want, rtol=1e-6, atol=1e-6)
+    assert set(np.argsort(scores)[:12]) == set(np.flatnonzero(y))
+    again = AutoencoderOutlierDetector.load(det.save(tmp_path / "d"))
+    assert again.knn_clean_ == 0.3 and np.array_equal(again.score_samples(X), scores)
+    # the default is its explicit recipe
+    explicit = AutoencoderOutlierDetector(n_neighbors=10, knn_clean=0.3, **FAST).fit(X_train)
+    assert np.array_equal(explicit.score_samples(X), scores)
+    uncleaned = AutoencoderOutlierDetector(knn_clean=0.0, **FAST).fit(X_train)
+    assert uncleaned.knn_reference_.shape[0] == len(X_train)
+    with pytest.raises(ConfigError, match="knn_clean must be"):
+        AutoencoderOutlierDetector(knn_clean=1.0).fit(X_train)
 
 
 def test_a_damaged_reference_file_is_refused(planted, tmp_path):
@@ -308,6 +365,7 @@ def test_scores_are_finite_on_awkward_data():
     assert np.all(np.isfinite(det.score_samples(X[:1] * 1e6)))  # one row, far away
     one = AutoencoderOutlierDetector(**FAST).fit(X[:1])  # a single training row
     assert np.all(np.isfinite(one.score_samples(X)))
+    assert one.n_neighbors_ is None  # "auto" without novelty: no neighbour part for one row
 
 
 def test_conv_preset_with_image_shape(digits01):

@@ -408,7 +408,8 @@ def test_output_folders_replace_only_an_earlier_output_of_their_kind(grey_run, g
     fitted = det(n_estimators=1, max_iter=1, random_state=0, device="cpu").fit(np.eye(6))
     fitted.save(tmp_path / "det")
     fitted.save(tmp_path / "det")  # an earlier detector is replaced whole
-    assert sorted(p.name for p in (tmp_path / "det").iterdir()) == ["config.json", "member-0"]
+    kept = ["config.json", "knn-reference.safetensors", "member-0"]  # rows: a neighbour part
+    assert sorted(p.name for p in (tmp_path / "det").iterdir()) == kept
     with pytest.raises(ConfigError, match="holding other files"):
         fitted.save(mine)
     assert sorted(p.name for p in mine.iterdir()) == ["thesis.tex"]

@@ -9,16 +9,21 @@ contaminating anomalies are not learned); members alternate squared and absolute
 (``loss="mixed"``). A row's score under a member is the sum of its elementwise errors, each
 divided by that column's 0.9 quantile of the member's errors on the training rows
 (``error_quantile``), standardised by the member's mean and standard deviation on the
-training data, and averaged over the members. :class:`aekit.sklearn.AutoencoderOutlierDetector`
-is the estimator around these functions.
+training data, and averaged over the members. That score is then blended half and half with a
+nearest-neighbour one, each part standardised on the same rows: the mean distance of a row
+to its 10 nearest reference rows in the standardised space, the reference rows being the
+training rows less the ``KNN_CLEAN`` share (30%) the autoencoders score highest
+(:func:`clean_rows`): anomalies among the training rows would otherwise be each other's near
+neighbours. :class:`aekit.sklearn.AutoencoderOutlierDetector` is the estimator around these
+functions.
 
 With clean training rows (``novelty=True``: ADBench's semi-supervised setting) no row is
 trimmed, and the autoencoders' score is blended with a nearest-neighbour one: the mean
 distance of a row to its ``n_neighbors`` nearest training rows in the same standardised
-space (:func:`knn_distances`), each part standardised on the training rows and weighted
-``KNN_WEIGHT`` (:func:`blend`). On clean rows that distance scored far above the
-autoencoders alone; with anomalies among the training rows it did not (benchmarks/README.md,
-anomaly.py), so it is off by default there.
+space (:func:`knn_distances`) to all training rows, each part standardised on the training
+rows and weighted ``KNN_WEIGHT`` (:func:`blend`). On clean rows that distance scored far
+above the autoencoders alone; with anomalies among the training rows it did so only once
+the reference rows were cleaned by the autoencoders (benchmarks/README.md, anomaly.py).
 
 Images (an image shape) get their own recipe, chosen on MNIST training images and
 Fashion-MNIST (benchmarks/README.md, anomaly.py): convolutional members (``resolve_model``),
@@ -45,6 +50,10 @@ SCALES = ("auto", "standard", "none")
 KNN_SPACES = ("auto", "input", "code")
 KNN_MAX_ROWS = 20_000  # reference rows kept for the nearest-neighbour part, at most
 KNN_WEIGHT = 0.5  # the nearest-neighbour part's weight in the blended score
+# training rows with the highest autoencoder scores left out of the nearest-neighbour
+# part's reference rows when the training rows may hold anomalies (chosen on the 16 ADBench
+# sets, seeds 0 and 1; benchmarks/README.md, anomaly.py)
+KNN_CLEAN = 0.3
 _EPS = 1e-12
 
 # "auto" on tables (the robust recipe, chosen on the 16 ADBench sets) and on images (an
@@ -310,17 +319,43 @@ def anomaly_scores(nets, stats, X: np.ndarray, scales=None, blur=None) -> np.nda
     return _finite(feature_errors(nets, stats, X, scales, blur).sum(axis=1) - shift)
 
 
-def resolve_neighbors(n_neighbors, novelty: bool) -> int | None:
-    """'auto': 5 neighbours with clean training rows (``novelty``), none (off) otherwise."""
+def resolve_neighbors(n_neighbors, novelty: bool, image_shape=None) -> int | None:
+    """'auto': 5 neighbours with clean training rows (``novelty``); 10 on tables whose
+    training rows may hold anomalies (their reference rows cleaned: :func:`resolve_knn_clean`);
+    none (off) for images without ``novelty``."""
     if isinstance(n_neighbors, str) and n_neighbors == "auto":
-        return 5 if novelty else None
+        if novelty:
+            return 5
+        return None if image_shape is not None else 10
     return None if n_neighbors is None else int(n_neighbors)
 
 
-def knn_reference(n: int, rng: np.random.Generator) -> np.ndarray:
+def resolve_knn_clean(knn_clean, novelty: bool) -> float:
+    """'auto': 0 with clean training rows (``novelty``), else ``KNN_CLEAN``: the share of
+    training rows the autoencoders score highest that the nearest-neighbour part leaves
+    out of its reference rows (anomalies among the training rows are each other's near
+    neighbours; the autoencoders, fitted first, find most of them)."""
+    if isinstance(knn_clean, str) and knn_clean == "auto":
+        return 0.0 if novelty else KNN_CLEAN
+    return float(knn_clean)
+
+
+def clean_rows(scores: np.ndarray, share: float) -> np.ndarray:
+    """Sorted indices of the rows kept when the ``share`` with the highest ``scores`` is left
+    out: the rows whose score is at most the (1 - share) quantile (all rows when share is 0;
+    ties at the quantile are kept, so at least one row is)."""
+    scores = np.asarray(scores, dtype=np.float64)
+    if share <= 0 or len(scores) == 0:
+        return np.arange(len(scores))
+    return np.flatnonzero(scores <= np.quantile(scores, 1.0 - share))
+
+
+def knn_reference(n: int, rng: np.random.Generator, kept: np.ndarray | None = None) -> np.ndarray:
     """Sorted indices of the nearest-neighbour part's reference rows among n training rows:
-    all of them, or ``KNN_MAX_ROWS`` drawn at random when there are more."""
-    return subsample(n, min(n, KNN_MAX_ROWS), rng)
+    all of them (or of the ``kept`` rows, sorted indices from :func:`clean_rows`), or
+    ``KNN_MAX_ROWS`` of them drawn at random when there are more."""
+    kept = np.arange(n) if kept is None else np.asarray(kept)
+    return kept[subsample(len(kept), min(len(kept), KNN_MAX_ROWS), rng)]
 
 
 def knn_training_distances(X: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
@@ -341,9 +376,19 @@ def _neighbours(reference: np.ndarray, X: np.ndarray, k: int, self_excluded: boo
     from sklearn.neighbors import NearestNeighbors
 
     nn = NearestNeighbors(n_neighbors=k).fit(reference)
-    if self_excluded:  # scikit-learn leaves each reference row out of its own neighbours
-        return nn.kneighbors()
-    return nn.kneighbors(np.asarray(X, dtype=np.float64))
+    X = np.asarray(reference if self_excluded else X, dtype=np.float64)
+    # scikit-learn leaves each reference row out of its own neighbours when given no rows
+    _, idx = nn.kneighbors() if self_excluded else nn.kneighbors(X)
+    # the distances again, each from its own pair of rows: with many columns scikit-learn
+    # computes them through matrix products, whose last bits depend on how many rows are
+    # scored at once; these do not (a file streamed in blocks scores as loaded whole)
+    reference = np.asarray(reference, dtype=np.float64)
+    dist = np.empty(idx.shape)
+    for i in range(0, len(X), 4096):  # (rows, k, D) at a time
+        part = X[i : i + 4096, None, :] - reference[idx[i : i + 4096]]
+        dist[i : i + 4096] = np.sqrt((part**2).sum(axis=2))
+    order = np.argsort(dist, axis=1, kind="stable")
+    return np.take_along_axis(dist, order, 1), np.take_along_axis(idx, order, 1)
 
 
 def knn_distances(

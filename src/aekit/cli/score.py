@@ -49,7 +49,7 @@ def add_parsers(sub) -> None:
         "--neighbors",
         default="auto",
         help="neighbours of the nearest-neighbour part, or 'none' for none (default: auto: "
-        "5 with --novelty, none otherwise)",
+        "5 with --novelty, 10 for tables without it, none for images without it)",
     )
     f.add_argument(
         "--n-estimators",

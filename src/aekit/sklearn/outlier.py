@@ -27,7 +27,9 @@ class AutoencoderOutlierDetector(OutlierMixin, AutoencoderEstimator):
     epochs and, halfway, stops fitting its worst-reconstructed ``trim`` share; members
     alternate squared and absolute error; a row's score sums its per-column errors, each
     divided by that column's ``error_quantile`` of training errors (see
-    :mod:`aekit.apps.anomaly`). Image data (an ``image_shape``, or X given as images) get
+    :mod:`aekit.apps.anomaly`); on rows, that score is blended with the distance to the
+    nearest training rows the members find most normal (``n_neighbors``, ``knn_clean``).
+    Image data (an ``image_shape``, or X given as images) get
     the image recipe with no flag: convolutional members on up to 10,000 images each, raw
     pixel error sums and, with ``novelty``, neighbours in the members' codes. X is read as
     float32, as the CLI reads files (so that ``aekit fit-detector`` / ``aekit score`` and this
@@ -48,12 +50,16 @@ class AutoencoderOutlierDetector(OutlierMixin, AutoencoderEstimator):
         (``contamination`` of the training rows, or :meth:`calibrate` on held-out normal rows).
     n_neighbors : "auto", int or None, default="auto"
         A nearest-neighbour part: each row's mean Euclidean distance to its ``n_neighbors``
-        nearest training rows (in the standardised space the members see; at most 20,000
-        training rows kept, as float64), standardised by the training rows' distances to
-        the others and averaged half and half with the autoencoders' standardised score
-        (:func:`aekit.apps.anomaly.blend`). "auto": 5 with ``novelty``, else None (off): on
-        clean ADBench training rows it lifted the mean ROC-AUC far above the autoencoders
-        alone, on contaminated ones it lowered it (benchmarks/README.md, anomaly.py).
+        nearest reference rows (training rows in the standardised space the members see,
+        less the ``knn_clean`` share; at most 20,000 kept, as float64), standardised by the
+        reference rows' distances to the others and averaged half and half with the
+        autoencoders' score standardised on the same rows
+        (:func:`aekit.apps.anomaly.blend`). "auto": 5 with ``novelty``; 10 for rows
+        without it; None (off) for images without it (benchmarks/README.md, anomaly.py).
+    knn_clean : "auto" or float in [0, 1), default="auto"
+        Share of the training rows, those the autoencoders score highest, left out of the
+        nearest-neighbour part's reference rows (anomalies among the training rows would
+        be each other's near neighbours). "auto": 0 with ``novelty`` (clean rows), else 0.3.
     n_estimators : int or "auto", default="auto"
         Number of autoencoders in the ensemble; "auto": 5 for rows, 1 for images.
     max_samples : int, float or "auto", default="auto"
@@ -126,10 +132,12 @@ class AutoencoderOutlierDetector(OutlierMixin, AutoencoderEstimator):
         The residuals' Gaussian blur in pixels (None: none).
     n_neighbors_ : int or None
         The nearest-neighbour part's neighbours (None: no such part).
+    knn_clean_ : float or None
+        The share of training rows left out of its reference rows (None: no such part).
     knn_reference_ : ndarray of shape (n_reference, n_features) or None
         Its reference rows (standardised training rows).
     blend_stats_ : tuple of 4 floats or None
-        The autoencoders' and the distances' (mean, sd) on the training rows.
+        The autoencoders' and the distances' (mean, sd) on the kept training rows.
     knn_space_ : {"input", "code"} or None
         Where the nearest-neighbour part measures (None: no such part).
     code_knn_stats_ : list of (float, float, float) or None
@@ -149,6 +157,7 @@ class AutoencoderOutlierDetector(OutlierMixin, AutoencoderEstimator):
         contamination="auto",
         novelty: bool = False,
         n_neighbors="auto",
+        knn_clean="auto",
         n_estimators="auto",
         max_samples="auto",
         trim: float = 0.2,
@@ -176,6 +185,7 @@ class AutoencoderOutlierDetector(OutlierMixin, AutoencoderEstimator):
         self.contamination = contamination
         self.novelty = novelty
         self.n_neighbors = n_neighbors
+        self.knn_clean = knn_clean
         self.n_estimators = n_estimators
         self.max_samples = max_samples
         self.trim = trim
@@ -232,7 +242,9 @@ class AutoencoderOutlierDetector(OutlierMixin, AutoencoderEstimator):
         Xs32 = Xs.astype(np.float32)
         sub_rng = np.random.default_rng(int(seeds[0]))
 
-        k = anomaly.resolve_neighbors(self.n_neighbors, bool(self.novelty))
+        k = anomaly.resolve_neighbors(self.n_neighbors, bool(self.novelty), image_shape)
+        if _auto(self.n_neighbors) and not self.novelty and len(X) < 2:
+            k = None  # the rows may hold anomalies: a single row scores by its members alone
         if k is not None and len(X) < 2:
             raise DataError("a nearest-neighbour part needs at least 2 training rows, got 1 sample")
         trim = 0.0 if self.novelty else self.trim  # clean rows: none is trimmed
@@ -266,15 +278,21 @@ class AutoencoderOutlierDetector(OutlierMixin, AutoencoderEstimator):
         )
         self.calibration_ = None
         self.n_neighbors_, self.knn_reference_, self.blend_stats_ = None, None, None
-        self.knn_space_, self.code_knn_stats_ = None, None
+        self.knn_space_, self.code_knn_stats_, self.knn_clean_ = None, None, None
         if k is not None:
-            rows = anomaly.knn_reference(len(Xs), sub_rng)
+            # the reference rows: the training rows, less (without novelty) the share the
+            # autoencoders score highest; both parts are standardised on the kept rows
+            self.knn_clean_ = anomaly.resolve_knn_clean(self.knn_clean, bool(self.novelty))
+            kept = anomaly.clean_rows(anomalous, self.knn_clean_)
+            if len(kept) < 2:
+                kept = np.arange(len(Xs))  # too few rows to leave any out
+            rows = anomaly.knn_reference(len(Xs), sub_rng, kept)
             self.knn_reference_ = np.ascontiguousarray(Xs[rows], dtype=np.float64)
             self.n_neighbors_ = min(k, len(rows) - 1)
             self.knn_space_ = anomaly.resolve_knn_space(self.knn_space, image_shape)
-            # standardised by the training rows' leave-one-out distances (a training row is
+            # standardised by the kept rows' leave-one-out distances (a training row is
             # not its own neighbour); the offset below is taken on the scores that
-            # predict(X) gives these rows (their own distance 0 among their neighbours)
+            # predict(X) gives the training rows (their own distance 0 among their neighbours)
             if self.knn_space_ == "code":
                 codes, self.code_knn_stats_ = anomaly.code_knn_fit(
                     self._nets(), self.knn_reference_, self.n_neighbors_
@@ -284,8 +302,10 @@ class AutoencoderOutlierDetector(OutlierMixin, AutoencoderEstimator):
                     codes, self.code_knn_stats_, self.n_neighbors_
                 )
             else:
-                loo = anomaly.knn_training_distances(Xs, rows, self.n_neighbors_)
-            self.blend_stats_ = anomaly.blend_stats(anomalous, loo)
+                loo = anomaly.knn_training_distances(
+                    Xs[kept], np.searchsorted(kept, rows), self.n_neighbors_
+                )
+            self.blend_stats_ = anomaly.blend_stats(anomalous[kept], loo)
             anomalous = anomaly.blend(anomalous, self._knn_part(Xs), self.blend_stats_)
         scores = -anomalous
         if self.contamination == "auto":
@@ -377,6 +397,7 @@ class AutoencoderOutlierDetector(OutlierMixin, AutoencoderEstimator):
             "error_scales_": [s.tolist() for s in self.error_scales_],
             "calibration_": self.calibration_,
             "n_neighbors_": self.n_neighbors_,
+            "knn_clean_": self.knn_clean_,
             "blend_stats_": None if self.blend_stats_ is None else list(self.blend_stats_),
             "model_name_": self.model_name_,
             "image_shape_": None if self.image_shape_ is None else list(self.image_shape_),
@@ -417,6 +438,7 @@ class AutoencoderOutlierDetector(OutlierMixin, AutoencoderEstimator):
         # files written before the nearest-neighbour part have none
         det.n_neighbors_ = None if s.get("n_neighbors_") is None else int(s["n_neighbors_"])
         det.knn_reference_ = s.get("knn_reference_")
+        det.knn_clean_ = s.get("knn_clean_", None if det.n_neighbors_ is None else 0.0)
         blend = s.get("blend_stats_")
         det.blend_stats_ = None if blend is None else tuple(float(v) for v in blend)
         # files written before the "auto" model and the code-space part
@@ -502,6 +524,9 @@ class AutoencoderOutlierDetector(OutlierMixin, AutoencoderEstimator):
         b = self.error_blur
         if not _auto(b) and b is not None and (not _is_real(b) or not b > 0):
             raise ConfigError(f"error_blur must be 'auto', a positive number or None, got {b!r}")
+        c = self.knn_clean
+        if not _auto(c) and (not _is_real(c) or not 0 <= c < 1):
+            raise ConfigError(f"knn_clean must be 'auto' or in [0, 1), got {c!r}")
         if self.knn_space not in anomaly.KNN_SPACES:
             choices = ", ".join(anomaly.KNN_SPACES)
             raise ConfigError(f"knn_space must be one of {choices}, got {self.knn_space!r}")
