@@ -47,14 +47,14 @@ def noise_warning(model, noise: str | Noise | None = None) -> str | None:
     said = None if noise is None else noise if isinstance(noise, Noise) else Noise.parse(noise)
     if config.blindspot:
         return None  # trained on the noisy data themselves, whatever their noise
-    if not config.noise:
+    if not config.data_noise:
         if getattr(model, "fully_convolutional", False):
             return None  # a residual denoiser (dncnn) trained on pairs given to it
         return (
             f"model {model.name!r} was trained without input noise: its output is a plain "
             "reconstruction (train with --noise, or --model blindspot on noisy data alone)"
         )
-    trained = Noise.parse(config.noise)
+    trained = Noise.parse(config.data_noise)  # added to clean data, or stated (sure)
     if said is None:
         return None
     if said.kind != trained.kind:
