@@ -92,7 +92,8 @@ def test_dncnn_with_sure_scores_itself_by_the_estimate_and_saves(tmp_path, digit
     y = torch.from_numpy(digits01[:6])
     model.eval()
     b = torch.randn(y.shape, generator=eval_generator())
-    want, _ = risk_estimate(model.reconstruct, y, Noise.parse("gaussian:0.1"), b, 1e-4)
+    eps = model.corruption.step * 0.1
+    want, _ = risk_estimate(model.reconstruct, y, Noise.parse("gaussian:0.1"), b, eps)
     record = model(y)
     assert float(record["loss"].detach()) == pytest.approx(float(want), rel=1e-5)
     torch.testing.assert_close(record["x_hat"], model.reconstruct(y))

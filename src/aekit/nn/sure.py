@@ -66,10 +66,13 @@ def risk_estimate(fn, y: torch.Tensor, noise: Noise, b: torch.Tensor, eps: float
 class SureSettings(PartSettings):
     """``noise``: what the training data hold, Gaussian or Poisson at one level, unclipped
     (``"gaussian:25/255"`` is read too); ``step``: the divergence's finite difference, eps =
-    step x the noise's standard deviation (sigma, or 1 / sqrt(PEAK) at white)."""
+    step x the noise's standard deviation (sigma, or 1 / sqrt(PEAK) at white). The default
+    0.03 was chosen on MNIST validation images (sigma 25, 10 epochs, dB): step 0.001 28.98,
+    0.01 30.10, 0.03 30.49, 0.1 30.35, 0.3 28.60; a small step leaves a ReLU network's
+    divergence a local, noisy quantity, a large one smooths it too much."""
 
     noise: Noise
-    step: float = 1e-3
+    step: float = 0.03
 
     FLAT = {"sure": "noise", "sure_step": "step"}
 
@@ -105,7 +108,7 @@ class SureRisk(torch.nn.Module):
     Settings = SureSettings
     scores_model = True  # the model calls risk() with its denoiser instead of its loss
 
-    def __init__(self, noise: str | Noise, step: float = 1e-3) -> None:
+    def __init__(self, noise: str | Noise, step: float = 0.03) -> None:
         super().__init__()
         self.noise, self.step = Noise.parse(noise), float(step)
 
