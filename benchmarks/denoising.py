@@ -34,6 +34,11 @@ image); seconds are wall-clock for denoising the test images (training apart, in
         --noises gaussian:25 gaussian:15 gaussian:50 poisson:30
     OMP_NUM_THREADS=1 python denoising.py --data photos --batch-size 16 --epochs 30 \
         --bs-epochs 30 --noises gaussian:25
+    # SURE (noisy data only, the noise known), on the same noisy images as the runs above
+    OMP_NUM_THREADS=1 python denoising.py --data mnist --batch-size 32 \
+        --noises gaussian:25 gaussian:15 gaussian:50 poisson:30 --models sure --no-peers --tag sure
+    OMP_NUM_THREADS=1 python denoising.py --data photos --batch-size 16 --epochs 30 \
+        --noises gaussian:25 --models sure --no-peers --tag sure
     python denoising.py --table results/denoising_mnist.json   # the tables of a result
 """
 
