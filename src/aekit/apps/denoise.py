@@ -4,9 +4,10 @@ A model trained with input noise (``--noise``: it saw noisy inputs and was score
 clean ones), with a blind spot (``--model blindspot``: from noisy data alone), by SURE
 (``--model dncnn --self-supervised sure --noise ...``: from noisy data alone, their noise
 stated) or a fully convolutional denoiser (``--model dncnn``) denoises by reconstructing in
-eval mode: no noise is added and no pixel masked. :func:`denoise` does it on arrays (rows or images, X's shape and
-units back), :func:`denoise_files` from files to files (what ``aekit denoise`` calls): image
-files and folders to PNGs under the same names, .npy to .npy (same shape), .csv to .csv.
+eval mode: no noise is added and no pixel masked. :func:`denoise` does it on arrays (rows or
+images, X's shape and units back), :func:`denoise_files` from files to files (what ``aekit
+denoise`` calls): image files and folders to PNGs under the same names, .npy to .npy (same
+shape), .csv to .csv.
 Images come back clipped to their format's range (0-255 for 8-bit). A fully convolutional
 model takes images of any size and denoises each at its own size.
 
