@@ -38,7 +38,8 @@ image); seconds are wall-clock for denoising the test images (training apart, in
     OMP_NUM_THREADS=1 python denoising.py --data mnist --batch-size 32 \
         --noises gaussian:25 gaussian:15 gaussian:50 poisson:30 --models sure --no-peers --tag sure
     OMP_NUM_THREADS=1 python denoising.py --data photos --batch-size 16 --epochs 30 \
-        --noises gaussian:25 --models sure --no-peers --tag sure   # and gaussian:15 --tag sure_sigmas
+        --noises gaussian:25 --models sure --no-peers --tag sure
+    # (and --noises gaussian:15 --tag sure_sigmas: the noisy images of --tag sigmas' sigma 15)
     python denoising.py --table results/denoising_mnist.json   # the tables of a result
 """
 
