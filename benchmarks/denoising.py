@@ -6,8 +6,10 @@ All methods of one noise in the same run, on the same noisy test images (one see
   (scikit-image), each with its parameter tuned on noisy *validation* images, never on the
   test images; BM3D (``pip install bm3d``) told the true sigma; PCA projection (MNIST: the
   whole image; photos: 8x8 patches, overlapping, averaged), its size tuned on validation;
-- aekit ``dncnn`` trained on clean images with ``--noise`` of the test noise (clean data), and
-  ``blindspot`` trained on one noisy copy of the same training images alone (noisy data only).
+- aekit ``dncnn`` trained on clean images with ``--noise`` of the test noise (clean data);
+  ``blindspot`` trained on one noisy copy of the same training images alone (noisy data only);
+  and ``dncnn`` trained on that noisy copy alone by SURE (PURE for Poisson) with the noise
+  stated (``--self-supervised sure --noise ...``: noisy data only, known noise).
 
 Noises: Gaussian SIGMA of 255 (``gaussian:15``), additive and unclipped, or Poisson with PEAK
 counts at white (``poisson:30``: y = Poisson(PEAK x) / PEAK; the classical methods run on its
@@ -32,6 +34,12 @@ image); seconds are wall-clock for denoising the test images (training apart, in
         --noises gaussian:25 gaussian:15 gaussian:50 poisson:30
     OMP_NUM_THREADS=1 python denoising.py --data photos --batch-size 16 --epochs 30 \
         --bs-epochs 30 --noises gaussian:25
+    # SURE (noisy data only, the noise known), on the same noisy images as the runs above
+    OMP_NUM_THREADS=1 python denoising.py --data mnist --batch-size 32 \
+        --noises gaussian:25 gaussian:15 gaussian:50 poisson:30 --models sure --no-peers --tag sure
+    OMP_NUM_THREADS=1 python denoising.py --data photos --batch-size 16 --epochs 30 \
+        --noises gaussian:25 --models sure --no-peers --tag sure
+    # (and --noises gaussian:15 --tag sure_sigmas: the noisy images of --tag sigmas' sigma 15)
     python denoising.py --table results/denoising_mnist.json   # the tables of a result
 """
 
@@ -299,6 +307,13 @@ def run_noise(args, spec: str, train, val, test, seed: int) -> dict:
         args.blindspot,
         args.bs_epochs,
     )
+    # SURE (PURE for Poisson): dncnn itself, trained on the same noisy copy, the noise stated
+    models["aekit dncnn, SURE (noisy data only, known noise)"] = (
+        "sure",
+        noisy_train,
+        {"sure": aekit_noise(kind, level), **args.sure},
+        args.sure_epochs or args.epochs,
+    )
     models = {k: v for k, v in models.items() if v[0] in args.models}
     validation: dict[str, dict] = {"noisy input": scores(val, val_noisy)}
     for name in () if args.no_peers else ("bm3d", "non-local means"):
@@ -306,9 +321,10 @@ def run_noise(args, spec: str, train, val, test, seed: int) -> dict:
         p = rows[name]["param"]
         validation[name] = scores(val, per_image(lambda x, f=f, p=p: f(x, p), val_noisy))
     with tempfile.TemporaryDirectory() as tmp:
-        for label, (preset, data, options, epochs) in models.items():
+        for i, (label, (what, data, options, epochs)) in enumerate(models.items()):
+            preset = "dncnn" if what == "sure" else what
             t0 = time.perf_counter()
-            run = aekit.train(data, out=Path(tmp) / preset, model=preset, epochs=epochs,
+            run = aekit.train(data, out=Path(tmp) / f"{i}", model=preset, epochs=epochs,
                               scale="none", progress=False, model_options=options,
                               seed=seed, batch_size=args.batch_size)  # fmt: skip
             fit_s = time.perf_counter() - t0
@@ -318,7 +334,7 @@ def run_noise(args, spec: str, train, val, test, seed: int) -> dict:
                 return aekit.denoise(model, x[None], units="as-is")[0]
 
             denoisers = {label: den}
-            if preset == "blindspot":  # the same model, its estimate shrunk by the known noise
+            if what == "blindspot":  # the same model, its estimate shrunk by the known noise
 
                 def den_shrink(x, model=model):
                     noise = aekit_noise(kind, level)
@@ -377,8 +393,10 @@ def main() -> None:
     ap.add_argument("--bs-epochs", type=int, default=40, help="blindspot's epochs")
     ap.add_argument("--dncnn", type=json.loads, default={}, help="dncnn options, JSON")
     ap.add_argument("--blindspot", type=json.loads, default={}, help="blindspot options, JSON")
+    ap.add_argument("--sure", type=json.loads, default={}, help="SURE dncnn options, JSON")
+    ap.add_argument("--sure-epochs", type=int, help="SURE dncnn's epochs (default --epochs)")
     ap.add_argument("--batch-size", type=int, default=128, help="for each aekit model")
-    ap.add_argument("--models", nargs="+", default=["dncnn", "blindspot"])
+    ap.add_argument("--models", nargs="+", default=["dncnn", "blindspot", "sure"])
     ap.add_argument(
         "--no-peers",
         action="store_true",

@@ -40,6 +40,7 @@ BAD = {
     "penalty contractive": {"weight": 1.0, "method": "guess"},
     "corruption noise": {"noise": "speckle:1"},
     "corruption blindspot": {"share": 1.0},
+    "corruption sure": {"noise": "mask:0.1"},
 }
 
 

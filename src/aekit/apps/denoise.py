@@ -1,11 +1,13 @@
 """Denoising as a job: a trained model's clean estimate of noisy data, in the data's units.
 
 A model trained with input noise (``--noise``: it saw noisy inputs and was scored against the
-clean ones), with a blind spot (``--model blindspot``: from noisy data alone) or a fully
-convolutional denoiser (``--model dncnn``) denoises by reconstructing in eval mode: no noise is
-added and no pixel masked. :func:`denoise` does it on arrays (rows or images, X's shape and
-units back), :func:`denoise_files` from files to files (what ``aekit denoise`` calls): image
-files and folders to PNGs under the same names, .npy to .npy (same shape), .csv to .csv.
+clean ones), with a blind spot (``--model blindspot``: from noisy data alone), by SURE
+(``--model dncnn --self-supervised sure --noise ...``: from noisy data alone, their noise
+stated) or a fully convolutional denoiser (``--model dncnn``) denoises by reconstructing in
+eval mode: no noise is added and no pixel masked. :func:`denoise` does it on arrays (rows or
+images, X's shape and units back), :func:`denoise_files` from files to files (what ``aekit
+denoise`` calls): image files and folders to PNGs under the same names, .npy to .npy (same
+shape), .csv to .csv.
 Images come back clipped to their format's range (0-255 for 8-bit). A fully convolutional
 model takes images of any size and denoises each at its own size.
 
@@ -47,14 +49,14 @@ def noise_warning(model, noise: str | Noise | None = None) -> str | None:
     said = None if noise is None else noise if isinstance(noise, Noise) else Noise.parse(noise)
     if config.blindspot:
         return None  # trained on the noisy data themselves, whatever their noise
-    if not config.noise:
+    if not config.data_noise:
         if getattr(model, "fully_convolutional", False):
             return None  # a residual denoiser (dncnn) trained on pairs given to it
         return (
             f"model {model.name!r} was trained without input noise: its output is a plain "
             "reconstruction (train with --noise, or --model blindspot on noisy data alone)"
         )
-    trained = Noise.parse(config.noise)
+    trained = Noise.parse(config.data_noise)  # added to clean data, or stated (sure)
     if said is None:
         return None
     if said.kind != trained.kind:

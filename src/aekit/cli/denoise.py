@@ -14,6 +14,8 @@ Train for it (noise levels are in the scaled space: pixel / max, so 25/255 is si
   aekit train --data clean/ --model dncnn --noise gaussian:25/255 --out runs/dn   # clean data
   aekit train --data clean/ --model dncnn --noise gaussian:5/255-50/255 --out runs/blind
   aekit train --data noisy/ --model blindspot --out runs/n2s       # noisy data alone
+  aekit train --data noisy/ --model dncnn --self-supervised sure --noise gaussian:25/255 \
+      --out runs/sure                              # noisy data alone, their noise known
 
 A blindspot run given the data's noise (Gaussian or Poisson) may --shrink: its estimate is
 combined pixel by pixel with the noisy input by the known noise variance (better when known).

@@ -4,9 +4,10 @@
 settings they mean, under the parts' flat names (read by
 :meth:`aekit.nn.config.ModelConfig.from_values`; ``noise`` arrives parsed, a
 :class:`~aekit.data.noise.Noise`), with two conveniences: asking for a sparsity target turns
-the penalty on (weight 1 unless given) on a sigmoid code, and ``likelihood`` names the loss of
-a Gaussian latent (bernoulli = bce, gaussian = mse, laplace = mae). Everything else is passed
-through and validated by the config.
+the penalty on (weight 1 unless given) on a sigmoid code, ``likelihood`` names the loss of a
+Gaussian latent (bernoulli = bce, gaussian = mse, laplace = mae), and ``self_supervised="sure"``
+turns ``noise`` into the noise the data hold (``sure``) instead of one to add. Everything else
+is passed through and validated by the config.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ def family_options(
     contractive_method: str | None = None,
     noise=None,
     blindspot: float | None = None,
+    self_supervised: str | None = None,
     kl_weight: float | None = None,
     rate_weight: float | None = None,
     kl_warmup: int | None = None,
@@ -64,6 +66,15 @@ def family_options(
         "latent_activation": latent_activation,
         "sparse_weight": sparse_weight,
     }
+    if self_supervised == "sure":  # the noise is the data's, stated, not one to add
+        if noise is None:
+            raise ConfigError(
+                "--self-supervised sure needs the noise your data hold: --noise "
+                "gaussian:SIGMA or poisson:PEAK (unknown noise: --model blindspot)"
+            )
+        out["sure"], out["noise"] = out.pop("noise"), None
+    elif self_supervised is not None:
+        raise ConfigError(f"unknown self-supervised training {self_supervised!r}; choose sure")
     if sparse_kl is not None:
         out["sparse_target"] = sparse_kl
         if sparse_weight is None:

@@ -18,6 +18,8 @@ TRAIN_EXAMPLE = """example:
   aekit train --data mnist --model conv --sparse-kl 0.05 --noise mask:0.25 --out runs/c
   aekit train --data clean/ --model dncnn --noise gaussian:25/255 --out runs/dn   # aekit denoise
   aekit train --data noisy/ --model blindspot --out runs/n2s     # from noisy images alone
+  aekit train --data noisy/ --model dncnn --self-supervised sure --noise gaussian:25/255 \
+      --out runs/sure                                  # noisy images alone, noise known
   aekit train --data digits --epochs 20 --out runs/d --tensorboard tb/d   # tensorboard --logdir tb
   aekit train --data digits --epochs 20 --out runs/d --mlflow-uri sqlite:///mlflow.db
 """
@@ -207,6 +209,13 @@ def family_args(t: argparse.ArgumentParser) -> None:
         metavar="P",
         help="self-supervised denoising from noisy data alone: mask this share of pixels and "
         "score only them (the blindspot model's default: 0.05)",
+    )
+    g.add_argument(
+        "--self-supervised",
+        choices=("sure",),
+        help="sure: train from noisy data alone whose noise --noise states (gaussian:SIGMA or "
+        "poisson:PEAK, in the scaled space), scored by Stein's unbiased estimate of the "
+        "squared error to the unseen clean data; nothing is added to the data",
     )
     g.add_argument(
         "--kl-weight",
@@ -410,6 +419,7 @@ def _family_options(args) -> dict:
         contractive_method=args.contractive_method,
         noise=args.noise,
         blindspot=args.blindspot,
+        self_supervised=args.self_supervised,
         kl_weight=args.kl_weight,
         rate_weight=args.rate_weight,
         kl_warmup=args.kl_warmup,

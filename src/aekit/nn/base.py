@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from ..data.shapes import Layout, as_rows, sample_layout
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..functional.losses import masked_loss
 from .activations import ACTIVATIONS, activation_module
 from .corruption import build_corruption
@@ -64,6 +64,10 @@ class Autoencoder(nn.Module):
         super().__init__()
         self.config, self.name = config, name
         self.corruption = build_corruption(config)
+        if getattr(self.corruption, "scores_model", False) and not self.fully_convolutional:
+            raise ConfigError(
+                f"SURE training scores a denoiser without a code: use --model dncnn, not {name!r}"
+            )
 
     def _init_latent(self, width: int) -> None:
         """The latent kind and the penalties; ``width`` is what the code layer reads."""

@@ -204,7 +204,14 @@ class ModelConfig:
 
     @property
     def noise(self):
-        """The training noise (:class:`~aekit.data.noise.Noise`), or None."""
+        """The noise added to the clean input in training (:class:`~aekit.data.noise.Noise`),
+        or None (a ``sure`` model's noise is in the data already: :attr:`data_noise`)."""
+        c = self.corruption
+        return None if c is None or corruption_name(c) != "noise" else c.noise
+
+    @property
+    def data_noise(self):
+        """The noise the model was trained to remove: added (``noise``) or stated (``sure``)."""
         return getattr(self.corruption, "noise", None)
 
     @property
@@ -299,7 +306,8 @@ def _parts_from_flat(latent: str, flat: dict[str, Any], claims, base) -> dict[st
             chosen.append(settings_from_flat(cls.Settings, wanted, f"the {cname} corruption"))
     if len(chosen) > 1:
         raise ConfigError(
-            "blind-spot training learns from noisy data alone: drop the noise (or the blind spot)"
+            "one input corruption at most: noise (clean data) or blindspot or sure (noisy data "
+            "alone); drop one"
         )
     if chosen:
         out["corruption"] = chosen[0]

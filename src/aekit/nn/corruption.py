@@ -17,6 +17,10 @@ settings and a row in :data:`CORRUPTIONS`.
   masked pixel), and the loss is
   taken on the masked pixels only, so the model is scored where it could not see the value it
   predicts: noise independent between pixels cannot be learnt, the signal can.
+- :class:`~aekit.nn.sure.SureRisk` (``sure``: the noise the data hold, Gaussian or Poisson):
+  self-supervised denoising from noisy data alone when their noise is known, scored by Stein's
+  unbiased risk estimate of the squared error to the clean data (its own file,
+  :mod:`aekit.nn.sure`). It adds nothing to the input; the model calls its ``risk``.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from torch import nn
 from ..data.noise import Noise
 from ..errors import ConfigError
 from .parts import PartSettings, number, set_fields
+from .sure import SureRisk
 
 # the 3x3 ring around a pixel, without the pixel: the blind spot's replacement value
 _RING = torch.tensor([[1.0, 1.0, 1.0], [1.0, 0.0, 1.0], [1.0, 1.0, 1.0]]) / 8.0
@@ -142,7 +147,7 @@ class BlindSpot(nn.Module):
         return f"p={self.p}"
 
 
-CORRUPTIONS: dict[str, type] = {cls.name: cls for cls in (Corruption, BlindSpot)}
+CORRUPTIONS: dict[str, type] = {cls.name: cls for cls in (Corruption, BlindSpot, SureRisk)}
 
 
 def corruption_name(settings: PartSettings) -> str:

@@ -8,7 +8,8 @@ estimate itself, x_hat = f(x_tilde): the blindspot preset, since a residual blin
 learns to correct the neighbours' mean it is shown in place of a masked pixel, and when it
 denoises, the pixel's own noisy value stands in that place. There is no code: :meth:`encode`
 and :meth:`decode` refuse in one line, and the model's objective is the reconstruction loss
-alone (with the config's corruption: ``noise`` on clean data, or ``blindspot`` on noisy data).
+alone (with the config's corruption: ``noise`` on clean data, ``blindspot`` on noisy data, or
+``sure`` on noisy data of a known noise: :mod:`aekit.nn.sure`).
 
 Training rows are (N, C*H*W) folded by ``image_shape``, like every aekit model; the weights
 work at any H, W, which :meth:`DnCNN.reconstruct_images` takes ((N, C, H, W) of any size:
@@ -103,6 +104,9 @@ class DnCNN(Autoencoder):
         from ..base import eval_generator
 
         gen = None if self.training else eval_generator(x.device)
+        if getattr(self.corruption, "scores_model", False):  # sure: x is the noisy data
+            recon, x_hat = self.corruption.risk(self.reconstruct, x, gen)
+            return {"loss": recon, "recon": recon, "x_hat": x_hat, "code": x_hat[:, :0]}
         x_in, scored = (x, None) if self.corruption is None else self.corruption(x, gen)
         x_hat = self.reconstruct(x_in)
         recon = reconstruction_loss(self.config.loss, x_hat, x_hat, x, self.config.image_shape)
