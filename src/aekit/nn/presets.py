@@ -12,6 +12,7 @@ which is how the CLI combines the parts.
 from __future__ import annotations
 
 from .arch.codec import ConvCodec
+from .arch.context import ContextModel
 from .arch.conv import ConvAutoencoder
 from .arch.dense import DenseAutoencoder
 from .arch.dncnn import DnCNN
@@ -81,6 +82,12 @@ PRESETS = {
         dict(
             latent="hyperprior", latent_dim=96, channels=64, stages=3, output_activation="identity"
         ),
+    ),
+    "lossless": (
+        ContextModel,
+        "learned lossless and near-lossless image coder: a context model over 4x4 phases "
+        "(one network pass per phase), a logistic mixture per pixel, any size; --step q",
+        dict(block=4, width=64, depth=6, mixtures=5, steps=(1, 2, 4, 8)),
     ),
     "dncnn": (
         DnCNN,
