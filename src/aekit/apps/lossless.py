@@ -29,7 +29,13 @@ from ..errors import CompressedFileError, ConfigError, DataError
 from ..io.bitstream import Header, model_hash, pack, unpack
 from ..nn.arch.context import step_symbols
 
-__all__ = ["compress_images", "decompress_images", "estimated_bits", "is_context"]
+__all__ = [
+    "compress_images",
+    "decompress_images",
+    "estimated_bits",
+    "is_context",
+    "lossless_report",
+]
 
 PIXELS_PER_BATCH = 2**19  # images of one size go through the model this many pixels at once
 ROWS_PER_TABLE = 8192  # pixels whose probabilities are computed at once
@@ -53,8 +59,23 @@ def check_step(model, step) -> int:
     return int(q)
 
 
+def _check_scaler(model) -> None:
+    """The model learnt from pixels / (2^bits - 1): a run scaled otherwise would code badly."""
+    s, top = model.scaler, model.levels - 1
+    if s is None:
+        return
+    offset = 0.0 if s.offset is None else np.ravel(s.offset)
+    one = s.kind == "image" and np.size(s.scale) == 1 and np.all(offset == 0)
+    if not (one and np.isclose(float(np.ravel(s.scale)[0]) * top, 1.0)):
+        raise DataError(
+            f"the run's {s.kind} scaler is not pixel / {top}: a context model trains on "
+            "--scale image of integer pixels"
+        )
+
+
 def _images(model, images) -> tuple[list[np.ndarray], int]:
     """(C, H, W) int64 images and the layout they came in (2 or 3 dimensions)."""
+    _check_scaler(model)
     c, top = model.config.image_shape[0], model.levels - 1
     listed = list(images) if isinstance(images, (np.ndarray, list, tuple)) else None
     if not listed:
@@ -253,3 +274,40 @@ def decompress_images(model, data: bytes):
                 out[i] = images[j]
     shaped = [v[0] if header.sample_ndim == 2 else v for v in out]
     return np.stack(shaped) if len({v.shape for v in shaped}) == 1 else shaped
+
+
+def lossless_report(model, images, *, data: bytes | None = None, step=None, names=None):
+    """(report, file bytes) for integer ``images``: compress at ``step`` (unless ``data`` is
+    given), decode, time both, and score the decoded images against them."""
+    import time
+
+    from .compression_report import CompressionReport
+
+    encoded = data is None
+    t0 = time.perf_counter()
+    if encoded:
+        data = compress_images(model, images, step=step, names=names)
+    t1 = time.perf_counter()
+    decoded = list(decompress_images(model, data))
+    t2 = time.perf_counter()
+    originals, _ = _images(model, images)
+    shown = [v[None] if v.ndim == 2 else v for v in decoded]
+    if len(shown) != len(originals) or any(
+        a.shape != b.shape for a, b in zip(originals, shown, strict=True)
+    ):
+        raise DataError("the file holds other images than the data given to score it against")
+    q = _read(model, data)[1]
+    sq = sum(float(np.sum((a - b) ** 2.0)) for a, b in zip(originals, shown, strict=True))
+    values = sum(v.size for v in originals)
+    pixels = sum(v.shape[1] * v.shape[2] for v in originals)
+    top, n = float(model.levels - 1), len(originals)
+    report = CompressionReport(
+        images=n, pixels_per_image=pixels // n, bytes=len(data), bpp=8.0 * len(data) / pixels,
+        estimated_bpp=estimated_bits(model, images, step=q) / pixels,
+        encode_images_per_s=n / max(t1 - t0, 1e-9) if encoded else None,
+        decode_images_per_s=n / max(t2 - t1, 1e-9),
+        psnr=float("inf") if sq == 0 else 10 * float(np.log10(top**2 * values / sq)),
+        data_range=top, step=float(q),
+        max_abs_error=max(float(np.abs(a - b).max()) for a, b in zip(originals, shown, strict=True)),
+    )  # fmt: skip
+    return report, data
