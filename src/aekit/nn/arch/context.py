@@ -52,9 +52,15 @@ class ContextConfig(ModelConfig):
     mixtures: int = 5
     bits: int = 8
     steps: tuple[int, ...] = (1,)
+    channels: int | tuple[int, ...] | None = None  # the CLI's --channels N: the width
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.channels is not None:
+            maps = np.atleast_1d(self.channels)
+            if len(maps) != 1:
+                raise ConfigError("lossless takes one --channels number (its width)")
+            self.width, self.channels = int(maps[0]), None
         self.block, self.width, self.depth = int(self.block), int(self.width), int(self.depth)
         self.mixtures, self.bits = int(self.mixtures), int(self.bits)
         self.steps = tuple(int(v) for v in np.atleast_1d(self.steps))
