@@ -77,7 +77,8 @@ def train(rows: np.ndarray, size: int, args):
     torch.manual_seed(args.seed)
     model = build_model(
         "lossless", size * size, image_shape=(1, size, size), width=args.width,
-        depth=args.depth, block=args.block, mixtures=args.mixtures, steps=tuple(STEPS),
+        depth=args.depth, block=args.block, scales=args.scales, mixtures=args.mixtures,
+        steps=tuple(STEPS),
     )  # fmt: skip
     model.scaler = Scaler("image", np.zeros(1), np.array([1 / 255.0]))
     t0 = time.perf_counter()
@@ -95,12 +96,13 @@ def aekit_rows(model, images: list[np.ndarray], label: str, steps) -> list[dict]
     pixels = sum(im.size for im in images)
     for q in steps:
         t0 = time.perf_counter()
-        data = lossless.compress_images(model, images, step=q)
+        data, est = lossless.encode(model, images, step=q)
         t1 = time.perf_counter()
         out = list(lossless.decompress_images(model, data))
         t2 = time.perf_counter()
-        err = max(int(np.abs(o - im.astype(np.int64)).max()) for o, im in zip(out, images))
-        est = lossless.estimated_bits(model, images, step=q)
+        err = max(
+            int(np.abs(o - im.astype(np.int64)).max()) for o, im in zip(out, images, strict=True)
+        )
         setting = "lossless" if q == 1 else f"step{q}"
         decoded = [o.astype(np.uint8) for o in out]
         row = score(f"aekit-{label}", setting, len(data), decoded, images, t2 - t0)
@@ -169,6 +171,7 @@ def validate(args) -> None:
     pixels = sum(im.size for im in held)
     bpp = lossless.estimated_bits(model, held, step=1) / pixels
     line = {"set": args.set, "width": args.width, "depth": args.depth, "block": args.block,
+            "scales": args.scales,
             "mixtures": args.mixtures, "epochs": args.epochs, "train_limit": args.train_limit,
             "crops": args.crops, "lr": args.lr, "batch": args.batch, "seconds": seconds,
             "validation_bpp": bpp}  # fmt: skip
@@ -189,13 +192,16 @@ def main(argv=None) -> None:
     p.add_argument("--crops", type=int, default=4000)
     p.add_argument("--width", type=int, default=64)
     p.add_argument("--depth", type=int, default=6)
-    p.add_argument("--block", type=int, default=4)
+    p.add_argument("--block", type=int, default=2)
+    p.add_argument("--scales", type=int, default=4)
     p.add_argument("--mixtures", type=int, default=5)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tag", default="")
     args = p.parse_args(argv)
+    from aekit.apps import lossless
+
     torch.set_num_threads(1)
     if args.validate:
         return validate(args)
@@ -212,7 +218,10 @@ def main(argv=None) -> None:
         people = list(faces())
         results = aekit_rows(model, photos, "photos", STEPS) + peers(photos, "", False)
         results += aekit_rows(model, people, "faces", (1,)) + peers(people, "-faces", True)
-        tests = {"photos": list(TEST_PHOTOS), "faces": len(people)}
+        held = [grey_photo(v) for v in VALIDATION_PHOTOS]
+        val = lossless.estimated_bits(model, held, step=1) / sum(v.size for v in held)
+        tests = {"photos": list(TEST_PHOTOS), "faces": len(people),
+                 "validation_photos": list(VALIDATION_PHOTOS), "validation_bpp": val}  # fmt: skip
     print(f"trained {seconds:.0f} s", flush=True)
     result = {"args": vars(args), "train_seconds": seconds, "summary": summary(results),
               "rows": results, "test": tests, "train_photos": list(TRAIN_PHOTOS),

@@ -32,6 +32,7 @@ from ..nn.arch.context import step_symbols
 __all__ = [
     "compress_images",
     "decompress_images",
+    "encode",
     "estimated_bits",
     "is_context",
     "lossless_report",
@@ -91,8 +92,10 @@ def _images(model, images) -> tuple[list[np.ndarray], int]:
             raise DataError(f"an image of shape {list(v.shape)} does not fit the model's {c} "
                             "channel(s)")  # fmt: skip
         f = np.asarray(v3, dtype=np.float64)
-        if not (np.isfinite(f).all() and np.array_equal(f, np.rint(f))) or f.min() < 0 or (
-            f.max() > top
+        if (
+            not (np.isfinite(f).all() and np.array_equal(f, np.rint(f)))
+            or f.min() < 0
+            or (f.max() > top)
         ):
             raise DataError(f"a context model codes integer pixels 0 .. {top}")
         out.append(f.astype(np.int64))
@@ -106,46 +109,68 @@ def _groups(shapes) -> dict:
     return out
 
 
-def _walk(model, shape, n: int, step: int, planes_true=None, coder=None):
-    """Code (``planes_true`` given: encode into ``coder``; else decode from it) the n images
-    of ``shape`` (C, H, W) in one batch, plane after plane. Returns (the images' symbols'
-    planes (n, P, h, w) int64, their ideal length in bits)."""
+def _walk(model, shape, n: int, step: int, images=None, coder=None):
+    """Code n images of ``shape`` (C, H, W) in one batch, scale after scale (coarsest
+    first), plane after plane: ``images`` (n, C, H, W) float given: encode them into
+    ``coder`` (or None: estimate only); else decode from it. Returns (the decoded images
+    (n, C, H, W) float, the symbols' ideal length in bits)."""
     import constriction
 
     dtype, device = next(model.parameters()).dtype, next(model.parameters()).device
     family = constriction.stream.model.Categorical(perfect=False)
-    top = model.levels - 1
+    c, top, s = shape[0], model.levels - 1, model.config.block
+    sizes = [tuple(shape[1:])]
+    for _ in range(model.config.scales - 1):
+        sizes.append((-(-sizes[-1][0] // s), -(-sizes[-1][1] // s)))
+    coarse, bits = None, 0.0
     with torch.no_grad():
-        inside = model.fold(torch.zeros(1, *shape, dtype=dtype, device=device))[1]
-        p, hh, ww = inside.shape[1:]
-        values = torch.zeros(n, p, hh, ww, dtype=dtype, device=device)
-        known = torch.zeros_like(values)
-        ks = np.zeros((n, p, hh, ww), dtype=np.int64)
-        steps = torch.full((n,), step, device=device)
-        bits = 0.0
-        for r in range(p):
-            mask = inside[0, r].bool().cpu().numpy()
-            params = model.params(values, known, inside, steps, torch.full((n,), r, device=device))
-            rows = params.permute(0, 2, 3, 1).cpu()[:, torch.as_tensor(mask)]  # (n, m, 3K)
-            rows = rows.reshape(-1, rows.shape[-1])
-            k = None if planes_true is None else planes_true[:, r][:, mask].reshape(-1)
-            got = np.empty(len(rows), dtype=np.int64)
-            for s in range(0, len(rows), ROWS_PER_TABLE):
-                probs = model.probabilities(rows[s : s + ROWS_PER_TABLE], step).numpy()
-                if k is None:
-                    got[s : s + len(probs)] = _decode(coder, family, probs)
-                else:
-                    here = k[s : s + len(probs)]
-                    if coder is not None:
-                        coder.encode(here.astype(np.int32), family, probs)
-                    got[s : s + len(probs)] = here
-                    picked = probs[np.arange(len(here)), here]
-                    bits -= float(np.log2(np.maximum(picked, 2.0**-24)).sum())
-            ks[:, r][:, mask] = got.reshape(n, -1)
-            tilde = np.minimum(ks[:, r] * step, top)
-            values[:, r] = torch.as_tensor(tilde, dtype=dtype, device=device)
-            known[:, r] = 1.0
-    return ks, bits
+        for scale in reversed(range(model.config.scales)):
+            inside = model.fold(torch.zeros(1, c, *sizes[scale], dtype=dtype, device=device))[1]
+            values = torch.zeros(n, *inside.shape[1:], dtype=dtype, device=device)
+            known = torch.zeros_like(values)
+            if coarse is not None:  # phase (0, 0) is the coarser scale, decoded
+                values[:, :c], known[:, :c] = coarse, 1.0
+            truth = None
+            if images is not None:
+                truth = model.fold(model.subsample(images, scale))[0].cpu().numpy()
+                truth = step_symbols(truth.astype(np.int64), step)
+            steps = torch.full((n,), step, device=device)
+            for r in range(model.first_plane(scale), model.planes):
+                mask = inside[0, r].bool().cpu().numpy()
+                if not mask.any():
+                    continue
+                plane = torch.full((n,), r, device=device)
+                params = model.params(values, known, inside, steps, plane, scale)
+                rows = params.permute(0, 2, 3, 1).cpu()[:, torch.as_tensor(mask)]
+                rows = rows.reshape(-1, rows.shape[-1])  # (n * m, 3K)
+                k = None if truth is None else truth[:, r][:, mask].reshape(-1)
+                got, b = _code_rows(model, rows, step, k, coder, family)
+                bits += b
+                plane_k = np.zeros((n, *mask.shape), dtype=np.int64)
+                plane_k[:, mask] = got.reshape(n, -1)
+                values[:, r] = torch.as_tensor(np.minimum(plane_k * step, top), dtype=dtype)
+                known[:, r] = 1.0
+            coarse = model.unfold(values, sizes[scale])
+    return coarse, bits
+
+
+def _code_rows(model, rows, step: int, k, coder, family):
+    """(the symbols, their ideal bits) of pixels with mixture parameters ``rows`` (M, 3K):
+    ``k`` given: encode them (``coder`` None: estimate only); else decode them."""
+    got = np.empty(len(rows), dtype=np.int64)
+    bits = 0.0
+    for s in range(0, len(rows), ROWS_PER_TABLE):
+        probs = model.probabilities(rows[s : s + ROWS_PER_TABLE], step).numpy()
+        if k is None:
+            got[s : s + len(probs)] = _decode(coder, family, probs)
+            continue
+        here = k[s : s + len(probs)]
+        if coder is not None:
+            coder.encode(here.astype(np.int32), family, probs)
+        got[s : s + len(probs)] = here
+        picked = probs[np.arange(len(here)), here]
+        bits -= float(np.log2(np.maximum(picked, 2.0**-24)).sum())
+    return got, bits
 
 
 def _decode(decoder, family, probs) -> np.ndarray:
@@ -163,8 +188,7 @@ def _code_all(model, images: list[np.ndarray], step: int, coder):
         for s in range(0, len(idx), b):
             part = idx[s : s + b]
             x = torch.as_tensor(np.stack([images[i] for i in part]), dtype=torch.float32)
-            planes = model.fold(x)[0].numpy().astype(np.int64)
-            _, total = _walk(model, shape, len(part), step, step_symbols(planes, step), coder)
+            _, total = _walk(model, shape, len(part), step, x, coder)
             bits[part] += total / len(part)  # a batch's total, shared out (estimates only)
     return bits
 
@@ -172,6 +196,7 @@ def _code_all(model, images: list[np.ndarray], step: int, coder):
 def compress_images(model, images, *, step=None, names=None) -> bytes:
     """The .aek file (format version 5) of integer ``images`` at ``step`` q (1: lossless):
     every decoded pixel within q/2 of the original. ``names`` are stored (one per image).
+    :func:`encode` gives the model's estimate of the code's length beside it.
 
     Raises
     ------
@@ -181,6 +206,12 @@ def compress_images(model, images, *, step=None, names=None) -> bytes:
         The images are empty, not integers in the model's range, or of another channel count;
         the step is not an integer in 1 .. 2^bits - 1.
     """
+    return encode(model, images, step=step, names=names)[0]
+
+
+def encode(model, images, *, step=None, names=None) -> tuple[bytes, float]:
+    """(:func:`compress_images`'s bytes, the code's ideal length in bits under the model's
+    probabilities before the coder quantises them), from one pass of the model."""
     import constriction
 
     from .compression import check_names
@@ -191,7 +222,7 @@ def compress_images(model, images, *, step=None, names=None) -> bytes:
     imgs, ndim = _images(model, images)
     model.eval()
     encoder = constriction.stream.queue.RangeEncoder()
-    _code_all(model, imgs, q, encoder)
+    bits = float(_code_all(model, imgs, q, encoder).sum())
     words = encoder.get_compressed().astype("<u4").tobytes()
     sizes = [v.shape[1:] for v in imgs]
     same = len(set(sizes)) == 1
@@ -201,7 +232,7 @@ def compress_images(model, images, *, step=None, names=None) -> bytes:
         (c, *sizes[0]) if same else (c, 0, 0), len(imgs), model.planes, model_hash(model),
         False, ndim, check_names(names, len(imgs)), learned=True,
     )  # fmt: skip
-    return pack(header, head + words)
+    return pack(header, head + words), bits
 
 
 def estimated_bits(model, images, *, step=None) -> float:
@@ -239,8 +270,10 @@ def _read(model, data: bytes):
     if any(h < 1 or w < 1 for h, w in sizes) or sum(h * w for h, w in sizes) * c * 8 > (
         max_memory()
     ):
-        raise CompressedFileError("the compressed file announces images of no pixels, or more "
-                                  "than half this machine's memory holds: it is corrupt")  # fmt: skip
+        raise CompressedFileError(
+            "the compressed file announces images of no pixels, or more than half this "
+            "machine's memory holds: it is corrupt"
+        )
     words = payload[at:]
     if len(words) % 4:
         raise CompressedFileError("the compressed file's code is corrupt: not whole 32-bit words")
@@ -259,7 +292,7 @@ def decompress_images(model, data: bytes):
     import constriction
 
     header, q, sizes, words = _read(model, data)
-    c, top = model.config.image_shape[0], model.levels - 1
+    c = model.config.image_shape[0]
     decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(words, "<u4").astype(np.uint32))
     model.eval()
     out: list = [None] * header.count
@@ -267,9 +300,8 @@ def decompress_images(model, data: bytes):
         b = batch_size(h, w)
         for s in range(0, len(idx), b):
             part = idx[s : s + b]
-            ks, _ = _walk(model, (c, h, w), len(part), q, None, decoder)
-            planes = torch.as_tensor(np.minimum(ks * q, top), dtype=torch.float64)
-            images = model.unfold(planes, (h, w)).numpy().astype(np.int64)
+            decoded, _ = _walk(model, (c, h, w), len(part), q, None, decoder)
+            images = decoded.cpu().numpy().astype(np.int64)
             for j, i in enumerate(part):
                 out[i] = images[j]
     shaped = [v[0] if header.sample_ndim == 2 else v for v in out]
@@ -286,7 +318,7 @@ def lossless_report(model, images, *, data: bytes | None = None, step=None, name
     encoded = data is None
     t0 = time.perf_counter()
     if encoded:
-        data = compress_images(model, images, step=step, names=names)
+        data, bits = encode(model, images, step=step, names=names)
     t1 = time.perf_counter()
     decoded = list(decompress_images(model, data))
     t2 = time.perf_counter()
@@ -297,17 +329,18 @@ def lossless_report(model, images, *, data: bytes | None = None, step=None, name
     ):
         raise DataError("the file holds other images than the data given to score it against")
     q = _read(model, data)[1]
+    pairs = list(zip(originals, shown, strict=True))
     sq = sum(float(np.sum((a - b) ** 2.0)) for a, b in zip(originals, shown, strict=True))
     values = sum(v.size for v in originals)
     pixels = sum(v.shape[1] * v.shape[2] for v in originals)
     top, n = float(model.levels - 1), len(originals)
     report = CompressionReport(
         images=n, pixels_per_image=pixels // n, bytes=len(data), bpp=8.0 * len(data) / pixels,
-        estimated_bpp=estimated_bits(model, images, step=q) / pixels,
+        estimated_bpp=(bits if encoded else estimated_bits(model, images, step=q)) / pixels,
         encode_images_per_s=n / max(t1 - t0, 1e-9) if encoded else None,
         decode_images_per_s=n / max(t2 - t1, 1e-9),
         psnr=float("inf") if sq == 0 else 10 * float(np.log10(top**2 * values / sq)),
         data_range=top, step=float(q),
-        max_abs_error=max(float(np.abs(a - b).max()) for a, b in zip(originals, shown, strict=True)),
+        max_abs_error=max(float(np.abs(a - b).max()) for a, b in pairs),
     )  # fmt: skip
     return report, data

@@ -85,9 +85,9 @@ PRESETS = {
     ),
     "lossless": (
         ContextModel,
-        "learned lossless and near-lossless image coder: a context model over 4x4 phases "
-        "(one network pass per phase), a logistic mixture per pixel, any size; --step q",
-        dict(block=4, width=64, depth=6, mixtures=5, steps=(1, 2, 4, 8)),
+        "learned lossless and near-lossless image coder: a context model over 2x2 phases "
+        "at four scales (one network pass per phase), a logistic mixture per pixel; --step q",
+        dict(block=2, scales=4, width=64, depth=6, mixtures=5, steps=(1, 2, 4, 8)),
     ),
     "dncnn": (
         DnCNN,

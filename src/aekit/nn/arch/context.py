@@ -1,26 +1,31 @@
 """A learned context model for lossless and near-lossless image coding (``--model lossless``).
 
-Each image (C, H, W) of integers 0 .. L - 1 (L = 2^bits) is padded to a multiple of
-``block`` s and split into P = s * s * C planes: plane (dy, dx, c) holds the pixels
-x[c, s i + dy, s j + dx], a grid (H / s, W / s) (pixel_unshuffle). The planes are coded one
-after the other in a coarse-to-fine order (:func:`plane_order`: (0, 0) first, then the
-centres of ever smaller squares, then their edges; colour channels in turn within a phase),
-so that every plane after the first sees decoded pixels on every side. One network pass
-over the whole batch gives the distribution of every pixel of the next plane; there is no
-pixel loop, and decoding takes P passes.
+Each image (C, H, W) of integers 0 .. L - 1 (L = 2^bits) is coded over ``scales``: x^0 = x,
+and x^(l+1) = x^l[:, ::s, ::s], its subsampling by ``block`` s, coarsest first. At each
+scale the image is padded to a multiple of s and split into P = s * s * C planes: plane
+(dy, dx, c) holds the pixels x^l[c, s i + dy, s j + dx], a grid (H_l / s, W_l / s)
+(pixel_unshuffle). The planes of phase (0, 0) ARE the coarser scale x^(l+1), already
+decoded (only at the coarsest scale are they coded, from nothing); the others are coded one
+after the other in a coarse-to-fine order (:func:`plane_order`: the centres of ever smaller
+squares, then their edges; colour channels in turn within a phase), so every plane sees
+decoded pixels on every side. One network pass over the whole batch gives the distribution
+of every pixel of the next plane; there is no pixel loop, and decoding takes about
+(P - C) * scales passes, each at a fraction of the image's size.
 
-The network sees the planes decoded so far (values scaled to [-1, 1], the others 0), which
-planes are known, which pixels are inside the image (not padding) and the step q (one
-constant map, log2 q / bits); 3x3 convolutions of ``width`` maps, ``depth`` of them with
-residual connections, then a 1x1 head giving, for every plane, a mixture of ``mixtures``
+One network serves every scale. It sees the planes decoded so far (values scaled to
+[-1, 1], the others 0), which planes are known, which pixels are inside the image (not
+padding), the step q (one constant map, log2 q / bits) and the scale (l / (scales - 1));
+3x3 convolutions of ``width`` maps, ``depth`` of them with residual connections, then a 1x1
+head giving, for every plane, a mixture of ``mixtures``
 discretised logistics (PixelCNN++'s parametrisation: weights, means, log scales). At step q
 the symbols are k = floor((x + floor(q / 2)) / q) in 0 .. G, decoded as x_tilde =
 min(q k, L - 1), so every pixel lies within q/2 of x; symbol k's probability is the
 mixture's mass over the integers that round to k (:func:`step_bins`), and the context the
 network sees is x_tilde. At q = 1 the coding is lossless.
 
-Trained by the one loop (``aekit train --model lossless``): each sample of a batch draws a
-plane and a step (``steps``, half the draws q = 1), and the loss is the plane's bits per pixel.
+Trained by the one loop (``aekit train --model lossless``): each batch draws a scale (as
+often as it holds pixels, s^-2l), each sample a plane of it and a step (``steps``, half the
+draws q = 1), and the loss is the plane's bits per pixel.
 """
 
 from __future__ import annotations
@@ -46,7 +51,8 @@ class ContextConfig(ModelConfig):
     code's do not apply): ``block`` s (s * s phases), ``width`` maps, ``depth`` 3x3 layers,
     ``mixtures`` logistics per pixel, ``bits`` per value, ``steps`` trained on."""
 
-    block: int = 4
+    block: int = 2
+    scales: int = 4
     width: int = 64
     depth: int = 6
     mixtures: int = 5
@@ -62,10 +68,13 @@ class ContextConfig(ModelConfig):
                 raise ConfigError("lossless takes one --channels number (its width)")
             self.width, self.channels = int(maps[0]), None
         self.block, self.width, self.depth = int(self.block), int(self.width), int(self.depth)
+        self.scales = int(self.scales)
         self.mixtures, self.bits = int(self.mixtures), int(self.bits)
         self.steps = tuple(int(v) for v in np.atleast_1d(self.steps))
-        if self.block not in (1, 2, 4, 8) or self.width < 1 or self.depth < 2:
-            raise ConfigError("lossless needs block 1, 2, 4 or 8, width >= 1 and depth >= 2")
+        if self.block not in (2, 4, 8) or self.width < 1 or self.depth < 2:
+            raise ConfigError("lossless needs block 2, 4 or 8, width >= 1 and depth >= 2")
+        if not 1 <= self.scales <= 12:
+            raise ConfigError("lossless needs 1 to 12 scales")
         if not 1 <= self.mixtures <= 32 or not 1 <= self.bits <= 16:
             raise ConfigError("lossless needs 1 to 32 mixtures and 1 to 16 bits per value")
         if not self.steps or any(not 1 <= q < 2**self.bits for q in self.steps):
@@ -124,7 +133,7 @@ class ContextModel(Autoencoder):
         # plane (dy, dx, c) is channel c * s * s + dy * s + dx of pixel_unshuffle's output
         index = [cc * s * s + dy * s + dx for dy, dx, cc in self.order]
         self.register_buffer("index", torch.tensor(index), persistent=False)
-        self.inp = nn.Conv2d(3 * p + 1, config.width, 3, padding=1)
+        self.inp = nn.Conv2d(3 * p + 2, config.width, 3, padding=1)
         self.layers = nn.ModuleList(
             nn.Conv2d(config.width, config.width, 3, padding=1) for _ in range(config.depth - 1)
         )
@@ -138,6 +147,16 @@ class ContextModel(Autoencoder):
     @property
     def planes(self) -> int:
         return len(self.order)
+
+    def first_plane(self, scale: int) -> int:
+        """The first plane coded at ``scale``: below the coarsest, the phase (0, 0) planes
+        are the coarser scale's image, known."""
+        return 0 if scale == self.config.scales - 1 else self.config.image_shape[0]
+
+    def subsample(self, x: torch.Tensor, scale: int) -> torch.Tensor:
+        """The image at ``scale``: every block^scale-th pixel (N, C, H_l, W_l)."""
+        f = self.config.block**scale
+        return x[..., ::f, ::f]
 
     # ---- layout ----------------------------------------------------------------------------
 
@@ -158,12 +177,15 @@ class ContextModel(Autoencoder):
 
     # ---- the network -----------------------------------------------------------------------
 
-    def params(self, values, known, inside, step: torch.Tensor, plane: torch.Tensor):
+    def params(self, values, known, inside, step: torch.Tensor, plane: torch.Tensor, scale=0):
         """Mixture parameters (N, 3 K, h, w) of ``plane`` (N,) given the known planes'
-        values (N, P, h, w) in 0 .. L - 1 (ignored where ``known`` is 0) and steps (N,)."""
+        values (N, P, h, w) in 0 .. L - 1 (ignored where ``known`` is 0), steps (N,) and
+        the scale (0: the image itself, 1: its subsampling by ``block``, ...)."""
         scaled = (values * (2.0 / (self.levels - 1)) - 1.0) * known
         q = (torch.log2(step.to(values.dtype)) / self.config.bits)[:, None, None, None]
-        h = torch.cat([scaled, known, inside.expand_as(known), q.expand_as(known[:, :1])], 1)
+        one = known[:, :1]
+        level = torch.full_like(one, scale / max(self.config.scales - 1, 1))
+        h = torch.cat([scaled, known, inside.expand_as(known), q.expand_as(one), level], 1)
         h = F.relu(self.inp(h))
         for conv in self.layers:
             h = h + F.relu(conv(h))
@@ -209,20 +231,24 @@ class ContextModel(Autoencoder):
         plane at a random step per sample."""
         from ..base import eval_generator
 
-        gen = None if self.training else eval_generator(x.device)
-        n, top = len(x), self.levels - 1
+        gen = None if self.training else eval_generator("cpu")
+        n, top, s2 = len(x), self.levels - 1, self.config.block**2
         images = torch.round(x.reshape(n, *self.config.image_shape).clamp(0, 1) * top)
-        planes, inside = self.fold(images)
-        rank = torch.randint(0, self.planes, (n,), generator=gen, device="cpu").to(x.device)
+        # one scale per batch, as often as it holds pixels (s^-2l), so the bits add up
+        weights = torch.tensor([float(s2) ** -v for v in range(self.config.scales)])
+        scale = int(torch.multinomial(weights, 1, generator=gen)[0])
+        planes, inside = self.fold(self.subsample(images, scale))
+        start = self.first_plane(scale)
+        rank = torch.randint(start, self.planes, (n,), generator=gen).to(x.device)
         steps = torch.tensor(self.config.steps, device=x.device)
-        pick = torch.randint(0, 2 * len(steps), (n,), generator=gen, device="cpu").to(x.device)
+        pick = torch.randint(0, 2 * len(steps), (n,), generator=gen).to(x.device)
         step = torch.where(pick < len(steps), torch.ones_like(pick), steps[pick % len(steps)])
         sq = step[:, None, None, None].to(x.dtype)
         k = torch.div(planes + torch.div(sq, 2, rounding_mode="floor"), sq, rounding_mode="floor")
         tilde = (k * sq).clamp_max(top)
         known = (torch.arange(self.planes, device=x.device)[None] < rank[:, None]).to(x.dtype)
         known = known[:, :, None, None].expand_as(planes)
-        params = self.params(tilde, known, inside, step, rank)
+        params = self.params(tilde, known, inside, step, rank, scale)
         k_here = k[torch.arange(n), rank]
         first, last = self._bin_ends(k_here, step)
         bits = -self.log2_mass(params, first, last)
