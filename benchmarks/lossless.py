@@ -85,6 +85,10 @@ def train(rows: np.ndarray, size: int, args):
     config = TrainConfig(epochs=args.epochs, seed=args.seed, lr=args.lr, batch_size=args.batch)
     fit(model, rows, config=config)
     model.eval()
+    if args.save:
+        from aekit.io import checkpoint
+
+        checkpoint.save(model, args.save)
     return model, time.perf_counter() - t0
 
 
@@ -198,6 +202,8 @@ def main(argv=None) -> None:
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", default="1,2,4,8", help="the steps q tested (trained: 1,2,4,8)")
+    p.add_argument("--save", help="also write the trained model here (a run directory)")
     p.add_argument("--tag", default="")
     args = p.parse_args(argv)
     from aekit.apps import lossless
@@ -206,17 +212,18 @@ def main(argv=None) -> None:
     if args.validate:
         return validate(args)
     t0 = time.perf_counter()
+    steps = tuple(int(v) for v in args.steps.split(","))
     if args.set == "mnist":
         rows = mnist("train", args.train_limit).reshape(-1, 784) / 255.0
         model, seconds = train(rows.astype(np.float32), 28, args)
         test = list(mnist("test", args.test_limit).astype(np.uint8))
-        results = aekit_rows(model, test, "mnist", STEPS) + peers(test, "", True)
+        results = aekit_rows(model, test, "mnist", steps) + peers(test, "", True)
         tests = {"mnist_test": len(test)}
     else:
         model, seconds = train(grey_crops(TRAIN_PHOTOS, args.crops, 64, args.seed), 64, args)
         photos = [grey_photo(v) for v in TEST_PHOTOS]
         people = list(faces())
-        results = aekit_rows(model, photos, "photos", STEPS) + peers(photos, "", False)
+        results = aekit_rows(model, photos, "photos", steps) + peers(photos, "", False)
         results += aekit_rows(model, people, "faces", (1,)) + peers(people, "-faces", True)
         held = [grey_photo(v) for v in VALIDATION_PHOTOS]
         val = lossless.estimated_bits(model, held, step=1) / sum(v.size for v in held)

@@ -9,13 +9,14 @@ version 5, :mod:`aekit.io.bitstream`). Its payload::
     uint16  step q                1 = lossless
     N x (uint32 H, uint32 W)      only when the images' sizes differ (header H = W = 0)
     ...     the symbols k of every pixel in one range coder stream: images grouped by size,
-            in batches (:func:`batch_size`), plane after plane of the model's order, each
+            in batches (:func:`batch_size`), scale after scale (coarsest first), plane
+            after plane of the model's order (:mod:`aekit.nn.arch.context`), each
             pixel under its own categorical table (the model's probabilities of the G + 1
             symbols, quantised by constriction's leaky fixed-point categorical)
 
 The decoder runs the model on the same tensors in the same batches as the encoder did (the
 planes decoded so far, the others zero), so both compute the same probabilities bit for bit
-on the same machine; one network pass per plane and batch, no pixel loop in Python.
+on the same machine; one network pass per plane, scale and batch, no pixel loop in Python.
 """
 
 from __future__ import annotations
