@@ -164,3 +164,17 @@ def test_cli_trains_compresses_losslessly_and_decompresses(tmp_path, capsys):
     assert main(["decompress", str(run), str(out), "--out", str(back)]) == 0
     np.testing.assert_array_equal(np.load(back), imgs)
     assert main(["compress", str(run), "--data", str(src), "--out", str(out), "--bpp", "1"]) == 2
+
+
+def test_a_bin_far_above_the_mean_keeps_its_mass_and_gradient():
+    model = small()
+    k = model.config.mixtures
+    params = torch.zeros(1, 3 * k, 1, 1)
+    params[:, 2 * k :] = -5.0  # scale e^-5 in [-1, 1] units: about 0.85 pixel levels
+    params.requires_grad_(True)
+    first = torch.tensor([[[150]]])  # the mean is at 127.5: this bin is ~26 scales above
+    bits = -model.log2_mass(params, first, first)
+    exact = -np.log2(model.probabilities(params.detach()[:, :, 0, 0], 1)[0, 150].item())
+    assert np.isfinite(float(bits)) and abs(float(bits) - exact) < 1e-2 * exact
+    bits.sum().backward()
+    assert params.grad[:, k : 2 * k].abs().sum() > 0  # the means are pulled towards it

@@ -203,11 +203,18 @@ class ContextModel(Autoencoder):
         top, half = self.levels - 1, 1.0 / (self.levels - 1)
         lo = (first.unsqueeze(1) * (2.0 / top) - 1.0 - half - mu) * torch.exp(-log_s)
         up = (last.unsqueeze(1) * (2.0 / top) - 1.0 + half - mu) * torch.exp(-log_s)
-        log_up = torch.where(last.unsqueeze(1) >= top, torch.zeros_like(up), F.logsigmoid(up))
-        log_lo = torch.where(first.unsqueeze(1) <= 0, torch.full_like(lo, -1e30), F.logsigmoid(lo))
-        # log(sigmoid(up) - sigmoid(lo)) = log_up + log(1 - exp(log_lo - log_up))
-        gap = (log_lo - log_up).clamp_max(-1e-6)
-        log_bin = log_up + torch.log(-torch.expm1(gap))
+        at_top, at_bottom = last.unsqueeze(1) >= top, first.unsqueeze(1) <= 0
+        zero, never = torch.zeros_like(up), torch.full_like(up, -1e30)
+        # mass = sigmoid(up) - sigmoid(lo) = sigmoid(-lo) - sigmoid(-up): take the form whose
+        # larger term is the smaller tail (the mirror above the mean), so that a bin many
+        # scales above the mean keeps its mass and its gradient in float32
+        mirror = (up + lo) > 0
+        log_a = torch.where(mirror, torch.where(at_bottom, zero, F.logsigmoid(-lo)),
+                            torch.where(at_top, zero, F.logsigmoid(up)))  # fmt: skip
+        log_b = torch.where(mirror, torch.where(at_top, never, F.logsigmoid(-up)),
+                            torch.where(at_bottom, never, F.logsigmoid(lo)))  # fmt: skip
+        gap = (log_b - log_a).clamp_max(-1e-12)
+        log_bin = log_a + torch.log(-torch.expm1(gap))
         return torch.logsumexp(log_bin + F.log_softmax(logit, 1), 1) / math.log(2.0)
 
     def probabilities(self, params, step: int) -> torch.Tensor:
