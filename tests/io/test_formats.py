@@ -112,3 +112,16 @@ def test_a_run_recording_each_parts_settings_loads_encodes_as_it_did_and_resumes
     argv += ["--noise", "mask:.2", "--kl-weight", "0.5"]  # the same settings, other spellings
     assert main(argv) == 0
     assert len((formats / "parts" / "metrics.jsonl").read_text().splitlines()) == 3
+
+
+def test_a_context_model_file_of_version_5_decodes_as_it_did(formats):
+    from aekit.apps.lossless import decompress_images
+
+    data = (formats / "v5.aek").read_bytes()
+    assert int.from_bytes(data[4:6], "little") == 5
+    assert unpack(data)[0].names == ("a.png", "b.png", "c.png")
+    expected = np.load(formats / "expected_v5.npz")
+    decoded = decompress_images(aekit.load(formats / "context"), data)
+    assert [v.shape for v in decoded] == [(1, 9, 13), (1, 16, 16), (1, 5, 30)]
+    for i, v in enumerate(decoded):
+        np.testing.assert_array_equal(v, expected[f"v5_{i}"])

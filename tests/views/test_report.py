@@ -44,10 +44,10 @@ def tiny_options(name: str) -> dict:
     options: dict = {"latent_dim": 3}
     if spec.defaults.get("latent") == "hyperprior":  # the spatial codec: one width, two stages
         options.update(channels=8, stages=2, hyper_channels=4)
+    elif "width" in known:  # fully convolutional (a denoiser, a context model): no code
+        options = {"width": 8, "depth": 3}
     elif "channels" in known:
         options["channels"] = (4, 8)
-    elif "width" in known:  # a fully convolutional denoiser: no code, no hidden layers
-        options = {"width": 8, "depth": 3}
     elif spec.defaults.get("hidden") != ():
         options["hidden"] = (16,)
     return options

@@ -16,6 +16,8 @@ COMPRESS_EXAMPLE = """examples:
   aekit compress runs/codec --data mnist --out images.aek
   aekit compress runs/codec --data mnist --out images.aek --step 8    (every pixel within 4)
   aekit compress runs/codec --data mnist --out images.aek --step 1    (lossless for 8-bit images)
+  aekit train --data mnist --model lossless --scale image --out runs/ll   (a learned context model)
+  aekit compress runs/ll --data mnist --out images.aek --step 1      (lossless; --step 4: within 2)
 """
 DECOMPRESS_EXAMPLE = """examples:
   aekit train --data photos/ --model codec --out runs/codec    (any size, grey or colour)
@@ -84,13 +86,14 @@ def add_parsers(sub) -> None:
 
 
 def _spatial(args):
-    """The run's model when it is a spatial codec, else None."""
+    """The run's model when it is a spatial codec or a context model, else None."""
     from ..apps.codec import is_spatial
+    from ..apps.lossless import is_context
     from ..io import checkpoint
     from ..training.devices import resolve_device
 
     model = checkpoint.load(args.run).to(resolve_device(args.device))
-    return model if is_spatial(model) else None
+    return model if is_spatial(model) or is_context(model) else None
 
 
 def _codec_images(args, model):
@@ -139,15 +142,22 @@ def run_compress(args) -> int:
 
 def _compress_spatial(args, model) -> int:
     from ..apps.codec import codec_report
+    from ..apps.lossless import is_context, lossless_report
     from ..io.files import atomic_write
 
-    if args.step is not None:
+    if is_context(model):
+        if any(v is not None for v in (args.quality, args.bpp, args.psnr)):
+            raise ConfigError("a context model (--model lossless) takes --step only")
+        images, names, _ = _codec_images(args, model)
+        report, data = lossless_report(model, images, step=args.step, names=names)
+    elif args.step is not None:
         raise ConfigError("--step (the residual layer) is not available for a spatial codec yet")
-    images, names, top = _codec_images(args, model)
-    report, data = codec_report(
-        model, images, names=names, max_value=top, quality=args.quality, bpp=args.bpp,
-        psnr=args.psnr,
-    )  # fmt: skip
+    else:
+        images, names, top = _codec_images(args, model)
+        report, data = codec_report(
+            model, images, names=names, max_value=top, quality=args.quality, bpp=args.bpp,
+            psnr=args.psnr,
+        )  # fmt: skip
     atomic_write(args.out, lambda tmp: Path(tmp).write_bytes(data))
     print(f"wrote {args.out}")
     _print_report(report, args.json)
@@ -155,6 +165,7 @@ def _compress_spatial(args, model) -> int:
 
 
 def _decompress_spatial(args, model, data: bytes) -> int:
+    from ..apps import lossless
     from ..apps.codec import codec_report, decompress_images
     from ..apps.compression import file_names
     from ..io.files import write_array
@@ -163,7 +174,8 @@ def _decompress_spatial(args, model, data: bytes) -> int:
     out = Path(args.out)
     if out.suffix and out.suffix not in (".npy",):
         raise ConfigError(f"cannot write {out}: use a .npy file, or a folder for PNGs")
-    decoded = decompress_images(model, data)
+    context = lossless.is_context(model)
+    decoded = (lossless.decompress_images if context else decompress_images)(model, data)
     listed = list(decoded)
     if out.suffix == ".npy":
         if isinstance(decoded, list):
@@ -171,12 +183,16 @@ def _decompress_spatial(args, model, data: bytes) -> int:
         write_array(out, decoded)
     else:
         top = 1.0 / float(model.scaler.scale[0]) if model.scaler is not None else 1.0
+        top = float(model.levels - 1) if context else top
         shaped = [v if v.ndim == 3 else v[None] for v in listed]
         write_images(out, shaped, top, file_names(data))
     print(f"wrote {len(listed)} images to {out}")
     if args.data is not None:
         images, _, top = _codec_images(args, model)
-        report, _ = codec_report(model, images, data=data, max_value=top)
+        if context:
+            report, _ = lossless.lossless_report(model, images, data=data)
+        else:
+            report, _ = codec_report(model, images, data=data, max_value=top)
         _print_report(report, args.json)
     return 0
 

@@ -5,8 +5,9 @@ Layout (little-endian), 52 bytes of header then the payload::
     offset  size  field
     0       4     magic b"AEKC"
     4       2     format version: 1 (the code only), 2 (code and residual layer), 3
-                  (either, with the images' file names) or 4 (a spatial codec's payload,
-                  :mod:`aekit.apps.codec`; flag bit 4)
+                  (either, with the images' file names), 4 (a spatial codec's payload,
+                  :mod:`aekit.apps.codec`; flag bit 4) or 5 (a context model's payload,
+                  :mod:`aekit.apps.lossless`; flag bit 5: lossless or to a step q)
     6       2     flags: bit 0 set = a residual layer follows the code (version 2 or 3);
                   bits 1-2: how the images came in and go back out, 0 = rows (N, C*H*W),
                   1 = (N, H, W) (C = 1), 2 = (N, C, H, W); bit 3 set = the file names come
@@ -14,7 +15,8 @@ Layout (little-endian), 52 bytes of header then the payload::
     8       12    image shape C, H, W (3 x uint32; 1, 1, D for rows that are not images;
                   C, 0, 0 for a spatial codec's images of different sizes)
     20      4     number of images N
-    24      4     code width L (a spatial codec: its code's channels M)
+    24      4     code width L (a spatial codec: its code's channels M; a context
+                  model: its number of planes P)
     28      16    model hash: the first 16 bytes of sha256 over the model's name, config,
                   weights and scaler (:func:`model_hash`)
     44      4     payload length in bytes
@@ -50,10 +52,11 @@ from ..errors import CompressedFileError
 from .checkpoint import tensors_digest
 
 MAGIC = b"AEKC"
-VERSION = 4  # the newest this aekit reads and writes (version 1 files: no residual layer)
+VERSION = 5  # the newest this aekit reads and writes (version 1 files: no residual layer)
 RESIDUAL = 1  # flag bit
 NAMES = 8  # flag bit 3 (version 3)
 SPATIAL = 16  # flag bit 4 (version 4): a spatial codec's payload (:mod:`aekit.apps.codec`)
+LEARNED = 32  # flag bit 5 (version 5): a context model's payload (:mod:`aekit.apps.lossless`)
 LAYOUT_SHIFT, LAYOUT_MASK = 1, 0b110  # flag bits 1-2: the sample's dimensions minus one
 _HEADER = struct.Struct("<4sHH3III16sII")
 HEADER_SIZE = _HEADER.size  # 52
@@ -71,6 +74,7 @@ class Header:
     sample_ndim: int = 1  # 1: rows (N, D); 2: images (N, H, W); 3: images (N, C, H, W)
     names: tuple[str, ...] | None = None  # the images' file names (format version 3)
     spatial: bool = False  # a spatial codec's payload (format version 4)
+    learned: bool = False  # a context model's payload (format version 5)
 
     @property
     def sample_shape(self) -> tuple[int, ...]:
@@ -109,6 +113,10 @@ def pack(header: Header, payload: bytes) -> bytes:
         if header.residual:
             raise ValueError("a spatial codec's file has no residual layer of version 2")
         version, flags = 4, flags | SPATIAL
+    if header.learned:
+        if header.residual or header.spatial:
+            raise ValueError("a context model's file has no code and no residual layer")
+        version, flags = 5, flags | LEARNED
     head = _HEADER.pack(
         MAGIC, version, flags, *header.shape, header.count, header.width, header.model_hash,
         len(payload), 0,
@@ -150,6 +158,7 @@ def unpack(data: bytes, expected_hash: bytes | None = None) -> tuple[Header, byt
         2: base == RESIDUAL,
         3: base in (NAMES, NAMES | RESIDUAL),
         4: base in (SPATIAL, SPATIAL | NAMES),
+        5: base in (LEARNED, LEARNED | NAMES),
     }
     if not valid[version] or ndim > 3 or (ndim == 2 and c != 1):
         raise CompressedFileError(
@@ -169,8 +178,9 @@ def unpack(data: bytes, expected_hash: bytes | None = None) -> tuple[Header, byt
     if flags & NAMES:
         names, payload = _names(payload, count)
     header = Header(
-        (c, h, w), count, width, digest, bool(flags & RESIDUAL), ndim, names, bool(flags & SPATIAL)
-    )
+        (c, h, w), count, width, digest, bool(flags & RESIDUAL), ndim, names,
+        bool(flags & SPATIAL), bool(flags & LEARNED),
+    )  # fmt: skip
     if expected_hash is not None and digest != expected_hash:
         raise CompressedFileError(
             f"the compressed file was written by another model (hash {digest.hex()}, this "

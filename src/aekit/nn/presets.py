@@ -12,6 +12,7 @@ which is how the CLI combines the parts.
 from __future__ import annotations
 
 from .arch.codec import ConvCodec
+from .arch.context import ContextModel
 from .arch.conv import ConvAutoencoder
 from .arch.dense import DenseAutoencoder
 from .arch.dncnn import DnCNN
@@ -83,6 +84,12 @@ PRESETS = {
             latent="hyperprior", latent_dim=None, channels=64, stages=3,
             output_activation="identity", transform="dct",
         ),  # fmt: skip
+    ),
+    "lossless": (
+        ContextModel,
+        "learned lossless and near-lossless image coder: a context model over 2x2 phases "
+        "at four scales (one network pass per phase), a logistic mixture per pixel; --step q",
+        dict(block=2, scales=4, width=64, depth=6, mixtures=5, steps=(1, 2, 4, 8)),
     ),
     "dncnn": (
         DnCNN,
