@@ -42,8 +42,8 @@ def tiny_options(name: str) -> dict:
     spec = MODELS[name]
     known = {f.name for f in fields(spec.cls.config_class)}
     options: dict = {"latent_dim": 3}
-    if spec.defaults.get("latent") == "hyperprior":  # the spatial codec: one width, two stages
-        options.update(channels=8, stages=2, hyper_channels=4)
+    if spec.defaults.get("latent") == "hyperprior":  # the spatial codec (dct: 16 coefficients)
+        options = {"stages": 2, "hyper_channels": 4}
     elif "width" in known:  # fully convolutional (a denoiser, a context model): no code
         options = {"width": 8, "depth": 3}
     elif "channels" in known:
