@@ -37,9 +37,9 @@ def images(c: int, sizes=SIZES, seed: int = 0):
 
 
 def photo() -> np.ndarray:
-    import skimage.data
+    skimage_data = pytest.importorskip("skimage.data", reason="scikit-image ships the photo")
 
-    return skimage.data.camera()[180:245, 200:301]  # 65 x 101: not a multiple of the block
+    return skimage_data.camera()[180:245, 200:301]  # 65 x 101: not a multiple of the block
 
 
 @pytest.mark.parametrize("c", [1, 3])
