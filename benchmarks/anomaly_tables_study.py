@@ -34,7 +34,8 @@ from sklearn.metrics import roc_auc_score
 
 from aekit.sklearn import AutoencoderOutlierDetector
 
-CACHE = Path("/tmp/aekit_anomaly_study")  # the cached fits (tens of MB)
+# the cached fits (tens of MB): runs/ of the checkout, which git ignores; --cache elsewhere
+CACHE = Path(__file__).resolve().parents[1] / "runs" / "anomaly_study"
 NAMES = ["drop", "k", "w", "norm", "rounds"]
 
 
@@ -165,6 +166,7 @@ GRIDS = {
 
 
 def main():
+    global CACHE  # --cache
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("what", choices=["cache", "score"])
     p.add_argument("--sets", nargs="+", default=["16"])
@@ -178,7 +180,9 @@ def main():
         help="first, wide, confirm, or variants [drop, k, w, norm, rounds] (JSON lists, ';')",
     )
     p.add_argument("--out", help="write results/anomaly_tables_study_<OUT>.json")
+    p.add_argument("--cache", type=Path, default=CACHE, help="folder of the cached fits")
     a = p.parse_args()
+    CACHE = a.cache
     torch.set_num_threads(1)
     sets = [n for s in a.sets for n in {"16": SETS, "validation": VALIDATION}.get(s, [s])]
     if a.what == "cache":

@@ -5,10 +5,10 @@ CompressAI needs NumPy < 2, so it lives in its own virtual environment and this 
 two steps; nothing of aekit is imported in the second::
 
     # 1. in aekit's environment: the very rows codec.py trains and tests on, as one .npz
-    python benchmarks/codec_compressai.py export --set photos --crops 3000 --out /tmp/cai.npz
+    python benchmarks/codec_compressai.py export --set photos --crops 3000 --out runs/cai_photos.npz
     # 2. in CompressAI's environment (python -m venv venv_cai; pip install -c constraints.txt
     #    torch==2.13.0; pip install compressai)
-    venv_cai/bin/python benchmarks/codec_compressai.py run --data /tmp/cai.npz --epochs 6 \
+    venv_cai/bin/python benchmarks/codec_compressai.py run --data runs/cai_photos.npz --epochs 6 \
         --set photos --lambdas 0.0018 0.0067 0.025 0.0932
 
 The budget is codec.py's: the same training rows, epochs, batch size, learning rate and

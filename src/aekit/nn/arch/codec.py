@@ -100,7 +100,6 @@ class CodecConfig(ModelConfig):
         if self.corruption is not None:
             raise ConfigError("codec takes no input corruption")
 
-
     def legacy_dict(self) -> dict:
         """The record the .aek model hash is taken on: a "gdn" codec's as before "dct" existed,
         so that its earlier files still decode."""
