@@ -471,7 +471,7 @@ def test_a_fully_convolutional_model_reconstructs_mixed_sizes_as_they_are(grey, 
         aekit.reconstruct(dense, str(mixed), device="cpu")
 
 
-def test_a_fully_convolutional_model_trains_on_tiles_of_mixed_sizes(tmp_path, capsys):
+def test_a_fully_convolutional_model_trains_on_crops_of_mixed_sizes(tmp_path, capsys):
     mixed = tmp_path / "mixed"
     _write(mixed, _crops(skdata.camera(), 6, 11), "a")  # 20 x 20
     Image.fromarray(skdata.camera()[100:160, 200:241]).save(mixed / "big.png")  # 60 x 41
@@ -479,9 +479,10 @@ def test_a_fully_convolutional_model_trains_on_tiles_of_mixed_sizes(tmp_path, ca
     argv = ["train", "--data", str(mixed), "--model", "dncnn", "--out", str(run), "--epochs", "1"]
     assert main([*argv, "--quiet"]) == 0
     err = capsys.readouterr().err
-    assert err.count("aekit: warning:") == 1 and "trains on 20x20 tiles" in err
+    assert err.count("aekit: warning:") == 1 and "trains on random 20x20 crops" in err
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["data"]["patch"] == 20 and cfg["data"]["image_shape"] == [1, 20, 20]
+    assert cfg["data"]["crops"] is True
     ds = load_dataset(mixed, patch=20)  # 6 crops, and 3 x 2 tiles of the 60 x 41 image
     assert ds.X.shape == (12, 400) and ds.files[6:8] == ("big.png#0,0", "big.png#0,20")
     big = np.asarray(Image.open(mixed / "big.png"), np.float32)

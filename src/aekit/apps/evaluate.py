@@ -244,7 +244,7 @@ def _training_rows(config: dict, data_dir, whole: bool = False, reading=None):
     ``whole``: every row of the source instead, unchecked (no indices)."""
     from pathlib import Path
 
-    from ..data.scaling import train_val_split
+    from ..data.crops import run_split
 
     d = config.get("data", {})
     source = str(d.get("source", "digits"))
@@ -269,7 +269,7 @@ def _training_rows(config: dict, data_dir, whole: bool = False, reading=None):
                 "from the fingerprint in config.json), so its held-out rows cannot be found "
                 "again; pass --split all to score it whole"
             )
-    train_idx, val_idx = train_val_split(np.arange(len(ds.X)), fraction, seed)
+    train_idx, val_idx = run_split(ds, fraction, seed, bool(d.get("crops")))
     return ds, train_idx, val_idx
 
 

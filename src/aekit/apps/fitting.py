@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..data import Dataset, Scaler, default_scaler_kind, train_val_split
+from ..data import Dataset, Scaler, default_scaler_kind
+from ..data.crops import run_split
 from ..errors import ConfigError
 from ..io import checkpoint as ckpt
 from ..io.rundir import Run, check_resume
@@ -45,7 +46,9 @@ class RunSpec:
     for a new run; None for a resumed one, whose config.json is the run's. ``restore`` loads
     the checkpoint before the first step; ``start_is_candidate``: the untrained model (a PCA
     warm start) competes for the best weights as "epoch 0". ``device`` is where the steps
-    run (the resume's check of how the run was made compares it).
+    run (the resume's check of how the run was made compares it). ``sampler``: rows drawn
+    afresh each epoch that the loop trains on instead of X_train
+    (:class:`aekit.data.crops.RandomCrops`); X_train still serves every other use.
     """
 
     net: torch.nn.Module
@@ -57,6 +60,7 @@ class RunSpec:
     records: dict[str, Any] | None = None
     restore: bool = False
     start_is_candidate: bool = False
+    sampler: Any = None  # the loop's training rows in X_train's place (random crops)
 
 
 def build_strategy(config: TrainConfig, device) -> tuple[Strategy, Any]:
@@ -124,6 +128,8 @@ def _reading_record(ds: Dataset, reading: dict) -> dict[str, Any]:
     out = {"color": reading.get("color", "auto"), "resize": list(resize) if resize else None}
     if reading.get("patch") is not None:
         out["patch"] = int(reading["patch"])
+    if reading.get("crops"):
+        out["crops"] = True  # trained on random crops; the validation part is whole images
     return out
 
 
@@ -134,9 +140,13 @@ def fingerprint(X: np.ndarray) -> str:
     return h.hexdigest()
 
 
-def split_and_scale(ds: Dataset, val_fraction: float, seed: int, scale: str | None):
-    """(X_train, X_val or None, scaler): the seeded split, the scaler fitted on the train part."""
-    X_train, X_val = train_val_split(ds.X, val_fraction, seed)
+def split_and_scale(
+    ds: Dataset, val_fraction: float, seed: int, scale: str | None, crops: bool = False
+):
+    """(X_train, X_val or None, scaler): the seeded split (whole images for a run on random
+    crops, :func:`aekit.data.crops.run_split`), the scaler fitted on the train part."""
+    train, val = run_split(ds, val_fraction, seed, crops)
+    X_train, X_val = ds.X[train], None if val is None else ds.X[val]
     scaler = Scaler.fit(X_train, scale or default_scaler_kind(ds), max_value=ds.max_value)
     X_val = None if X_val is None else scaler.transform(X_val)
     return scaler.transform(X_train), X_val, scaler
@@ -213,8 +223,8 @@ def _fit_and_write(spec: RunSpec, run: Run, progress, extra) -> RunResult:
     state = TrainState()
     try:
         state = fit(
-            net, X_train, X_val, config, state=start, callbacks=callbacks, progress=progress,
-            strategy=spec.strategy,
+            net, X_train if spec.sampler is None else spec.sampler, X_val, config, state=start,
+            callbacks=callbacks, progress=progress, strategy=spec.strategy,
         )  # fmt: skip
     finally:
         net.cpu()

@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..data import Dataset, Scaler, load_dataset, train_val_split
+from ..data import Dataset, Scaler, load_dataset
+from ..data.crops import run_split, training_crops
 from ..data.units import Units
 from ..errors import ConfigError, DataError, ModelFileError
 from ..io import checkpoint as ckpt
@@ -32,7 +33,7 @@ CHANGEABLE = ("epochs", "lr", "patience", "min_delta", "cuda_graphs")
 
 
 def prepare_resume(out: Path, *, data, data_dir, model, limit, scale, val_fraction, image_shape,
-                   model_options, train_options, device="auto") -> RunSpec:  # fmt: skip
+                   model_options, train_options, device="auto", patch=None) -> RunSpec:  # fmt: skip
     """Check the request against the run in ``out`` and rebuild its :class:`RunSpec` (model,
     config, data, strategy): what :func:`aekit.apps.fitting.fit_run` continues."""
     run = Run(out)
@@ -49,6 +50,8 @@ def prepare_resume(out: Path, *, data, data_dir, model, limit, scale, val_fracti
     given = requested_records(model, model_options, train_options, limit, val_fraction,
                               image_shape, scale)  # fmt: skip
     conflicts = changed_fields(run_records(cfg), given, may_change=CHANGEABLE)
+    if patch is not None and patch != stored_data.get("patch"):
+        conflicts.append(f"patch (the run has {stored_data.get('patch')}, not {patch})")
     if conflicts:
         raise ConfigError(
             "--resume continues the same training and cannot change "
@@ -58,15 +61,19 @@ def prepare_resume(out: Path, *, data, data_dir, model, limit, scale, val_fracti
     training.update({k: v for k, v in train_options.items() if k in CHANGEABLE})
     config = TrainConfig(**training)
     check_device(device if config.engine == "torch" else "cpu", config.precision)
+    sampler = None
     if stored_data.get("stream"):
         from .streamed import find_streamed
 
         ds, split = None, find_streamed(stored_data, data, out, config.seed, scaler)
     else:
         ds = _find_data(stored_data, data, data_dir, out)
-        X_train, X_val = train_val_split(ds.X, stored_data["val_fraction"], config.seed)
-        X_val = None if X_val is None else scaler.transform(X_val)
-        split = (scaler.transform(X_train), X_val, scaler)
+        crops = bool(stored_data.get("crops"))
+        train, val = run_split(ds, stored_data["val_fraction"], config.seed, crops)
+        X_val = None if val is None else scaler.transform(ds.X[val])
+        split = (scaler.transform(ds.X[train]), X_val, scaler)
+        if crops:  # the same crops, epoch by epoch, as the run drew them
+            sampler = training_crops(ds, train, scaler.transform)
     torch.manual_seed(config.seed)  # the initial weights of a run started over, as train made them
     net = ckpt.build_from_record(record)
     net.scaler = scaler
@@ -85,7 +92,7 @@ def prepare_resume(out: Path, *, data, data_dir, model, limit, scale, val_fracti
         stored_shape = stored_data.get("image_shape")
         shape = tuple(stored_shape) if stored_shape else None
     strategy, where = build_strategy(config, device)
-    return RunSpec(net, config, split, strategy, where, shape, None, restore, warm)
+    return RunSpec(net, config, split, strategy, where, shape, None, restore, warm, sampler)
 
 
 def run_records(cfg: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -157,8 +164,8 @@ def training_rows(run, data=None, data_dir=None) -> np.ndarray:
     if stored.get("stream"):
         raise ConfigError("this run streamed its data: pass the rows to fit on (data=)")
     ds = _find_data(stored, data, data_dir, Path(run))
-    X_train, _ = train_val_split(ds.X, stored["val_fraction"], training["seed"])
-    return Scaler.from_dict(cfg["scaler"]).transform(X_train)
+    train, _ = run_split(ds, stored["val_fraction"], training["seed"], bool(stored.get("crops")))
+    return Scaler.from_dict(cfg["scaler"]).transform(ds.X[train])
 
 
 def _find_data(stored: dict[str, Any], data, data_dir, out: Path) -> Dataset:

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from ..data import load_dataset
+from ..data.crops import run_split, training_crops
 from ..data.stream import should_stream
 from ..data.units import Units
 from ..errors import ConfigError
@@ -85,6 +86,7 @@ def train(
     image_shape: tuple[int, int, int] | None = None,
     color: str | None = None,
     resize: tuple[int, int] | None = None,
+    patch: int | None = None,
     stream: bool | None = None,
     resume: bool = False,
     progress: bool = False,
@@ -112,20 +114,23 @@ def train(
     training, the best model's held-out error is compared with PCA's at the same code size,
     in the data's units (``RunResult.check``, the run's ``summary.json``), and the final
     model with PCA fitted on the same rows (``RunResult.baseline``, ``pca_baseline``).
-    ``image_shape`` (C, H, W) folds the rows of a data file into images (conv models).
-    ``color`` ("auto", "gray", "rgb") and ``resize`` ((H, W)) say how image files are read
-    (:mod:`aekit.data.images`); the run records them, and its data's units
-    (:mod:`aekit.data.units`), which jobs on new data are checked against. ``stream`` reads a
-    ``.npy`` file or a folder of ``.npy`` shards block by block instead of loading it (None:
-    when the data are a folder, or a file over 1 GiB). ``device`` is where to
-    train ("auto": CUDA when available, else the CPU); it is not stored, so a run resumes on
-    any device. With ``resume=True`` the run continues from ``out``: epochs, lr, patience and
-    the data's location may change, anything else given must equal the run's
+    ``image_shape`` (C, H, W) folds the rows of a data file into images (conv models). ``color``
+    ("auto", "gray", "rgb") and ``resize`` ((H, W)) say how image files are read
+    (:mod:`aekit.data.images`); ``patch`` (a side in pixels) trains a fully convolutional model
+    on random ``patch`` x ``patch`` crops of image files, drawn afresh each epoch and seeded
+    (:mod:`aekit.data.crops`; also what images of several sizes get without it, at the smallest
+    side up to 64), with whole images held out for validation. The run records them, and its
+    data's units (:mod:`aekit.data.units`), which jobs on new data are checked against.
+    ``stream`` reads a ``.npy`` file or a folder of ``.npy`` shards block by block instead of
+    loading it (None: when the data are a folder, or a file over 1 GiB). ``device`` is where to
+    train ("auto": CUDA when available, else the CPU); it is not stored, so a run resumes on any
+    device. With ``resume=True`` the run continues from ``out``: epochs, lr, patience and the
+    data's location may change, anything else given must equal the run's
     (:mod:`aekit.apps.resume`). ``callbacks`` are extra :class:`aekit.training.Callback`
-    objects, run after the run directory's writer (in every process under torchrun); the
-    loggers of :mod:`aekit.training.loggers` (``TensorBoardLogger``, ``MLflowLogger``) among
-    them also see the run's settings and folder, and log from rank 0 only. The returned model
-    is on the CPU, with the best weights.
+    objects, run after the run directory's writer (in every process under torchrun); the loggers
+    of :mod:`aekit.training.loggers` (``TensorBoardLogger``, ``MLflowLogger``) among them also
+    see the run's settings and folder, and log from rank 0 only. The returned model is on the
+    CPU, with the best weights.
 
     Raises
     ------
@@ -143,21 +148,23 @@ def train(
     with Run(out).lock() if is_writer() else contextlib.nullcontext():
         spec = _spec(
             out, data, model, data_dir, limit, scale, val_fraction, image_shape, color,
-            resize, stream, resume, device, init, model_options, train_options,
+            resize, patch, stream, resume, device, init, model_options, train_options,
         )  # fmt: skip
         return fit_run(spec, out, progress=progress, callbacks=extra)
 
 
 def _spec(out, data, model, data_dir, limit, scale, val_fraction, image_shape, color, resize,
-          stream, resume, device, init, model_options, train_options) -> RunSpec:  # fmt: skip
+          patch, stream, resume, device, init, model_options,
+          train_options) -> RunSpec:  # fmt: skip
     """The run's :class:`RunSpec`: a resumed, a streamed or a new run's."""
+    patch = _check_patch(patch)
     if resume:
         from .resume import prepare_resume
 
         return prepare_resume(
             out, data=data, data_dir=data_dir, model=model, limit=limit, scale=scale,
             val_fraction=val_fraction, image_shape=image_shape, model_options=model_options,
-            train_options=train_options, device=device,
+            train_options=train_options, device=device, patch=patch,
         )  # fmt: skip
     if Run(out).holds_run():
         raise ConfigError(
@@ -167,6 +174,8 @@ def _spec(out, data, model, data_dir, limit, scale, val_fraction, image_shape, c
     if should_stream(data, stream):
         from .streamed import streamed_spec
 
+        if patch is not None:
+            raise ConfigError("--patch crops image files read whole; it cannot --stream")
         if "epochs" not in train_options:
             train_options["epochs"] = TrainConfig.epochs  # streamed: epochs, as before
         return streamed_spec(
@@ -175,7 +184,8 @@ def _spec(out, data, model, data_dir, limit, scale, val_fraction, image_shape, c
         )  # fmt: skip
     return _new_spec(
         data, model, data_dir, limit, scale, val_fraction, image_shape, model_options,
-        train_options, device, init, reading={"color": color or "auto", "resize": resize},
+        train_options, device, init,
+        reading={"color": color or "auto", "resize": resize, "patch": patch},
     )  # fmt: skip
 
 
@@ -214,10 +224,16 @@ def _new_spec(data, model, data_dir, limit, scale, val_fraction, image_shape, mo
     if config.engine == "torch":
         check_device(device, config.precision)  # before anything is written
     reading = _patches_if_mixed(model, data, limit, dict(reading or {}))
+    crops = bool(reading.get("crops"))
+    how = {k: v for k, v in reading.items() if k != "crops"}  # how to read; crops: how to train
     ds = load_dataset(
-        data, data_dir=data_dir, split="train", limit=limit, image_shape=image_shape, **reading
+        data, data_dir=data_dir, split="train", limit=limit, image_shape=image_shape, **how
     )
-    split = split_and_scale(ds, val_fraction, config.seed, scale)
+    split = split_and_scale(ds, val_fraction, config.seed, scale, crops)
+    sampler = None
+    if crops:
+        train_rows, _ = run_split(ds, val_fraction, config.seed, crops)
+        sampler = training_crops(ds, train_rows, split[2].transform)
     budget = None
     if auto_budget:
         budget = default_budget(len(split[0]), config.batch_size, config.optimizer)
@@ -250,17 +266,21 @@ def _new_spec(data, model, data_dir, limit, scale, val_fraction, image_shape, mo
     strategy, where = build_strategy(config, device)
     return RunSpec(
         net, config, split, strategy, where, ds.image_shape, records,
-        start_is_candidate=warm.applied,
+        start_is_candidate=warm.applied, sampler=sampler,
     )  # fmt: skip
 
 
 def _patches_if_mixed(model: str, data, limit, reading: dict) -> dict:
     """A fully convolutional model given image files of several sizes (and no --resize)
-    trains on square tiles of them (one warning line says so); other models refuse them."""
+    trains on random square crops of them, drawn afresh each epoch (one warning line says
+    so; :mod:`aekit.data.crops`); other models refuse them."""
     import warnings
 
     from ..data.images import is_image_source, patch_size
 
+    if reading.get("patch") is not None:
+        return _asked_patch(model, data, reading)
+    reading.pop("patch", None)
     if reading.get("resize") is not None or not isinstance(data, str | os.PathLike):
         return reading
     if not getattr(model_spec(model).cls, "fully_convolutional", False):
@@ -269,12 +289,41 @@ def _patches_if_mixed(model: str, data, limit, reading: dict) -> dict:
         return reading
     size = patch_size(data, limit)
     if size is not None:
-        reading["patch"] = size
+        reading["patch"], reading["crops"] = size, True
         warnings.warn(
-            f"{data} holds images of several sizes: model {model!r} trains on {size}x{size} "
-            "tiles of them, and denoises or reconstructs each image at its own size",
+            f"{data} holds images of several sizes: model {model!r} trains on random "
+            f"{size}x{size} crops of them, and denoises or reconstructs each image at its own "
+            "size",
             stacklevel=5,  # the caller of train()
         )
+    return reading
+
+
+def _check_patch(patch) -> int | None:
+    if patch is None:
+        return None
+    if isinstance(patch, bool) or not isinstance(patch, int | np.integer) or patch < 1:
+        raise ConfigError(f"--patch takes a side in pixels, a whole number >= 1, not {patch!r}")
+    return int(patch)
+
+
+def _asked_patch(model: str, data, reading: dict) -> dict:
+    """--patch P: random P x P crops of image files, for a fully convolutional model."""
+    from ..data.images import is_image_source
+
+    if not getattr(model_spec(model).cls, "fully_convolutional", False):
+        raise ConfigError(
+            f"--patch trains a fully convolutional model on crops; model {model!r} takes one "
+            "image size: pass --resize instead, or pick a fully convolutional model (conv, "
+            "dncnn, codec, ...)"
+        )
+    if reading.get("resize") is not None:
+        raise ConfigError("--patch crops the images as they are; drop --resize, or --patch")
+    if not (isinstance(data, str | os.PathLike) and Path(data).exists() and is_image_source(data)):
+        raise ConfigError(
+            f"--patch crops image files (a folder, a file, a list); {data!r} is not one"
+        )
+    reading["crops"] = True
     return reading
 
 

@@ -98,6 +98,14 @@ def add_parser(sub) -> None:
         help="share of the data held out for validation (default: 0.1)",
     )
     t.add_argument(
+        "--patch",
+        type=int,
+        metavar="P",
+        help="fully convolutional models on image files: train on random P x P crops, new "
+        "each epoch, holding whole images out for validation (default: none, whole images; "
+        "images of several sizes: crops of their smallest side, at most 64)",
+    )
+    t.add_argument(
         "--patience",
         type=int,
         help="stop after this many epochs without validation improvement (default: a tenth "
@@ -328,6 +336,7 @@ def _train_and_report(args) -> int:
         image_shape=args.image_shape or None,
         color=args.color,
         resize=args.resize,
+        patch=args.patch,
         stream=args.stream,
         resume=args.resume,
         progress=not args.quiet,

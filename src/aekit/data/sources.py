@@ -121,7 +121,8 @@ def _load_images(path: Path, limit, image_shape, color, resize, patch=None) -> D
             f"{list(image_shape)} given; drop the image shape, or pass --resize / --color"
         )
     name = path.stem if path.is_file() else path.name
-    return Dataset(images.X, name, images.shape, None, images.max_value, images.names, images.dtype)
+    return Dataset(images.X, name, images.shape, None, images.max_value, images.names, images.dtype,
+                   images.sources)  # fmt: skip
 
 
 def _check_limit(limit: Any) -> int | None:

@@ -20,6 +20,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import torch
 
+from ..data.crops import RandomCrops
 from ..data.stream import BlockShuffle, BlockView
 from ..errors import ConfigError
 from .config import PRECISIONS
@@ -137,8 +138,9 @@ class TorchStrategy:
 
     def prepare(self, X) -> torch.Tensor:
         """The data as one tensor of the model's dtype on the device (moved once); streamed
-        data (:class:`aekit.data.stream.BlockView`) stay on disk and move block by block."""
-        if isinstance(X, BlockView):
+        data (:class:`aekit.data.stream.BlockView`) stay on disk and move block by block;
+        random crops (:class:`aekit.data.crops.RandomCrops`) are drawn each epoch."""
+        if isinstance(X, BlockView | RandomCrops):
             return X
         t = X if torch.is_tensor(X) else torch.as_tensor(np.ascontiguousarray(X))
         if t.device.type == "cpu" and self.device.type == "cuda":
@@ -181,6 +183,8 @@ class TorchStrategy:
         streamed data in blocks shuffled by (seed, epoch)."""
         if isinstance(X, BlockView):
             return BlockShuffle(X, seed, epoch, self._block_tensor)
+        if isinstance(X, RandomCrops):  # new crops each epoch, already in a random order
+            return self._block_tensor(X.epoch_rows(seed, epoch))
         if not shuffle:
             return X
         order = epoch_permutation(len(X), seed, epoch)
