@@ -496,6 +496,7 @@ KINDS = {  # a run of each kind, on the photos (the dense one on the built-in di
     "dense": ["train", *BASE[:4], "--limit", "300", *EPOCHS],
     "conv on PNGs": ["--model", "conv", "--channels", "4,8", "--latent-dim", "4", "--limit", "80"],
     "dncnn": ["--model", "dncnn", "--noise", "gaussian:25/255", "--limit", "60"],
+    "dncnn on crops": "--model dncnn --noise gaussian:25/255 --patch 12 --limit 60".split(),
     "codec": "--model codec --stages 2 --hyper-channels 4 --limit 40".split(),
 }
 
@@ -593,13 +594,13 @@ def _where(out: Path, epochs: int) -> str:
 def test_a_run_of_each_kind_stopped_at_a_random_instant_reaches_the_uninterrupted_run(
     kind, kill, kind_runs, photo_folder, tmp_path, capsys
 ):
-    """A run of each kind (dense, conv on a folder of PNGs, the dncnn denoiser, the spatial
-    codec) killed by SIGKILL, SIGTERM or Ctrl-C (in turn, by kind and kill) at an instant
-    drawn from (AEKIT_FAULT_SEED, kind, kill) over its whole duration from the moment it
-    holds its folder (data loading, the start, every epoch and write, the figures and
-    summary; the interpreter's start is the next test's); then resumed (a config.json) or
-    run again: the uninterrupted run's weights, checkpoint and losses, bit for bit, and no
-    temporary file left."""
+    """A run of each kind (dense, conv on a folder of PNGs, the dncnn denoiser on the images and
+    on random crops of them, the spatial codec) killed by SIGKILL, SIGTERM or Ctrl-C (in turn,
+    by kind and kill) at an instant drawn from (AEKIT_FAULT_SEED, kind, kill) over its whole
+    duration from the moment it holds its folder (data loading, the start, every epoch and
+    write, the figures and summary; the interpreter's start is the next test's); then resumed (a
+    config.json) or run again: the uninterrupted run's weights, checkpoint and losses, bit for
+    bit, and no temporary file left."""
     clean, _, seconds = kind_runs[kind]
     args = _kind_args(kind, photo_folder)
     sig = SIGNALS[(sorted(KINDS).index(kind) + kill) % len(SIGNALS)]
