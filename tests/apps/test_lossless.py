@@ -178,3 +178,47 @@ def test_a_bin_far_above_the_mean_keeps_its_mass_and_gradient():
     assert np.isfinite(float(bits)) and abs(float(bits) - exact) < 1e-2 * exact
     bits.sum().backward()
     assert params.grad[:, k : 2 * k].abs().sum() > 0  # the means are pulled towards it
+
+
+def test_the_anchor_is_the_mean_of_the_decoded_neighbours_inside_the_image():
+    model = small(block=2)
+    assert model.config.anchor  # the preset's
+    rng = np.random.default_rng(3)
+    x = torch.as_tensor(rng.integers(0, 256, (1, 1, 5, 7)), dtype=torch.float32)  # padded to 6x8
+    planes, inside = model.fold(x)
+    scaled = planes * (2 / 255) - 1
+    for r in range(model.planes):
+        known = torch.zeros_like(planes)
+        known[:, :r] = 1.0
+        got = model.anchor(scaled * known, known * inside)[0, r]
+        img_known = model.unfold(known * inside, (6, 8))[0, 0]
+        img = model.unfold(scaled, (6, 8))[0, 0]
+        dy, dx, _ = model.order[r]
+        for i in range(got.shape[0]):
+            for j in range(got.shape[1]):
+                y, xx = 2 * i + dy, 2 * j + dx
+                near = [(y + a, xx + b) for a in (-1, 0, 1) for b in (-1, 0, 1) if a or b]
+                near = [(u, v) for u, v in near if 0 <= u < 6 and 0 <= v < 8 and img_known[u, v]]
+                want = np.mean([float(img[u, v]) for u, v in near]) if near else 0.0
+                assert float(got[i, j]) == pytest.approx(want, abs=1e-6)
+    # the means the coder uses are the anchor plus at most 0.5 (of [-1, 1]) either way
+    values = planes.expand(2, -1, -1, -1)
+    known = torch.zeros_like(values)
+    known[:, :2] = 1.0
+    plane = torch.tensor([2, 2])
+    params = model.params(values, known, inside, torch.tensor([1, 1]), plane)
+    centre = model.anchor((values * (2 / 255) - 1) * known, known * inside)[:, 2]
+    mu = model._split(params)[1]
+    assert (mu - centre[:, None]).abs().max() <= 0.5
+
+
+def test_a_model_without_the_anchor_still_codes_and_keeps_its_record():
+    torch.manual_seed(0)
+    old = build_model("lossless", 64, image_shape=(1, 8, 8), width=8, depth=2, anchor=False)
+    old.scaler = Scaler("image", np.zeros(1), np.array([1 / 255]))
+    assert "anchor" not in old.config.legacy_dict()  # its .aek files' model hash as before
+    assert small().config.legacy_dict()["anchor"] is True
+    imgs = images(1, sizes=[(17, 33), (8, 8)])
+    blob = lossless.compress_images(old.eval(), imgs, step=1)
+    back = lossless.decompress_images(old, blob)
+    assert all(np.array_equal(a, b) for a, b in zip(back, imgs, strict=True))

@@ -43,13 +43,16 @@ from ..base import Autoencoder
 from ..config import ModelConfig
 
 LOG_SCALE_MIN = -7.0
+START_LOG_SCALE = -3.0  # an anchored model's first log scales (in units of [-1, 1])
 
 
 @dataclass
 class ContextConfig(ModelConfig):
     """Settings of the context model (and the fields of :class:`ModelConfig`, of which the
     code's do not apply): ``block`` s (s * s phases), ``width`` maps, ``depth`` 3x3 layers,
-    ``mixtures`` logistics per pixel, ``bits`` per value, ``steps`` trained on."""
+    ``mixtures`` logistics per pixel, ``bits`` per value, ``steps`` trained on; ``anchor``:
+    the mixture's means are offsets from the mean of each pixel's decoded neighbours
+    (:meth:`ContextModel.anchor`; False: the models before it, whose means are absolute)."""
 
     block: int = 2
     scales: int = 4
@@ -59,6 +62,7 @@ class ContextConfig(ModelConfig):
     bits: int = 8
     steps: tuple[int, ...] = (1,)
     channels: int | tuple[int, ...] | None = None  # the CLI's --channels N: the width
+    anchor: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -86,6 +90,15 @@ class ContextConfig(ModelConfig):
             )
         if self.latent != "deterministic" or self.penalties or self.corruption is not None:
             raise ConfigError("lossless has no code: no latent kind, penalties or corruption")
+        self.anchor = bool(self.anchor)
+
+    def legacy_dict(self) -> dict:
+        """The record the .aek model hash is taken on: without ``anchor`` for a model without
+        one, as before it existed, so that earlier files still decode."""
+        out = super().legacy_dict()
+        if not self.anchor:
+            del out["anchor"]
+        return out
 
 
 def plane_order(block: int, channels: int) -> list[tuple[int, int, int]]:
@@ -138,6 +151,10 @@ class ContextModel(Autoencoder):
             nn.Conv2d(config.width, config.width, 3, padding=1) for _ in range(config.depth - 1)
         )
         self.head = nn.Conv2d(config.width, 3 * config.mixtures * p, 1)
+        if config.anchor:  # start near an 8-bit photo's spread: scale e^-3, ~6 of 255 levels
+            k = config.mixtures
+            with torch.no_grad():
+                self.head.bias.view(p, 3 * k)[:, 2 * k :] = START_LOG_SCALE
         self.penalties = nn.ModuleList()
 
     @property
@@ -190,12 +207,33 @@ class ContextModel(Autoencoder):
         for conv in self.layers:
             h = h + F.relu(conv(h))
         out = self.head(h).unflatten(1, (self.planes, 3 * self.config.mixtures))
-        return out[torch.arange(len(plane), device=out.device), plane]
+        out = out[torch.arange(len(plane), device=out.device), plane]
+        if not self.config.anchor:
+            return out
+        k = self.config.mixtures  # the means: the anchor plus a bounded offset
+        centre = self.anchor(scaled, known * inside)[torch.arange(len(plane)), plane]
+        mu = centre[:, None] + 0.5 * torch.tanh(out[:, k : 2 * k])
+        return torch.cat([out[:, :k], mu, out[:, 2 * k :]], 1)
+
+    def anchor(self, scaled: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """Each pixel's centre (N, P, h, w) in [-1, 1]: the mean of its eight neighbours in the
+        image (the planes unfolded) that are decoded and inside it, 0 where none is."""
+        c = self.config.image_shape[0]
+        size = (scaled.shape[2] * self.config.block, scaled.shape[3] * self.config.block)
+        img, w = self.unfold(scaled * weight, size), self.unfold(weight, size)
+        ring = torch.ones(c, 1, 3, 3, dtype=img.dtype, device=img.device)
+        ring[:, :, 1, 1] = 0.0
+        num = F.conv2d(img, ring, padding=1, groups=c)
+        den = F.conv2d(w, ring, padding=1, groups=c)
+        mean = torch.where(den > 0, num / den.clamp_min(1e-6), torch.zeros_like(num))
+        s = self.config.block
+        return F.pixel_unshuffle(mean, s)[:, self.index]
 
     def _split(self, params):
         k = self.config.mixtures
         logit, mu, log_s = params[:, :k], params[:, k : 2 * k], params[:, 2 * k :]
-        return logit, torch.tanh(mu) * 1.1, log_s.clamp_min(LOG_SCALE_MIN)
+        mu = mu if self.config.anchor else torch.tanh(mu) * 1.1  # anchored: params() did it
+        return logit, mu, log_s.clamp_min(LOG_SCALE_MIN)
 
     def log2_mass(self, params, first: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
         """log2 of the mixture's mass over the integers first .. last (per pixel, (N, h, w))."""
