@@ -43,7 +43,8 @@ from ..base import Autoencoder
 from ..config import ModelConfig
 
 LOG_SCALE_MIN = -7.0
-START_LOG_SCALE = -3.0  # an anchored model's first log scales (in units of [-1, 1])
+DETAIL_GAIN = 32.0  # the details the network sees: 4 levels of 255 -> 1
+START_LOG_SCALE = -3.0  # an anchored model's middle first log scale (units of [-1, 1]: ~6 levels)
 
 
 @dataclass
@@ -146,15 +147,18 @@ class ContextModel(Autoencoder):
         # plane (dy, dx, c) is channel c * s * s + dy * s + dx of pixel_unshuffle's output
         index = [cc * s * s + dy * s + dx for dy, dx, cc in self.order]
         self.register_buffer("index", torch.tensor(index), persistent=False)
-        self.inp = nn.Conv2d(3 * p + 2, config.width, 3, padding=1)
+        self.inp = nn.Conv2d((4 if config.anchor else 3) * p + 2, config.width, 3, padding=1)
         self.layers = nn.ModuleList(
             nn.Conv2d(config.width, config.width, 3, padding=1) for _ in range(config.depth - 1)
         )
         self.head = nn.Conv2d(config.width, 3 * config.mixtures * p, 1)
-        if config.anchor:  # start near an 8-bit photo's spread: scale e^-3, ~6 of 255 levels
+        if config.anchor:  # every mean at the anchor, the scales a spread around e^-3
             k = config.mixtures
             with torch.no_grad():
-                self.head.bias.view(p, 3 * k)[:, 2 * k :] = START_LOG_SCALE
+                self.head.weight.zero_()
+                bias = self.head.bias.view(p, 3 * k)
+                bias.zero_()
+                bias[:, 2 * k :] = START_LOG_SCALE + torch.linspace(-1.5, 1.5, k) * (k > 1)
         self.penalties = nn.ModuleList()
 
     @property
@@ -202,8 +206,11 @@ class ContextModel(Autoencoder):
         q = (torch.log2(step.to(values.dtype)) / self.config.bits)[:, None, None, None]
         one = known[:, :1]
         level = torch.full_like(one, scale / max(self.config.scales - 1, 1))
-        h = torch.cat([scaled, known, inside.expand_as(known), q.expand_as(one), level], 1)
-        h = F.relu(self.inp(h))
+        maps = [scaled, known, inside.expand_as(known), q.expand_as(one), level]
+        if self.config.anchor:  # and each decoded pixel's detail: its value less its anchor
+            centres = self.anchor(scaled, known * inside)
+            maps.insert(1, (scaled - centres) * known * DETAIL_GAIN)
+        h = F.relu(self.inp(torch.cat(maps, 1)))
         for conv in self.layers:
             h = h + F.relu(conv(h))
         out = self.head(h).unflatten(1, (self.planes, 3 * self.config.mixtures))
@@ -211,7 +218,7 @@ class ContextModel(Autoencoder):
         if not self.config.anchor:
             return out
         k = self.config.mixtures  # the means: the anchor plus a bounded offset
-        centre = self.anchor(scaled, known * inside)[torch.arange(len(plane)), plane]
+        centre = centres[torch.arange(len(plane)), plane]
         mu = centre[:, None] + 0.5 * torch.tanh(out[:, k : 2 * k])
         return torch.cat([out[:, :k], mu, out[:, 2 * k :]], 1)
 
