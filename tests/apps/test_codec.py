@@ -217,9 +217,10 @@ def test_cli_trains_on_mixed_sizes_compresses_to_targets_and_keeps_names(tmp_pat
     assert (
         main(["compress", str(run), "--data", str(folder), "--out", str(out), "--psnr", "20"]) == 0
     )
-    assert main(["report", str(run)]) == 0  # its validation tiles' curve beside JPEG and WebP
+    assert main(["report", str(run)]) == 0  # its held-out image's curve beside JPEG and WebP
     page = (run / "report.html").read_text()
     assert "Rate and distortion" in page and "aekit (one model)" in page and "WebP" in page
+    assert "the 1 whole image(s) that" in page  # trained on crops: the held-out image whole
     # a rate knob on a run whose rate is fixed: one line, exit 2
     rows = tmp_path / "rows"
     assert (

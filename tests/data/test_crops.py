@@ -77,7 +77,7 @@ def test_crops_are_slices_of_their_images_at_seeded_positions():
 def test_a_run_on_a_mixed_folder_trains_on_crops_and_holds_whole_images_out(tmp_path, capsys):
     folder = _folder(tmp_path / "photos", [(40, 50), (24, 60), (33, 33), (48, 24), (30, 45)])
     ds = load_dataset(folder, patch=24)
-    assert len(ds.sources) == 5 and ds.sources[1].shape == (1, 24, 60)
+    assert len(ds.sources) == 5 and ds.sources["p1.png"].shape == (1, 24, 60)
     train, val = run_split(ds, 0.2, seed=0, crops=True)
     sampler = training_crops(ds, train)
     assert len(sampler) == len(train) and len(sampler.images) == 4  # one image held out

@@ -107,6 +107,15 @@ def is_own_data(record: dict, data) -> bool:
     return source not in ("digits", *SPLIT_SETS) and str(Path(data).resolve()) == source
 
 
+def _subset(ds, idx):
+    """The rows ``idx`` of ``ds``, with their labels and file names."""
+    from dataclasses import replace
+
+    labels = None if ds.labels is None else ds.labels[idx]
+    files = None if ds.files is None else tuple(ds.files[i] for i in idx)
+    return replace(ds, X=ds.X[idx], labels=labels, files=files)
+
+
 def scored_rows(run, data=None, *, split=None, data_dir=None, limit=None, color=None,
                 resize=None):  # fmt: skip
     """(dataset, what was scored) for ``eval`` and the report: by default the run's held-out rows.
@@ -174,9 +183,9 @@ def scored_rows(run, data=None, *, split=None, data_dir=None, limit=None, color=
     if split in ("train", "val") and idx is None:
         raise DataError(f"the run's {split} rows cannot be found again; pass --split all")
     if idx is not None:
-        ds = replace(ds, X=ds.X[idx], labels=None if ds.labels is None else ds.labels[idx])
+        ds = _subset(ds, idx)
     if limit is not None and limit < len(ds.X):
-        ds = replace(ds, X=ds.X[:limit], labels=None if ds.labels is None else ds.labels[:limit])
+        ds = _subset(ds, np.arange(limit))
     refit = (read_summary(run) or {}).get("pca_baseline", {}).get("fit_rows") == "train+val"
     held_out = split == "val" and not refit
     n = f"{len(ds.X):,}"

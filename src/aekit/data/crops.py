@@ -126,7 +126,13 @@ def training_crops(ds, train_rows: np.ndarray, transform=None) -> RandomCrops:
     cut from, as many crops per epoch as those rows, of the patch's size."""
     if ds.sources is None or ds.files is None or ds.image_shape is None:
         raise DataError("random crops need image files read as patches")
-    files = tile_files(ds.files)
-    kept = {files[i] for i in train_rows}
-    images = [a for f, a in zip(dict.fromkeys(files), ds.sources, strict=True) if f in kept]
+    images = whole_images(ds, train_rows)
     return RandomCrops(images, ds.image_shape[1], len(train_rows), transform)
+
+
+def whole_images(ds, rows=None) -> list[np.ndarray]:
+    """The whole images (C, H, W), raw units, that tiles ``rows`` (default: all) were cut
+    from, each once, in file order."""
+    files = tile_files(ds.files)
+    picked = files if rows is None else [files[i] for i in rows]
+    return [ds.sources[f] for f in dict.fromkeys(picked)]

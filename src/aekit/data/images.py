@@ -62,7 +62,7 @@ class ImageSet:
     names: tuple[str, ...]
     dtype: str
     max_value: float | None
-    sources: tuple[np.ndarray, ...] | None = None  # read_patches: the whole images, in order
+    sources: dict[str, np.ndarray] | None = None  # read_patches: each file's whole image
 
 
 def is_image_source(path: str | os.PathLike) -> bool:
@@ -472,7 +472,7 @@ def read_patches(
                 tile_names.append(f"{name}#{y},{x}")
     c = arrays[0].shape[0]
     return ImageSet(np.stack(tiles).astype(np.float32), (c, size, size), tuple(tile_names),
-                    depth, maximum, tuple(arrays))  # fmt: skip
+                    depth, maximum, dict(zip(names, arrays, strict=True)))  # fmt: skip
 
 
 def patch_size(source: str | os.PathLike, limit: int | None = None) -> int | None:

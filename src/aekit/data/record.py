@@ -33,9 +33,10 @@ class Dataset:
     dtype : str or None
         The values' type as stored (``"uint8"`` for 8-bit images and IDX, ``"float64"`` for
         text tables, ...), which the run records with their range (:mod:`aekit.data.units`).
-    sources : tuple of np.ndarray or None
-        Image files read as patches: each whole image (C, H, W) in raw units, in file order,
-        which random crops are drawn from (:mod:`aekit.data.crops`); None otherwise.
+    sources : dict of str to np.ndarray, or None
+        Image files read as patches: each file's whole image (C, H, W) in raw units, by the
+        name its tiles' ``files`` begin with, which random crops are drawn from
+        (:mod:`aekit.data.crops`); None otherwise.
     """
 
     X: np.ndarray
@@ -45,7 +46,7 @@ class Dataset:
     max_value: float | None = None
     files: tuple[str, ...] | None = None
     dtype: str | None = None
-    sources: tuple[np.ndarray, ...] | None = None
+    sources: dict[str, np.ndarray] | None = None
 
     def __post_init__(self) -> None:
         if self.image_shape is not None and int(np.prod(self.image_shape)) != self.X.shape[1]:

@@ -29,6 +29,7 @@ from . import report_sections as rs
 
 REPORT_FILE = Run.REPORT
 MAX_ROWS = 2000  # rows the report scores at most (enough for every view, and fast)
+MAX_WHOLE_IMAGES = 8  # whole images a run on crops shows (its codec curve codes them all)
 
 _CSS = """
 body { font: 15px/1.45 system-ui, sans-serif; margin: 0; color: #1d2330; background: #f6f7f9; }
@@ -78,8 +79,10 @@ def load_context(
             f"{run} has not finished an epoch yet, so there is nothing to report; "
             f"continue it with: aekit train --resume --out {run}"
         )
-    X, labels, model, shown = _rows(run, config, data, data_dir, split, device)
+    X, labels, model, shown, whole = _rows(run, config, data, data_dir, split, device)
     extra: dict[str, Any] = {}
+    if whole:  # a run on crops: the whole images its shown tiles were cut from
+        extra["whole_images"] = whole
     if anomaly_labels is not None:  # a file's path is read by the section (it knows N)
         path = isinstance(anomaly_labels, str | os.PathLike)
         extra["anomaly_labels"] = str(anomaly_labels) if path else np.asarray(anomaly_labels)
@@ -103,7 +106,18 @@ def _rows(run: Path, config: dict, data, data_dir, split=None, device="cpu"):
     model = ckpt.load(run).to(resolve_device(device))
     ds, scored = scored_rows(run, data, split=split, data_dir=data_dir, limit=MAX_ROWS)
     X, ds = _scaled(model, ds)
-    return X, ds.labels, model, scored["rows"]
+    return X, ds.labels, model, scored["rows"], _whole_images(model, ds)
+
+
+def _whole_images(model, ds) -> list[np.ndarray]:
+    """Image files read as patches (a run on crops), under one scale for every pixel: the
+    whole images (C, H, W) of the rows, scaled, at most MAX_WHOLE_IMAGES; else none."""
+    from ..data.crops import whole_images
+
+    scaler = model.scaler
+    if ds.sources is None or ds.files is None or scaler is None or scaler.kind != "image":
+        return []
+    return [scaler.transform(a) for a in whole_images(ds)[:MAX_WHOLE_IMAGES]]
 
 
 def render(ctx: rs.RunContext) -> str:

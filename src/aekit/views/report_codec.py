@@ -21,10 +21,12 @@ MAX_IMAGES = 64
 
 
 def _pixels(ctx: RunContext) -> list[np.ndarray]:
-    """The shown rows as 8-bit images (H, W) or (H, W, 3)."""
+    """The shown rows as 8-bit images (H, W) or (H, W, 3); for a run on crops, the whole
+    images they were cut from (its held-out images, by default)."""
     c, h, w = ctx.image_shape
-    x = np.clip(np.rint(ctx.X[:MAX_IMAGES] * 255.0), 0, 255).astype(np.uint8)
-    x = x.reshape(-1, c, h, w)
+    whole = ctx.extra.get("whole_images")
+    x = whole if whole else ctx.X[:MAX_IMAGES].reshape(-1, c, h, w)
+    x = [np.clip(np.rint(v * 255.0), 0, 255).astype(np.uint8) for v in x]
     return [v[0] if c == 1 else v.transpose(1, 2, 0) for v in x]
 
 
@@ -84,6 +86,12 @@ def _peers(images) -> dict[str, list[tuple[float, float]]]:
     return out
 
 
+def _what(ctx: RunContext, n: int) -> str:
+    if ctx.extra.get("whole_images"):
+        return f"the {n} whole image(s) that {ctx.shown} are tiles of"
+    return f"{n} of {ctx.shown}"
+
+
 @register_section
 def rate_distortion(ctx: RunContext) -> Section | None:
     """The codec's rate-distortion curve over its knob, beside the classical codecs."""
@@ -132,7 +140,7 @@ def rate_distortion(ctx: RunContext) -> Section | None:
             )
         )
     fig.update_layout(
-        title=f"Rate and distortion on {len(images)} of {ctx.shown}",
+        title=f"Rate and distortion on {_what(ctx, len(images))}",
         xaxis_title="bits per pixel (every byte of the file)",
         yaxis_title="PSNR (dB, 8-bit output)",
     )
