@@ -1,0 +1,206 @@
+"""Issue 23, point 2: ensembles of aekit's unsupervised table score with classical detectors.
+
+``cache``: for each set and split seed (ADBench's protocol, the splits and min-max scaling of
+benchmarks/anomaly.py), fit aekit's default detector (unsupervised) once and keep its scores
+of the training and test rows, those of its two parts (the autoencoders alone and the
+nearest-neighbour distance), and the scores of scikit-learn's IsolationForest and PyOD's
+ECOD at their defaults on the same rows; ``score``: the mean ROC-AUC of ensembles of those
+scores from the caches (labels of the training rows are never used: every member is
+standardised on its own training-row scores).
+
+    cd benchmarks
+    OMP_NUM_THREADS=1 python anomaly_ensemble_study.py cache --sets 16 --seeds 0 1
+    OMP_NUM_THREADS=1 python anomaly_ensemble_study.py score --sets 16 --seeds 0 1 \
+        --grid declared --out ensemble_declared
+
+The grid ``declared`` was written down before any of it was scored (benchmarks/README.md,
+anomaly.py); it is scored on the 16 sets, seeds 0, 1 (chosen on), and its pick once on seeds
+2, 3 and on the validation sets (``--grid confirm``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from _common import save_result
+from anomaly import SETS, VALIDATION, split
+from sklearn.ensemble import IsolationForest
+from sklearn.metrics import roc_auc_score
+
+from aekit.apps import anomaly as A
+from aekit.sklearn import AutoencoderOutlierDetector
+
+CACHE = Path(__file__).resolve().parents[1] / "runs" / "anomaly_ensemble_study"
+MEMBERS = ("default", "ae", "knn", "iforest", "ecod")
+
+
+def cache_path(name, seed, cap, tag):
+    return CACHE / f"{tag}_{name}_{seed}_{cap}.npz"
+
+
+def fit_scores(X_tr, X_te, seed, params):
+    """{member: (training scores, test scores)}, larger = more abnormal."""
+    from pyod.models.ecod import ECOD
+
+    out = {}
+    torch.manual_seed(seed)
+    det = AutoencoderOutlierDetector(random_state=seed, device="cpu", **params)
+    det.fit(X_tr)
+    out["default"] = (-det.score_samples(X_tr), -det.score_samples(X_te))
+    for part, X in (("tr", X_tr), ("te", X_te)):
+        Xs = det._scaled(X.astype(np.float32))
+        ae = A.anomaly_scores(det._nets(), det.member_stats_, Xs, det.error_scales_, None)
+        kn = det._knn_part(Xs) if det.n_neighbors_ is not None else np.zeros(len(X))
+        out.setdefault("ae", [None, None])[part == "te"] = ae
+        out.setdefault("knn", [None, None])[part == "te"] = kn
+    f = IsolationForest(random_state=seed).fit(X_tr)
+    out["iforest"] = (-f.score_samples(X_tr), -f.score_samples(X_te))
+    e = ECOD().fit(X_tr)
+    out["ecod"] = (e.decision_scores_, e.decision_function(X_te))
+    return out
+
+
+def cache(sets, seeds, cap, params, tag):
+    CACHE.mkdir(parents=True, exist_ok=True)
+    for name in sets:
+        for seed in seeds:
+            path = cache_path(name, seed, cap, tag)
+            if path.exists():
+                continue
+            X_tr, y_tr, X_te, y_te = split(name, seed, cap)
+            s = fit_scores(X_tr, X_te, seed, params)
+            arrays = {f"{m}_{p}": np.asarray(s[m][i], np.float64) for m in s for i, p in
+                      enumerate(("tr", "te"))}  # fmt: skip
+            np.savez(path, y_tr=y_tr, y_te=y_te, **arrays)
+            print(name, seed, flush=True)
+
+
+def standardise(tr, te, norm):
+    """A member's (training, test) scores on a common scale, from its training scores only:
+    ``z`` mean and sd; ``rank`` the training rows' empirical CDF (ties averaged)."""
+    if norm == "z":
+        mu, sd = tr.mean(), max(tr.std(), 1e-12)
+        return (tr - mu) / sd, (te - mu) / sd
+    ref = np.sort(tr)
+
+    def cdf(x):
+        lo = np.searchsorted(ref, x, "left")
+        hi = np.searchsorted(ref, x, "right")
+        return (lo + hi) / (2.0 * len(ref))
+
+    return cdf(tr), cdf(te)
+
+
+def combine(c, weights, norm, how="mean"):
+    """Test scores of a weighted ensemble of the cached members (weights: {member: w}).
+
+    ``how`` "mean": the weighted mean of the standardised members; "agree": each member's
+    weight multiplied by the Spearman correlation of its training scores with the mean of
+    the others' (a label-free per-set weight, floored at 0); "pseudo": each member's weight
+    multiplied by (its ROC-AUC - 0.5, floored at 0) on pseudo-labels of the training rows: the
+    5% the equal-weight ensemble scores highest against the 70% it scores lowest."""
+    parts = {m: standardise(c[f"{m}_tr"], c[f"{m}_te"], norm) for m in weights}
+    w = dict(weights)
+    if how == "agree":
+        from scipy.stats import spearmanr
+
+        for m in weights:
+            rest = np.mean([parts[o][0] for o in weights if o != m], axis=0)
+            w[m] = weights[m] * max(float(spearmanr(parts[m][0], rest)[0]), 0.0)
+    elif how == "pseudo":
+        mean = np.mean([parts[m][0] for m in weights], axis=0)
+        hi, lo = mean >= np.quantile(mean, 0.95), mean <= np.quantile(mean, 0.7)
+        labels = np.r_[np.ones(hi.sum()), np.zeros(lo.sum())]
+        for m in weights:
+            auc = roc_auc_score(labels, np.r_[parts[m][0][hi], parts[m][0][lo]])
+            w[m] = weights[m] * max(auc - 0.5, 0.0)
+    if how != "mean" and sum(w.values()) == 0:
+        w = dict(weights)
+    total = sum(w.values())
+    return sum(w[m] * parts[m][1] for m in weights) / total
+
+
+def score(sets, seeds, cap, tag, grid):
+    caches = {(n, s): dict(np.load(cache_path(n, s, cap, tag))) for n in sets for s in seeds}
+    out = {}
+    for key, (weights, norm, how) in grid.items():
+        per = {}
+        for n in sets:
+            aucs = [
+                roc_auc_score(caches[n, s]["y_te"], combine(caches[n, s], weights, norm, how))
+                for s in seeds
+            ]
+            per[n] = float(np.mean(aucs))
+        out[key] = {"mean": float(np.mean(list(per.values()))), "per_set": per}
+        print(f"{key:40s} {out[key]['mean']:.4f}", flush=True)
+    return out
+
+
+def _grid(rows):
+    return {
+        f"{'+'.join(f'{m}:{w:g}' for m, w in weights.items())} {norm} {how}": (weights, norm, how)
+        for weights, norm, how in rows
+    }
+
+
+GRIDS = {
+    # written down before it was scored; members alone first, for reference
+    "declared": lambda: _grid(
+        [({m: 1.0}, "z", "mean") for m in MEMBERS]
+        + [
+            (weights, norm, how)
+            for norm in ("z", "rank")
+            for weights, how in (
+                ({"default": 0.75, "iforest": 0.25}, "mean"),
+                ({"default": 0.5, "iforest": 0.5}, "mean"),
+                ({"default": 0.75, "ecod": 0.25}, "mean"),
+                ({"default": 0.5, "ecod": 0.5}, "mean"),
+                ({"default": 0.5, "iforest": 0.25, "ecod": 0.25}, "mean"),
+                ({"default": 1 / 3, "iforest": 1 / 3, "ecod": 1 / 3}, "mean"),
+                ({"ae": 1 / 3, "knn": 1 / 3, "iforest": 1 / 3}, "mean"),
+                ({"default": 1 / 3, "iforest": 1 / 3, "ecod": 1 / 3}, "agree"),
+                ({"ae": 0.25, "knn": 0.25, "iforest": 0.25, "ecod": 0.25}, "agree"),
+                ({"default": 1 / 3, "iforest": 1 / 3, "ecod": 1 / 3}, "pseudo"),
+                ({"ae": 0.25, "knn": 0.25, "iforest": 0.25, "ecod": 0.25}, "pseudo"),
+                ({"ae": 0.5, "knn": 0.5}, "mean"),
+            )
+        ]
+    ),
+}
+
+
+def main():
+    global CACHE  # --cache
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("what", choices=["cache", "score"])
+    p.add_argument("--sets", nargs="+", default=["16"])
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
+    p.add_argument("--cap", type=int, default=10_000)
+    p.add_argument("--aekit", default="{}", help="JSON of detector parameters (cache)")
+    p.add_argument("--tag", default="default", help="names the cache files")
+    p.add_argument("--grid", default="declared", help="declared, or JSON [weights, norm, how]")
+    p.add_argument("--out", help="write results/anomaly_ensemble_study_<OUT>.json")
+    p.add_argument("--cache", type=Path, default=CACHE, help="folder of the cached fits")
+    a = p.parse_args()
+    CACHE = a.cache
+    torch.set_num_threads(1)
+    sets = [n for s in a.sets for n in {"16": SETS, "validation": VALIDATION}.get(s, [s])]
+    if a.what == "cache":
+        cache(sets, a.seeds, a.cap, json.loads(a.aekit), a.tag)
+        return
+    if a.grid in GRIDS:
+        grid = GRIDS[a.grid]()
+    else:
+        grid = _grid([tuple(json.loads(g)) for g in a.grid.split(";")])
+    res = score(sets, a.seeds, a.cap, a.tag, grid)
+    if a.out:
+        result = {"sets": sets, "seeds": a.seeds, "cap": a.cap, "grid": a.grid, "variants": res}
+        print(f"wrote {save_result('anomaly_ensemble_study_' + a.out, result)}")
+
+
+if __name__ == "__main__":
+    main()
