@@ -64,11 +64,16 @@ def test_planted_outliers_rank_first_and_feature_errors_name_the_column(planted,
     F = fitted.feature_errors(X)
     assert F.shape == X.shape
     assert np.all(np.argmax(F[:12], axis=1) == 5)
-    # each row of feature_errors sums to the anomaly score up to one constant, less the
-    # isolation part's term (a forest's path length has no column shares)
-    assert fitted.isolation_weight_ == anomaly.ISOLATION_WEIGHT == 0.25
-    assert np.ptp(F.sum(axis=1) + scores + _isolation_term(fitted, X)) < 1e-9
+    # each row of feature_errors sums to the anomaly score up to one constant
+    assert np.ptp(F.sum(axis=1) + scores) < 1e-9
     assert np.array_equal(fitted.predict(X), np.where(fitted.decision_function(X) < 0, -1, 1))
+    # with the isolation part too, less its term (a forest's path length has no column shares)
+    iso = AutoencoderOutlierDetector(isolation_weight=0.25, random_state=0, device="cpu").fit(X)
+    scores = iso.score_samples(X)
+    assert set(np.argsort(scores)[:12]) == set(np.flatnonzero(y))
+    F = iso.feature_errors(X)
+    assert np.all(np.argmax(F[:12], axis=1) == 5)
+    assert np.ptp(F.sum(axis=1) + scores + _isolation_term(iso, X)) < 1e-9
 
 
 def _isolation_term(det, X):
@@ -116,9 +121,7 @@ def test_mixed_loss_and_column_divisors_match_a_reference(planted, tmp_path, qua
     assert anomaly.member_losses("dense", "mixed", (1, 2, 4), 2) == ["mse"] * 2  # images
     assert anomaly.member_losses("vae", "mixed", None, 2) == ["bce"] * 2  # not squared error
     X = planted[0]
-    det = AutoencoderOutlierDetector(
-        error_quantile=quantile, n_neighbors=None, isolation_weight=None, **FAST
-    )
+    det = AutoencoderOutlierDetector(error_quantile=quantile, n_neighbors=None, **FAST)
     det.fit(X[::2])
     assert det.loss == "mixed" and [m.config.loss for m in det.models_] == ["mse", "mae", "mse"]
     scores = det.score_samples(X)
@@ -194,9 +197,7 @@ def test_novelty_scores_match_a_reference(planted, tmp_path):
     X_train = X[12:][::2]  # clean rows
     det = AutoencoderOutlierDetector(novelty=True, **FAST).fit(X_train)
     assert det.n_neighbors_ == 5 and det.knn_reference_.shape == X_train.shape
-    untrimmed = AutoencoderOutlierDetector(
-        trim=0.0, n_neighbors=None, isolation_weight=None, **FAST
-    ).fit(X_train)
+    untrimmed = AutoencoderOutlierDetector(trim=0.0, n_neighbors=None, **FAST).fit(X_train)
     ae = _reference_scores(untrimmed, X_train, X, 0.9)
     ae_train = _reference_scores(untrimmed, X_train, X_train, 0.9)
     Z_train = det._scaled(X_train.astype(np.float32).astype(np.float64))
@@ -236,11 +237,9 @@ def test_unsupervised_scores_match_a_reference(planted, tmp_path):
     forest fitted on the kept rows, each standardised on all training rows, 0.75 and 0.25."""
     X, y = planted
     X_train = X[::2]  # rows 0, 2, ..., 10 are planted anomalies among the training rows
-    det = AutoencoderOutlierDetector(isolation_weight=None, **FAST).fit(X_train)
+    det = AutoencoderOutlierDetector(**FAST).fit(X_train)
     assert det.n_neighbors_ == 10 and det.knn_clean_ == 0.3 and det.isolation_weight_ is None
-    alone = AutoencoderOutlierDetector(n_neighbors=None, isolation_weight=None, **FAST).fit(
-        X_train
-    )  # same members
+    alone = AutoencoderOutlierDetector(n_neighbors=None, **FAST).fit(X_train)  # same members
     ae = _reference_scores(alone, X_train, X, 0.9)
     ae_train = _reference_scores(alone, X_train, X_train, 0.9)
     kept = ae_train <= np.quantile(ae_train, 0.7)
@@ -261,9 +260,9 @@ def test_unsupervised_scores_match_a_reference(planted, tmp_path):
     scores = det.score_samples(X)
     np.testing.assert_allclose(-scores, want, rtol=1e-6, atol=1e-6)
     assert set(np.argsort(scores)[:12]) == set(np.flatnonzero(y))
-    # the default: that blend (its training rows' scores as score_samples gives them) and
-    # scikit-learn's IsolationForest on the kept rows, each standardised on all training rows
-    full = AutoencoderOutlierDetector(**FAST).fit(X_train)
+    # isolation_weight=0.25: that blend (its training rows' scores as score_samples gives them)
+    # and scikit-learn's IsolationForest on the kept rows, each standardised on all training rows
+    full = AutoencoderOutlierDetector(isolation_weight=0.25, **FAST).fit(X_train)
     assert full.isolation_weight_ == 0.25 and full.isolation_seed_ is not None
     from sklearn.ensemble import IsolationForest
 
@@ -283,21 +282,20 @@ def test_unsupervised_scores_match_a_reference(planted, tmp_path):
     assert (tmp_path / "d" / detector.ISOLATION_FILE).is_file()
     # the default is its explicit recipe
     explicit = AutoencoderOutlierDetector(
-        n_neighbors=10, knn_clean=0.3, isolation_weight=0.25, **FAST
+        n_neighbors=10, knn_clean=0.3, isolation_weight=None, **FAST
     ).fit(X_train)
-    assert np.array_equal(explicit.score_samples(X), full_scores)
+    assert np.array_equal(explicit.score_samples(X), scores)
     uncleaned = AutoencoderOutlierDetector(knn_clean=0.0, **FAST).fit(X_train)
     assert uncleaned.knn_reference_.shape[0] == len(X_train)
     with pytest.raises(ConfigError, match="knn_clean must be"):
         AutoencoderOutlierDetector(knn_clean=1.0).fit(X_train)
     with pytest.raises(ConfigError, match="isolation_weight must be"):
         AutoencoderOutlierDetector(isolation_weight=1.0).fit(X_train)
-    # off with novelty and for images (not measured there), and at weight 0
-    assert anomaly.resolve_isolation("auto", True) is None
-    assert anomaly.resolve_isolation("auto", False, (1, 28, 28)) is None
-    assert anomaly.resolve_isolation("auto", False) == 0.25
-    assert anomaly.resolve_isolation(0, False) is None
-    assert anomaly.resolve_isolation(0.5, True) == 0.5
+    with pytest.raises(ConfigError, match="isolation_weight must be"):
+        AutoencoderOutlierDetector(isolation_weight="auto").fit(X_train)
+    # off at weight 0 as at None
+    assert anomaly.resolve_isolation(0) is None and anomaly.resolve_isolation(None) is None
+    assert anomaly.resolve_isolation(0.5) == 0.5
     zero = AutoencoderOutlierDetector(isolation_weight=0, **FAST).fit(X_train)
     assert np.array_equal(zero.score_samples(X), scores)
 
@@ -339,7 +337,7 @@ def test_detectors_of_format_1_load_and_score_the_same(planted, tmp_path):
     from aekit.io import checkpoint
 
     X = planted[0]
-    det = AutoencoderOutlierDetector(isolation_weight=None, **FAST).fit(X[::2])
+    det = AutoencoderOutlierDetector(**FAST).fit(X[::2])
     path = det.save(tmp_path / "old")
     config = json.loads((path / "config.json").read_text())
     assert config["detector"]["format"] == detector.FORMAT == 2
@@ -354,7 +352,8 @@ def test_detectors_of_format_1_load_and_score_the_same(planted, tmp_path):
     (path / "config.json").write_text(json.dumps(config))
     with pytest.raises(ModelFileError, match="format 3"):
         AutoencoderOutlierDetector.load(path)
-    new = AutoencoderOutlierDetector(**FAST).fit(X[::2]).save(tmp_path / "new")
+    new = AutoencoderOutlierDetector(isolation_weight=0.25, **FAST).fit(X[::2])
+    new = new.save(tmp_path / "new")
     checkpoint.save_tensors(new / detector.ISOLATION_FILE, {"roots": torch.zeros(2)})
     with pytest.raises(ModelFileError, match="does not hold the detector's trees"):
         AutoencoderOutlierDetector.load(new)
@@ -375,19 +374,13 @@ def test_rows_off_a_learned_plane_rank_first():
     """Rows inside the data's range but off its 2-d plane: found once the models learn it.
 
     The default's short schedule underfits such structure (see the README); a longer,
-    faster one finds them. The isolation part is left out: its axis-aligned splits do not see
-    the plane, and with it (the default) one of the twelve ranks 13th.
+    faster one finds them.
     """
     rng = np.random.default_rng(0)
     X = rng.normal(size=(600, 2)) @ rng.normal(size=(2, 8)) + 0.05 * rng.normal(size=(600, 8))
     X[:12, 5] += 4.0
     det = AutoencoderOutlierDetector(
-        learning_rate_init=1e-2,
-        max_iter=200,
-        trim=0.0,
-        isolation_weight=None,
-        random_state=0,
-        device="cpu",
+        learning_rate_init=1e-2, max_iter=200, trim=0.0, random_state=0, device="cpu"
     ).fit(X)
     assert set(np.argsort(det.score_samples(X))[:12]) == set(range(12))
     assert np.all(np.argmax(det.feature_errors(X[:12]), axis=1) == 5)

@@ -14,10 +14,10 @@ nearest-neighbour one, each part standardised on the same rows: the mean distanc
 to its 10 nearest reference rows in the standardised space, the reference rows being the
 training rows less the ``KNN_CLEAN`` share (30%) the autoencoders score highest
 (:func:`clean_rows`): anomalies among the training rows would otherwise be each other's near
-neighbours. Last, an isolation forest (:mod:`aekit.apps.isolation`) fitted on the same kept
-rows is blended in with weight ``ISOLATION_WEIGHT`` (0.25), the score so far and its own
-each standardised on all training rows. :class:`aekit.sklearn.AutoencoderOutlierDetector`
-is the estimator around these functions.
+neighbours. On request (``isolation_weight``, off by default), an isolation forest
+(:mod:`aekit.apps.isolation`) fitted on the same kept rows is blended in last, the score so
+far and its own each standardised on all training rows.
+:class:`aekit.sklearn.AutoencoderOutlierDetector` is the estimator around these functions.
 
 With clean training rows (``novelty=True``: ADBench's semi-supervised setting) no row is
 trimmed, and the autoencoders' score is blended with a nearest-neighbour one: the mean
@@ -56,9 +56,10 @@ KNN_WEIGHT = 0.5  # the nearest-neighbour part's weight in the blended score
 # part's reference rows when the training rows may hold anomalies (chosen on the 16 ADBench
 # sets, seeds 0 and 1; benchmarks/README.md, anomaly.py)
 KNN_CLEAN = 0.3
-# the isolation forest's weight in the score on tables without novelty: fitted on the same
-# rows as the neighbours' reference, blended in last (chosen on the 16 ADBench sets, seeds 0
-# and 1, confirmed on seeds 2, 3 and on 11 other sets; benchmarks/README.md, anomaly.py)
+# the isolation forest's weight measured on tables without novelty (``isolation_weight``,
+# off by default): chosen on the 16 ADBench sets, seeds 0 and 1, where it scored 0.001 above
+# the default; with the estimator it did not beat the default on seeds 2 and 3
+# (benchmarks/README.md, anomaly.py)
 ISOLATION_WEIGHT = 0.25
 _EPS = 1e-12
 
@@ -346,12 +347,8 @@ def resolve_knn_clean(knn_clean, novelty: bool) -> float:
     return float(knn_clean)
 
 
-def resolve_isolation(weight, novelty: bool, image_shape=None) -> float | None:
-    """'auto': ``ISOLATION_WEIGHT`` on tables whose training rows may hold anomalies; None
-    (no isolation part) with ``novelty`` or for images, where it was not measured; 0 or None
-    given: none."""
-    if isinstance(weight, str) and weight == "auto":
-        return None if novelty or image_shape is not None else ISOLATION_WEIGHT
+def resolve_isolation(weight) -> float | None:
+    """The isolation part's weight, or None (no such part) for None or 0."""
     return None if weight is None or float(weight) == 0 else float(weight)
 
 
@@ -518,7 +515,7 @@ def blend_stats(ae_train: np.ndarray, knn_train: np.ndarray) -> tuple[float, ...
 def blend(ae: np.ndarray, knn: np.ndarray, stats, weight: float = KNN_WEIGHT) -> np.ndarray:
     """(1 - weight) (ae - mean) / sd + weight (knn - mean) / sd, each part standardised by
     its training rows (``stats`` from :func:`blend_stats`); the nearest-neighbour part with
-    ``KNN_WEIGHT``, the isolation forest with ``ISOLATION_WEIGHT`` (its second part)."""
+    ``KNN_WEIGHT``, an isolation forest with ``isolation_weight`` (its second part)."""
     mu_a, sd_a, mu_k, sd_k = stats
     w = float(weight)
     return _finite((1 - w) * (ae - mu_a) / sd_a + w * (knn - mu_k) / sd_k)
