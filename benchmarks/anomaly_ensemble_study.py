@@ -128,6 +128,7 @@ def combine(c, weights, norm, how="mean"):
 
 
 DERIVED = ("iforest_clean", "ecod_clean", "knn_copula", "knn_multi")
+FOREST_SEED = 0  # --forest-seed: iforest_clean's random_state is the split seed plus this
 
 
 def derive(c, name, seed, cap, members):
@@ -145,7 +146,7 @@ def derive(c, name, seed, cap, members):
     Xs_te = (X_te.astype(np.float32) - off) * sc
     kept = A.clean_rows(c["ae_tr"], A.KNN_CLEAN)
     if "iforest_clean" in members:
-        f = IsolationForest(random_state=seed).fit(X_tr[kept])
+        f = IsolationForest(random_state=seed + FOREST_SEED).fit(X_tr[kept])
         c["iforest_clean_tr"], c["iforest_clean_te"] = (
             -f.score_samples(X_tr),
             -f.score_samples(X_te),
@@ -265,7 +266,7 @@ GRIDS = {
 
 
 def main():
-    global CACHE  # --cache
+    global CACHE, FOREST_SEED  # --cache, --forest-seed
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("what", choices=["cache", "score"])
     p.add_argument("--sets", nargs="+", default=["16"])
@@ -276,8 +277,9 @@ def main():
     p.add_argument("--grid", default="declared", help="declared, or JSON [weights, norm, how]")
     p.add_argument("--out", help="write results/anomaly_ensemble_study_<OUT>.json")
     p.add_argument("--cache", type=Path, default=CACHE, help="folder of the cached fits")
+    p.add_argument("--forest-seed", type=int, default=0, help="added to iforest_clean's seed")
     a = p.parse_args()
-    CACHE = a.cache
+    CACHE, FOREST_SEED = a.cache, a.forest_seed
     torch.set_num_threads(1)
     sets = [n for s in a.sets for n in {"16": SETS, "validation": VALIDATION}.get(s, [s])]
     if a.what == "cache":
