@@ -34,6 +34,9 @@ def _check_function(check):
             loss=None, error_quantile=None, n_estimators=2, max_iter=4, random_state=0
         ),
         AutoencoderOutlierDetector(novelty=True, n_estimators=2, max_iter=4, random_state=0),
+        AutoencoderOutlierDetector(
+            isolation_weight=0.25, n_estimators=2, max_iter=4, random_state=0
+        ),
     ]
 )
 def test_sklearn_estimator_checks(estimator, check, monkeypatch):
