@@ -172,6 +172,8 @@ def test_knn_distances_against_a_hand_computed_reference():
     stats = anomaly.blend_stats(np.array([1.0, 3.0]), np.array([2.0, 6.0]))
     assert stats == (2.0, 1.0, 4.0, 2.0)
     assert anomaly.blend(np.array([4.0]), np.array([10.0]), stats) == pytest.approx([2.5])
+    # with another weight (the isolation part's): 0.75 * (4 - 2) / 1 + 0.25 * (10 - 4) / 2
+    assert anomaly.blend(np.array([4.0]), np.array([10.0]), stats, 0.25) == pytest.approx([2.25])
     assert anomaly.resolve_neighbors("auto", True) == 5
     assert anomaly.resolve_neighbors("auto", False) == 10
     assert anomaly.resolve_neighbors("auto", False, (1, 28, 28)) is None
