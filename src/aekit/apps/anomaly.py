@@ -56,11 +56,6 @@ KNN_WEIGHT = 0.5  # the nearest-neighbour part's weight in the blended score
 # part's reference rows when the training rows may hold anomalies (chosen on the 16 ADBench
 # sets, seeds 0 and 1; benchmarks/README.md, anomaly.py)
 KNN_CLEAN = 0.3
-# the isolation forest's weight measured on tables without novelty (``isolation_weight``,
-# off by default): chosen on the 16 ADBench sets, seeds 0 and 1, where it scored 0.001 above
-# the default; with the estimator it did not beat the default on seeds 2 and 3
-# (benchmarks/README.md, anomaly.py)
-ISOLATION_WEIGHT = 0.25
 _EPS = 1e-12
 
 # "auto" on tables (the robust recipe, chosen on the 16 ADBench sets) and on images (an
