@@ -11,7 +11,7 @@ import pytest
 import torch
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from aekit.apps import anomaly, anomaly_metrics, detector
+from aekit.apps import anomaly, anomaly_metrics, detector, isolation
 from aekit.cli import main
 from aekit.errors import ConfigError, DataError
 from aekit.functional import losses
@@ -34,6 +34,9 @@ def _check_function(check):
             loss=None, error_quantile=None, n_estimators=2, max_iter=4, random_state=0
         ),
         AutoencoderOutlierDetector(novelty=True, n_estimators=2, max_iter=4, random_state=0),
+        AutoencoderOutlierDetector(
+            isolation_weight=0.25, n_estimators=2, max_iter=4, random_state=0
+        ),
     ]
 )
 def test_sklearn_estimator_checks(estimator, check, monkeypatch):
@@ -67,6 +70,20 @@ def test_planted_outliers_rank_first_and_feature_errors_name_the_column(planted,
     # each row of feature_errors sums to the anomaly score up to one constant
     assert np.ptp(F.sum(axis=1) + scores) < 1e-9
     assert np.array_equal(fitted.predict(X), np.where(fitted.decision_function(X) < 0, -1, 1))
+    # with the isolation part too, less its term (a forest's path length has no column shares)
+    iso = AutoencoderOutlierDetector(isolation_weight=0.25, random_state=0, device="cpu").fit(X)
+    scores = iso.score_samples(X)
+    assert set(np.argsort(scores)[:12]) == set(np.flatnonzero(y))
+    F = iso.feature_errors(X)
+    assert np.all(np.argmax(F[:12], axis=1) == 5)
+    assert np.ptp(F.sum(axis=1) + scores + _isolation_term(iso, X)) < 1e-9
+
+
+def _isolation_term(det, X):
+    """The isolation part's share of -score_samples: its weight times its standardised score."""
+    iso = isolation.isolation_scores(det.isolation_forest_, det._scaled(X.astype(np.float32)))
+    _, _, mu, sd = det.isolation_stats_
+    return det.isolation_weight_ * (iso - mu) / sd
 
 
 def _reference_scores(det, X_train, X, quantile):
@@ -155,6 +172,8 @@ def test_knn_distances_against_a_hand_computed_reference():
     stats = anomaly.blend_stats(np.array([1.0, 3.0]), np.array([2.0, 6.0]))
     assert stats == (2.0, 1.0, 4.0, 2.0)
     assert anomaly.blend(np.array([4.0]), np.array([10.0]), stats) == pytest.approx([2.5])
+    # with another weight (the isolation part's): 0.75 * (4 - 2) / 1 + 0.25 * (10 - 4) / 2
+    assert anomaly.blend(np.array([4.0]), np.array([10.0]), stats, 0.25) == pytest.approx([2.25])
     assert anomaly.resolve_neighbors("auto", True) == 5
     assert anomaly.resolve_neighbors("auto", False) == 10
     assert anomaly.resolve_neighbors("auto", False, (1, 28, 28)) is None
@@ -219,11 +238,12 @@ def test_novelty_scores_match_a_reference(planted, tmp_path):
 def test_unsupervised_scores_match_a_reference(planted, tmp_path):
     """Without novelty (tables): the autoencoders' score, blended half and half with the mean
     distance to the 10 nearest of the training rows the autoencoders score at most at their
-    0.7 quantile, each part standardised on those kept rows."""
+    0.7 quantile, each part standardised on those kept rows; then that blend and an isolation
+    forest fitted on the kept rows, each standardised on all training rows, 0.75 and 0.25."""
     X, y = planted
     X_train = X[::2]  # rows 0, 2, ..., 10 are planted anomalies among the training rows
     det = AutoencoderOutlierDetector(**FAST).fit(X_train)
-    assert det.n_neighbors_ == 10 and det.knn_clean_ == 0.3
+    assert det.n_neighbors_ == 10 and det.knn_clean_ == 0.3 and det.isolation_weight_ is None
     alone = AutoencoderOutlierDetector(n_neighbors=None, **FAST).fit(X_train)  # same members
     ae = _reference_scores(alone, X_train, X, 0.9)
     ae_train = _reference_scores(alone, X_train, X_train, 0.9)
@@ -245,15 +265,103 @@ def test_unsupervised_scores_match_a_reference(planted, tmp_path):
     scores = det.score_samples(X)
     np.testing.assert_allclose(-scores, want, rtol=1e-6, atol=1e-6)
     assert set(np.argsort(scores)[:12]) == set(np.flatnonzero(y))
-    again = AutoencoderOutlierDetector.load(det.save(tmp_path / "d"))
-    assert again.knn_clean_ == 0.3 and np.array_equal(again.score_samples(X), scores)
+    # isolation_weight=0.25: that blend (its training rows' scores as score_samples gives them)
+    # and scikit-learn's IsolationForest on the kept rows, each standardised on all training rows
+    full = AutoencoderOutlierDetector(isolation_weight=0.25, **FAST).fit(X_train)
+    assert full.isolation_weight_ == 0.25 and full.isolation_seed_ is not None
+    from sklearn.ensemble import IsolationForest
+
+    forest = IsolationForest(random_state=full.isolation_seed_).fit(Z_train)
+    Z_all = det._scaled(X_train.astype(np.float32).astype(np.float64))
+    iso, iso_train = -forest.score_samples(Z), -forest.score_samples(Z_all)
+    prev_train = -det.score_samples(X_train)
+    want_full = 0.75 * (want - prev_train.mean()) / prev_train.std()
+    want_full += 0.25 * (iso - iso_train.mean()) / iso_train.std()
+    full_scores = full.score_samples(X)
+    np.testing.assert_allclose(-full_scores, want_full, rtol=1e-6, atol=1e-6)
+    assert set(np.argsort(full_scores)[:12]) == set(np.flatnonzero(y))
+    for d, s in ((det, scores), (full, full_scores)):
+        again = AutoencoderOutlierDetector.load(d.save(tmp_path / "d"))
+        assert again.knn_clean_ == 0.3 and np.array_equal(again.score_samples(X), s)
+        assert again.isolation_weight_ == d.isolation_weight_
+    assert (tmp_path / "d" / detector.ISOLATION_FILE).is_file()
     # the default is its explicit recipe
-    explicit = AutoencoderOutlierDetector(n_neighbors=10, knn_clean=0.3, **FAST).fit(X_train)
+    explicit = AutoencoderOutlierDetector(
+        n_neighbors=10, knn_clean=0.3, isolation_weight=None, **FAST
+    ).fit(X_train)
     assert np.array_equal(explicit.score_samples(X), scores)
     uncleaned = AutoencoderOutlierDetector(knn_clean=0.0, **FAST).fit(X_train)
     assert uncleaned.knn_reference_.shape[0] == len(X_train)
     with pytest.raises(ConfigError, match="knn_clean must be"):
         AutoencoderOutlierDetector(knn_clean=1.0).fit(X_train)
+    with pytest.raises(ConfigError, match="isolation_weight must be"):
+        AutoencoderOutlierDetector(isolation_weight=1.0).fit(X_train)
+    with pytest.raises(ConfigError, match="isolation_weight must be"):
+        AutoencoderOutlierDetector(isolation_weight="auto").fit(X_train)
+    # off at weight 0 as at None
+    assert anomaly.resolve_isolation(0) is None and anomaly.resolve_isolation(None) is None
+    assert anomaly.resolve_isolation(0.5) == 0.5
+    zero = AutoencoderOutlierDetector(isolation_weight=0, **FAST).fit(X_train)
+    assert np.array_equal(zero.score_samples(X), scores)
+
+
+def test_isolation_forest_against_a_hand_example_and_scikit_learn():
+    from sklearn.ensemble import IsolationForest
+
+    c3 = 2 * (np.log(2) + np.euler_gamma) - 2 * 2 / 3
+    c4 = 2 * (np.log(3) + np.euler_gamma) - 2 * 3 / 4
+    assert isolation.average_path_length([0, 1, 2, 3, 4]) == pytest.approx([0, 0, 1, c3, c4])
+    # one tree of 4 training rows: the root splits column 1 at 0.5; its left leaf holds one
+    # row (path length 1 + c(1) = 1), its right leaf three (1 + c(3)); norm: 1 tree x c(4)
+    forest = {
+        "feature": np.array([1, 0, 0]),
+        "threshold": np.array([0.5, 0.0, 0.0]),
+        "left": np.array([1, -1, -1]),
+        "right": np.array([2, -1, -1]),
+        "value": np.array([0.0, 1.0, 1.0 + c3]),
+        "roots": np.array([0]),
+        "norm": np.array([c4]),
+    }
+    assert isolation.check_forest(forest, 2) and not isolation.check_forest(forest, 1)
+    got = isolation.isolation_scores(forest, np.array([[9.0, 0.2], [-9.0, 0.5], [0.0, 0.7]]))
+    assert got == pytest.approx([2 ** (-1 / c4), 2 ** (-1 / c4), 2 ** (-(1 + c3) / c4)])
+    # fitted: the same scores as scikit-learn's forest of the same seed
+    rng = np.random.default_rng(0)
+    X, Y = rng.normal(size=(700, 5)), 2 * rng.normal(size=(300, 5))
+    mine = isolation.isolation_scores(isolation.fit_forest(X, 7), Y, batch=64)
+    ref = -IsolationForest(random_state=7).fit(X).score_samples(Y)
+    np.testing.assert_allclose(mine, ref, rtol=0, atol=1e-12)
+    one = isolation.fit_forest(X[:1], 0)  # one row per tree: every row scores 0.5
+    assert np.array_equal(isolation.isolation_scores(one, Y[:3]), [0.5, 0.5, 0.5])
+
+
+def test_detectors_of_format_1_load_and_score_the_same(planted, tmp_path):
+    """A folder written before the isolation part (no "format", no isolation entries) loads
+    as the detector it was; a later format or a damaged forest is refused."""
+    from aekit.errors import ModelFileError
+    from aekit.io import checkpoint
+
+    X = planted[0]
+    det = AutoencoderOutlierDetector(**FAST).fit(X[::2])
+    path = det.save(tmp_path / "old")
+    config = json.loads((path / "config.json").read_text())
+    assert config["detector"]["format"] == detector.FORMAT == 2
+    for key in ("format", "isolation_weight_", "isolation_seed_", "isolation_stats_"):
+        del config["detector"][key]
+    del config["detector"]["params"]["isolation_weight"]
+    (path / "config.json").write_text(json.dumps(config))
+    old = AutoencoderOutlierDetector.load(path)
+    assert old.isolation_weight is None and old.isolation_weight_ is None
+    assert np.array_equal(old.score_samples(X), det.score_samples(X))
+    config["detector"]["format"] = 3
+    (path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelFileError, match="format 3"):
+        AutoencoderOutlierDetector.load(path)
+    new = AutoencoderOutlierDetector(isolation_weight=0.25, **FAST).fit(X[::2])
+    new = new.save(tmp_path / "new")
+    checkpoint.save_tensors(new / detector.ISOLATION_FILE, {"roots": torch.zeros(2)})
+    with pytest.raises(ModelFileError, match="does not hold the detector's trees"):
+        AutoencoderOutlierDetector.load(new)
 
 
 def test_a_damaged_reference_file_is_refused(planted, tmp_path):

@@ -14,8 +14,10 @@ nearest-neighbour one, each part standardised on the same rows: the mean distanc
 to its 10 nearest reference rows in the standardised space, the reference rows being the
 training rows less the ``KNN_CLEAN`` share (30%) the autoencoders score highest
 (:func:`clean_rows`): anomalies among the training rows would otherwise be each other's near
-neighbours. :class:`aekit.sklearn.AutoencoderOutlierDetector` is the estimator around these
-functions.
+neighbours. On request (``isolation_weight``, off by default), an isolation forest
+(:mod:`aekit.apps.isolation`) fitted on the same kept rows is blended in last, the score so
+far and its own each standardised on all training rows.
+:class:`aekit.sklearn.AutoencoderOutlierDetector` is the estimator around these functions.
 
 With clean training rows (``novelty=True``: ADBench's semi-supervised setting) no row is
 trimmed, and the autoencoders' score is blended with a nearest-neighbour one: the mean
@@ -340,6 +342,11 @@ def resolve_knn_clean(knn_clean, novelty: bool) -> float:
     return float(knn_clean)
 
 
+def resolve_isolation(weight) -> float | None:
+    """The isolation part's weight, or None (no such part) for None or 0."""
+    return None if weight is None or float(weight) == 0 else float(weight)
+
+
 def clean_rows(scores: np.ndarray, share: float) -> np.ndarray:
     """Sorted indices of the rows kept when the ``share`` with the highest ``scores`` is left
     out: the rows whose score is at most the (1 - share) quantile (all rows when share is 0;
@@ -500,11 +507,12 @@ def blend_stats(ae_train: np.ndarray, knn_train: np.ndarray) -> tuple[float, ...
     )
 
 
-def blend(ae: np.ndarray, knn: np.ndarray, stats) -> np.ndarray:
-    """(1 - KNN_WEIGHT) (ae - mean) / sd + KNN_WEIGHT (knn - mean) / sd, each part
-    standardised by its training rows (``stats`` from :func:`blend_stats`)."""
+def blend(ae: np.ndarray, knn: np.ndarray, stats, weight: float = KNN_WEIGHT) -> np.ndarray:
+    """(1 - weight) (ae - mean) / sd + weight (knn - mean) / sd, each part standardised by
+    its training rows (``stats`` from :func:`blend_stats`); the nearest-neighbour part with
+    ``KNN_WEIGHT``, an isolation forest with ``isolation_weight`` (its second part)."""
     mu_a, sd_a, mu_k, sd_k = stats
-    w = KNN_WEIGHT
+    w = float(weight)
     return _finite((1 - w) * (ae - mu_a) / sd_a + w * (knn - mu_k) / sd_k)
 
 

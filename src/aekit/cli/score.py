@@ -207,6 +207,7 @@ def fit_detector(args) -> int:
     flagged = int((det.predict(X) == -1).sum())
     det.save(args.out)
     knn = f" and {det.n_neighbors_}-nearest-neighbour distances" if det.n_neighbors_ else ""
+    knn += " and an isolation forest" if det.isolation_weight_ is not None else ""
     rows = "normal rows" if args.novelty else "rows"
     space = " (in their codes)" if det.knn_space_ == "code" else ""
     print(
