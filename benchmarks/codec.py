@@ -331,12 +331,12 @@ def parse_args(argv=None):
     p.add_argument("--transform", choices=("dct", "gdn"), default="dct")
     p.add_argument("--post-channels", type=int, default=0, help="dct: the post-filter's maps")
     p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--start", choices=("data", "prior", "random"), default="data",
+    p.add_argument("--start", choices=("data", "prior", "random"), default="random",
                    help="the hyperprior's start: from the code's statistics, or random")
     p.add_argument("--lambdas", type=float, nargs="+", default=None,
                    help="the rates one model is trained for (default: the codec's eight)")
     p.add_argument("--start-steps", type=int, default=300, help="the entropy model's fit")
-    p.add_argument("--gain-prior", choices=("on", "off"), default="on",
+    p.add_argument("--gain-prior", choices=("on", "off"), default="off",
                    help="the hyperprior's mean and scale follow the knob's gain")
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)

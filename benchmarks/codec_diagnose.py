@@ -1,12 +1,15 @@
 """Where the spatial codec's bits go (issue 22): the rate breakdown per knob q on the
 validation photograph (chelsea, held out of training), as ``codec.py --validation`` trains.
 
-Per q: bits per pixel of y (the code) and of z (the side information), the fraction of y's
+Per q: bits per pixel of y (the code) and of z (the side information), what y would cost
+under each channel's own histogram of its symbols (static: no side information) and under
+each channel's best single Gaussian scale of the coder's table, the fraction of y's
 symbols that are 0, the bits those zeros cost and the hyperprior's scale sigma for them (the
 least scale is ``SCALE_MIN``; a zero under sigma = SCALE_MIN costs about 1e-5 bits), and the
 quantiser's effective step in grey levels (255 / (START_SCALE * a_q), median over channels).
 
     OMP_NUM_THREADS=1 python benchmarks/codec_diagnose.py --crops 1500 --epochs 4 --hyper 64
+    ... --gain-prior off --start random        # the codec before session 16 (its default then)
 """
 
 from __future__ import annotations
@@ -42,11 +45,14 @@ def breakdown(model, image: np.ndarray, q: float) -> dict:
         out = model.synthesis(y_hat, image.shape[:2]).clamp(0, 1)
         mse = float(((torch.round(out * 255) - x * 255) ** 2).mean())
         per_channel = bits.sum((0, 2, 3)) / pixels  # (M,) bpp by coefficient
-    static = 0.0  # each channel's own histogram of k: what a static per-coefficient code costs
+    static = gauss = 0.0  # each channel's own histogram of k / its best single Gaussian scale
+    scales = torch.as_tensor(SCALE_TABLE)[:, None]
     for c in range(k.shape[1]):
-        _, counts = torch.unique(k[:, c], return_counts=True)
+        values, counts = torch.unique(k[:, c], return_counts=True)
         p = counts.double() / counts.sum()
         static += float(-(counts * torch.log2(p)).sum())
+        lik = gaussian_likelihood(values.double()[None].expand(len(scales), -1), scales)
+        gauss += float((-(torch.log2(lik.clamp_min(CODER_FLOOR))) * counts).sum(1).min())
     order = torch.argsort(per_channel, descending=True)
     return {
         "q": float(q),
@@ -54,6 +60,7 @@ def breakdown(model, image: np.ndarray, q: float) -> dict:
         "bpp_y": float(bits.sum()) / pixels,
         "bpp_z": bits_z / pixels,
         "bpp_y_static": static / pixels,
+        "bpp_y_static_gaussian": gauss / pixels,
         "zero_fraction": float(zero.double().mean()),
         "bpp_of_zeros": float(bits[zero].sum()) / pixels,
         "bits_per_zero": float(bits[zero].mean()) if zero.any() else None,
@@ -78,7 +85,8 @@ def main(argv=None) -> None:
     for r in out:
         print(
             f"q {r['q']:.0f}  {r['psnr']:.2f} dB  {r['bpp_y'] + r['bpp_z']:.3f} bpp = "
-            f"y {r['bpp_y']:.3f}  z {r['bpp_z']:.4f} bpp  static {r['bpp_y_static']:.3f}  "
+            f"y {r['bpp_y']:.3f}  z {r['bpp_z']:.4f} bpp  static {r['bpp_y_static']:.3f} "
+            f"(Gaussian {r['bpp_y_static_gaussian']:.3f})  "
             f"zeros {r['zero_fraction']:.3f} cost {r['bpp_of_zeros']:.3f} bpp "
             f"({r['bits_per_zero']:.3f} b each, sigma {r['sigma_zero_median']:.3f}, "
             f"{r['sigma_zero_at_bound']:.2f} at bound)  step {r['step_grey_median']:.1f} "

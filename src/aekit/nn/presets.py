@@ -82,7 +82,7 @@ PRESETS = {
         "one model for every rate (gain units over eight lambdas)",
         dict(
             latent="hyperprior", latent_dim=None, channels=64, stages=3,
-            output_activation="identity", transform="dct", gain_prior=True,
+            output_activation="identity", transform="dct",
         ),  # fmt: skip
     ),
     "lossless": (

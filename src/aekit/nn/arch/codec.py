@@ -48,7 +48,8 @@ class CodecConfig(ModelConfig):
     or "dct"; a "dct" codec's code has C * 4^stages channels (``latent_dim`` None: that many),
     ``post_channels`` its post-filter's maps (0: none), and ``channels`` is not used.
     ``gain_prior``: the hyperprior's mean and scale are predicted at unit gain and follow the
-    knob's gain (:meth:`HyperpriorLatent.mean_scale`; the preset's, False in older files)."""
+    knob's gain (:meth:`HyperpriorLatent.mean_scale`; opt-in: not the preset's default, see
+    benchmarks/README.md, section codec.py)."""
 
     channels: int = 64
     stages: int = 3
