@@ -147,16 +147,19 @@ class HyperpriorLatent(nn.Module):
     def start_from(self, model, x: torch.Tensor, steps: int = START_STEPS, seed: int = 0,
                    statistics: bool = True) -> dict:  # fmt: skip
         """A data start (before training; decoding and old files are unaffected): the entropy
-        model is fitted to the code of the transform's start before the transform moves.
+        model begins at the code's statistics instead of random ones.
 
-        On rows x (N, D) of training images, y = g_a(x) is computed once. h_s's scale bias is
-        set to the softplus-inverse of each channel's spread (its RMS about its mean) and its
-        mean bias to the channel's mean (both at unit gain: the knob's gain carries them to
-        every rate under ``gain_prior``); then h_a, h_s and z's prior take ``steps`` Adam steps
-        (learning rate START_LR) on the rate alone, bits of y and z per pixel at random knobs
-        (uniform noise for rounding, as in training), with the transform and the gains fixed:
-        a well-posed fit of the entropy model that hundreds of joint steps do not reach.
-        Returns the start's statistics and z's rate it reached (bits per pixel)."""
+        On rows x (N, D) of training images, y = g_a(x) is computed once. With ``statistics``,
+        h_s's mean bias is set to each channel's mean and its scale bias to the
+        softplus-inverse of the channel's spread (its RMS about the mean), both at unit gain
+        (a ``gain_prior`` codec's knob carries them to every rate). Then z's factorized prior
+        takes ``steps`` Adam steps (learning rate START_LR) on z's bits alone, z = h_a(a_q y)
+        at random knobs with uniform noise for rounding, so that the side information starts
+        priced at its own spread (the prior starts about +-10 wide: some 4 bits a value).
+        Without ``gain_prior`` this start hurts (h_s then learns the knob from z, which the
+        fitted prior makes cheap and uninformative; benchmarks/README.md, codec.py), so
+        :func:`aekit.apps.train` applies it to gain-prior codecs only. Returns the statistics
+        and z's rate at the last step (bits per pixel)."""
         y = model.features(x)
         mean = y.mean((0, 2, 3))
         spread = (y - mean[None, :, None, None]).pow(2).mean((0, 2, 3)).sqrt()
