@@ -193,7 +193,8 @@ def build(c: int, size: int, args):
     widths = dict(channels=args.channels, latent_dim=args.latent)  # gdn's; dct's follow C, B
     model = build_model(
         "codec", c * size * size, image_shape=(c, size, size), stages=args.stages,
-        hyper_channels=args.hyper, transform=args.transform,
+        hyper_channels=args.hyper, transform=args.transform, gain_prior=args.gain_prior == "on",
+        **(dict(lambdas=tuple(args.lambdas)) if args.lambdas else {}),
         **(widths if args.transform == "gdn" else dict(post_channels=args.post_channels)),
     )  # fmt: skip
     model.scaler = Scaler("image", np.zeros(1), np.array([1 / 255.0]))
@@ -207,6 +208,13 @@ def train(model, rows: np.ndarray, args) -> float:
     torch.manual_seed(args.seed)
     t0 = time.perf_counter()
     config = TrainConfig(epochs=args.epochs, seed=args.seed, lr=args.lr, batch_size=args.batch)
+    if args.start != "random":  # the entropy model from the code's statistics (hyperprior.py)
+        first = torch.as_tensor(model.scaler.transform(rows[:512]), dtype=torch.float32)
+        t = time.perf_counter()
+        start = model.latent.start_from(model, first, steps=args.start_steps, seed=args.seed,
+                                        statistics=args.start == "data")  # fmt: skip
+        print(f"start: {start['rate']:.3f} bpp after {args.start_steps} steps, "
+              f"{time.perf_counter() - t:.0f} s", flush=True)  # fmt: skip
     fit(model, model.scaler.transform(rows), config=config)
     model.units = Units("uint8", np.zeros(1), np.full(1, 255.0), 255.0, True)
     return time.perf_counter() - t0
@@ -314,7 +322,8 @@ def parse_args(argv=None):
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--train-limit", type=int, default=60000, help="mnist training images")
     p.add_argument("--test-limit", type=int, default=10000, help="mnist test images")
-    p.add_argument("--crops", type=int, default=4000, help="photos: 64x64 training crops")
+    p.add_argument("--crops", type=int, default=4000, help="photos: training crops")
+    p.add_argument("--crop", type=int, default=64, help="photos: the crops' side in pixels")
     p.add_argument("--channels", type=int, default=None, help="default: 64 photos, 48 mnist")
     p.add_argument("--latent", type=int, default=None, help="M; default: 96 photos, 48 mnist")
     p.add_argument("--stages", type=int, default=None, help="default: 3 photos, 2 mnist")
@@ -322,6 +331,13 @@ def parse_args(argv=None):
     p.add_argument("--transform", choices=("dct", "gdn"), default="dct")
     p.add_argument("--post-channels", type=int, default=0, help="dct: the post-filter's maps")
     p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--start", choices=("data", "prior", "random"), default="random",
+                   help="the hyperprior's start: from the code's statistics, or random")
+    p.add_argument("--lambdas", type=float, nargs="+", default=None,
+                   help="the rates one model is trained for (default: the codec's eight)")
+    p.add_argument("--start-steps", type=int, default=300, help="the entropy model's fit")
+    p.add_argument("--gain-prior", choices=("on", "off"), default="off",
+                   help="the hyperprior's mean and scale follow the knob's gain")
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true")
@@ -352,14 +368,15 @@ def main(argv=None) -> None:
         model = build(1, 28, args)
         grey = np.stack(test)
     elif args.validation:  # choices are made here: chelsea held out of the training photos
-        train_rows = crops([v for v in TRAIN_PHOTOS if v != VALIDATION], args.crops, 64, args.seed)
+        names = [v for v in TRAIN_PHOTOS if v != VALIDATION]
+        train_rows = crops(names, args.crops, args.crop, args.seed)
         test = [photo(VALIDATION)]
-        model = build(3, 64, args)
+        model = build(3, args.crop, args)
         grey = None
     else:
-        train_rows = crops(TRAIN_PHOTOS, args.crops, 64, args.seed)
+        train_rows = crops(TRAIN_PHOTOS, args.crops, args.crop, args.seed)
         test = [photo(v) for v in TEST_PHOTOS]
-        model = build(3, 64, args)
+        model = build(3, args.crop, args)
         grey = None
     seconds = train(model, train_rows, args)
     print(f"trained {seconds:.0f} s", flush=True)

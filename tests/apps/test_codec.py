@@ -20,13 +20,13 @@ from aekit.nn.latent.hyperprior import SCALE_TABLE, gaussian_likelihood, scale_i
 SIZES = [(1, 1), (17, 33), (1000, 3), (8, 8)]
 
 
-def small(c: int = 1, seed: int = 0, transform: str = "gdn"):
+def small(c: int = 1, seed: int = 0, transform: str = "gdn", gain_prior: bool = False):
     """An untrained small codec for 8-bit images of C channels (scaler pixel / 255)."""
     torch.manual_seed(seed)
     widths = dict(channels=8, latent_dim=6) if transform == "gdn" else dict(post_channels=4)
     model = build_model(
         "codec", c * 64, image_shape=(c, 8, 8), stages=2, hyper_channels=4,
-        lambdas=(0.001, 0.01, 0.1), transform=transform, **widths,
+        lambdas=(0.001, 0.01, 0.1), transform=transform, gain_prior=gain_prior, **widths,
     )  # fmt: skip
     model.scaler = Scaler("image", np.zeros(1), np.array([1 / 255]))
     model.units = Units("uint8", np.zeros(1), np.full(1, 255.0), 255.0, True)
@@ -42,11 +42,13 @@ def images(c: int, sizes=SIZES, seed: int = 0):
     return out
 
 
-@pytest.mark.parametrize("transform", ["dct", "gdn"])
+@pytest.mark.parametrize("transform", ["dct", "gdn", "dct-gain-prior"])
 @pytest.mark.parametrize("c", [1, 3])
 @pytest.mark.parametrize("quality", [0.0, 0.7, 2.0])
 def test_odd_sizes_round_trip_bit_exactly(c, quality, transform):
-    model, imgs = small(c, transform=transform), images(c)
+    gain_prior = transform.endswith("gain-prior")
+    model = small(c, transform=transform.split("-")[0], gain_prior=gain_prior)
+    imgs = images(c)
     data = codec.compress_images(model, imgs, quality=quality, names=[f"{i}.png" for i in range(4)])
     out = codec.decompress_images(model, data)
     ref = codec.reconstruction(model, imgs, quality=quality)
@@ -230,3 +232,57 @@ def test_cli_trains_on_mixed_sizes_compresses_to_targets_and_keeps_names(tmp_pat
     assert main(["compress", str(rows), "--out", str(tmp_path / "r.aek"), "--bpp", "1"]) == 2
     err = capsys.readouterr().err
     assert "spatial codec" in err and "Traceback" not in err
+
+
+def test_a_gain_prior_codec_prices_every_knob_from_one_start_and_its_scales_follow_the_gain():
+    model = small(3, transform="dct", gain_prior=True)
+    x = torch.as_tensor(np.stack(images(3, [(16, 24)] * 20, seed=2)) / 255, dtype=torch.float32)
+    rows = x[:, :, :8, :8].reshape(20, -1)
+    start = model.latent.start_from(model, rows, steps=30)
+    y = model.features(rows)
+    spread = (y - y.mean((0, 2, 3))[None, :, None, None]).pow(2).mean((0, 2, 3)).sqrt()
+    torch.testing.assert_close(start["spread"], spread)
+    assert start["rate"] > 0
+    lat = model.latent
+    with torch.no_grad():
+        z_hat = lat.quantise_z(lat.hyper_analysis(y))
+        low = lat.mean_scale(z_hat, y.shape[-2:], torch.zeros(20))
+        high = lat.mean_scale(z_hat, y.shape[-2:], torch.full((20,), 2.0))
+    a_low, _ = lat.gains(torch.zeros(1))
+    a_high, _ = lat.gains(torch.full((1,), 2.0))
+    # sigma - SCALE_MIN and mu scale with the knob's gain: the same start at every rate
+    from aekit.nn.latent.hyperprior import SCALE_MIN
+
+    torch.testing.assert_close((high[1] - SCALE_MIN) / a_high, (low[1] - SCALE_MIN) / a_low)
+    torch.testing.assert_close(high[0] / a_high, low[0] / a_low)
+    with pytest.raises(ConfigError, match="need the knob q"):
+        lat.mean_scale(z_hat, y.shape[-2:])
+    with pytest.raises(ConfigError, match="gain_prior is true or false"):
+        build_model("codec", 64, image_shape=(1, 8, 8), stages=2, gain_prior="yes")
+
+
+def test_cli_trains_a_gain_prior_codec_from_its_data_start_and_round_trips(tmp_path):
+    import json
+
+    rng = np.random.default_rng(1)
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(3):
+        base = np.cumsum(rng.integers(-6, 7, (24, 32, 3)), axis=1) + 128
+        Image.fromarray(np.clip(base, 0, 255).astype(np.uint8)).save(folder / f"{i}.png")
+    run = tmp_path / "run"
+    args = ["train", "--data", str(folder), "--model", "codec", "--stages", "2",
+            "--hyper-channels", "4", "--epochs", "1", "--gain-prior", "--quiet",
+            "--out", str(run)]  # fmt: skip
+    assert main(args) == 0
+    text = json.dumps(json.loads((run / "config.json").read_text()))
+    assert '"gain_prior": true' in text and '"entropy_start"' in text
+    import aekit
+
+    model = aekit.load(run)
+    imgs = images(3, [(17, 33), (1, 1)])
+    for q in (0.0, 3.5, 7.0):
+        data = codec.compress_images(model, imgs, quality=q)
+        for a, b in zip(codec.decompress_images(model, data),
+                        codec.reconstruction(model, imgs, quality=q), strict=True):  # fmt: skip
+            np.testing.assert_array_equal(a, b)

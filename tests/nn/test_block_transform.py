@@ -67,3 +67,8 @@ def test_a_gdn_codec_hashes_as_before_the_transform_existed():
     dct = build_model("codec", 64, image_shape=(1, 8, 8), stages=2, transform="dct",
                       hyper_channels=4)  # fmt: skip
     assert dct.config.legacy_dict()["transform"] == "dct"
+    # a codec without gain_prior hashes as before it existed; one with it hashes it
+    assert not dct.config.gain_prior and "gain_prior" not in dct.config.legacy_dict()
+    gained = build_model("codec", 64, image_shape=(1, 8, 8), stages=2, transform="dct",
+                         hyper_channels=4, gain_prior=True)  # fmt: skip
+    assert gained.config.legacy_dict()["gain_prior"] is True

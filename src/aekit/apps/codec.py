@@ -144,16 +144,18 @@ def _analyse(model, scaled: list[np.ndarray], knobs: np.ndarray, batch: int = 64
                 for j, i in enumerate(part):
                     gained[i], z_hats[i] = y[j], z_hat[j].cpu().numpy().copy()
         sizes = [v.shape[1:] for v in scaled]
-        parts = _side_information(model, z_hats, sizes, [tuple(g.shape[-2:]) for g in gained])
+        code_sizes = [tuple(g.shape[-2:]) for g in gained]
+        parts = _side_information(model, z_hats, sizes, code_sizes, knobs)
         for p, y, z in zip(parts, gained, z_hats, strict=True):
             k = torch.round(y - p["mu"]).clamp(-RADIUS, RADIUS)
             p.update(z=torch.as_tensor(z), k=k.cpu().numpy().astype(np.int64))
     return parts
 
 
-def _side_information(model, z_hats, sizes, code_sizes, batch: int = 64) -> list[dict]:
-    """Per image mu and the scales' table indices from the decoded z, in the groups and
-    batches :func:`_analyse` used (so that every convolution sees the same batch)."""
+def _side_information(model, z_hats, sizes, code_sizes, knobs, batch: int = 64) -> list[dict]:
+    """Per image mu and the scales' table indices from the decoded z (and the knobs, which a
+    ``gain_prior`` codec's scales follow), in the groups and batches :func:`_analyse` used (so
+    that every convolution sees the same batch)."""
     dtype, device = _device(model)
     parts: list[dict | None] = [None] * len(z_hats)
     model.eval()
@@ -164,7 +166,8 @@ def _side_information(model, z_hats, sizes, code_sizes, batch: int = 64) -> list
                 z = torch.as_tensor(np.stack([z_hats[i] for i in part])).to(
                     dtype=dtype, device=device
                 )
-                mu, sigma = model.latent.mean_scale(z, code_sizes[part[0]])
+                q = torch.as_tensor(knobs[part], dtype=dtype, device=device)
+                mu, sigma = model.latent.mean_scale(z, code_sizes[part[0]], q)
                 index = scale_index(sigma).cpu().numpy()
                 for j, i in enumerate(part):
                     parts[i] = {"mu": mu[j], "sigma": sigma[j], "index": index[j]}
@@ -417,7 +420,7 @@ def decompress_images(model, data: bytes) -> list[np.ndarray] | np.ndarray:
         z_all[c] = (symbols + lo[c]).astype(np.float32) + m[c]
     bounds = np.concatenate([[0], np.cumsum(per_image)])
     z_hats = [z_all[:, bounds[i] : bounds[i + 1]].reshape(zc, *z_sizes[i]) for i in range(n)]
-    parts = _side_information(model, z_hats, sizes, code_sizes)
+    parts = _side_information(model, z_hats, sizes, code_sizes, knobs)
     stds = SCALE_TABLE[np.concatenate([p["index"].ravel() for p in parts])] if parts else []
     family = constriction.stream.model.QuantizedGaussian(-RADIUS, RADIUS)
     y_dec = constriction.stream.queue.RangeDecoder(np.frombuffer(y_words, "<u4").astype(np.uint32))

@@ -262,6 +262,10 @@ def _new_spec(data, model, data_dir, limit, scale, val_fraction, image_shape, mo
     records = {"data": data_record(data, data_dir, limit, val_fraction, ds, split, reading)}
     records["training"] = asdict(config)
     records["init"] = warm.to_dict()
+    if init != "random" and getattr(net.config, "gain_prior", False):  # the codec's data start
+        first = torch.as_tensor(np.asarray(split[0][:512]), dtype=torch.float32)
+        start = net.latent.start_from(net, first, seed=config.seed)
+        records["init"]["entropy_start"] = {"rows": len(first), "z_bpp": start["rate"]}
     records["budget"] = budget.to_dict() if budget else {"rule": "epochs", "epochs": config.epochs}
     strategy, where = build_strategy(config, device)
     return RunSpec(

@@ -46,7 +46,10 @@ class CodecConfig(ModelConfig):
     image), ``hyper_channels`` the side information's channels, ``lambdas`` the rates one
     model is trained for (its knob q runs over 0 .. len(lambdas) - 1). ``transform`` "gdn"
     or "dct"; a "dct" codec's code has C * 4^stages channels (``latent_dim`` None: that many),
-    ``post_channels`` its post-filter's maps (0: none), and ``channels`` is not used."""
+    ``post_channels`` its post-filter's maps (0: none), and ``channels`` is not used.
+    ``gain_prior``: the hyperprior's mean and scale are predicted at unit gain and follow the
+    knob's gain (:meth:`HyperpriorLatent.mean_scale`; opt-in: not the preset's default, see
+    benchmarks/README.md, section codec.py)."""
 
     channels: int = 64
     stages: int = 3
@@ -54,6 +57,7 @@ class CodecConfig(ModelConfig):
     lambdas: tuple[float, ...] = LAMBDAS
     transform: str = "gdn"  # the default of files written before "dct" existed
     post_channels: int = 0
+    gain_prior: bool = False  # the default of files written before it existed
 
     def __post_init__(self) -> None:
         if self.transform not in TRANSFORMS:
@@ -73,6 +77,8 @@ class CodecConfig(ModelConfig):
             self.latent_dim = 96
         super().__post_init__()
         self.post_channels = int(self.post_channels)
+        if not isinstance(self.gain_prior, bool):
+            raise ConfigError("codec gain_prior is true or false")
         if self.post_channels < 0:
             raise ConfigError("codec post_channels must be 0 (no post-filter) or more")
         if isinstance(self.channels, (tuple, list)):  # the CLI's --channels N
@@ -104,6 +110,8 @@ class CodecConfig(ModelConfig):
         """The record the .aek model hash is taken on: a "gdn" codec's as before "dct" existed,
         so that its earlier files still decode."""
         out = super().legacy_dict()
+        if not self.gain_prior:  # as before it existed
+            del out["gain_prior"]
         if self.transform == "gdn":
             del out["transform"], out["post_channels"]
         return out

@@ -39,6 +39,7 @@ from ..parts import PartSettings
 from .quantized import LIKELIHOOD_BOUND, FactorizedPrior
 
 SCALE_MIN = 0.11  # the least scale sigma (CompressAI's bound)
+START_STEPS, START_LR, START_BATCH = 300, 1e-2, 32  # start_from: z's prior fitted to z
 SCALE_TABLE = np.exp(np.linspace(np.log(SCALE_MIN), np.log(256.0), 64))  # coding's scales
 
 
@@ -111,6 +112,12 @@ class HyperpriorLatent(nn.Module):
             raise ConfigError("a hyperprior latent is priced by its rate: use no code penalty")
 
     @property
+    def gain_prior(self) -> bool:
+        """Whether the side information's mean and scale are at unit gain and follow the knob
+        (the codec's ``gain_prior``); else h_s predicts those of y' = a_q y directly."""
+        return bool(getattr(self.config, "gain_prior", False))
+
+    @property
     def levels(self) -> int:
         """K, the number of trained rates: the knob q runs over [0, K - 1]."""
         return len(self.lambdas)
@@ -136,6 +143,49 @@ class HyperpriorLatent(nn.Module):
         t = q - lo
         return ((1 - t) * log[lo] + t * log[hi]).exp()
 
+    @torch.no_grad()
+    def start_from(self, model, x: torch.Tensor, steps: int = START_STEPS, seed: int = 0,
+                   statistics: bool = True) -> dict:  # fmt: skip
+        """A data start (before training; decoding and old files are unaffected): the entropy
+        model begins at the code's statistics instead of random ones.
+
+        On rows x (N, D) of training images, y = g_a(x) is computed once. With ``statistics``,
+        h_s's mean bias is set to each channel's mean and its scale bias to the
+        softplus-inverse of the channel's spread (its RMS about the mean), both at unit gain
+        (a ``gain_prior`` codec's knob carries them to every rate). Then z's factorized prior
+        takes ``steps`` Adam steps (learning rate START_LR) on z's bits alone, z = h_a(a_q y)
+        at random knobs with uniform noise for rounding, so that the side information starts
+        priced at its own spread (the prior starts about +-10 wide: some 4 bits a value).
+        Without ``gain_prior`` this start hurts (h_s then learns the knob from z, which the
+        fitted prior makes cheap and uninformative; benchmarks/README.md, codec.py), so
+        :func:`aekit.apps.train` applies it to gain-prior codecs only. Returns the statistics
+        and z's rate at the last step (bits per pixel)."""
+        y = model.features(x)
+        mean = y.mean((0, 2, 3))
+        spread = (y - mean[None, :, None, None]).pow(2).mean((0, 2, 3)).sqrt()
+        m = self.config.latent_dim
+        if statistics:
+            last = self.h_s[-1]
+            excess = (spread - SCALE_MIN).clamp_min(1e-3)
+            last.bias[:m] = mean
+            last.bias[m:] = excess + torch.log(-torch.expm1(-excess))  # softplus^-1
+        generator = torch.Generator().manual_seed(seed)
+        optimiser = torch.optim.Adam(self.prior.parameters(), lr=START_LR)
+        rate = float("nan")
+        with torch.enable_grad():
+            for _ in range(steps):
+                pick = torch.randint(len(y), (min(START_BATCH, len(y)),), generator=generator)
+                q = torch.rand(len(pick), generator=generator) * (self.levels - 1)
+                a, _ = self.gains(q.to(y.device))
+                z = self.hyper_analysis(y[pick] * a).detach()
+                z = z + torch.rand(z.shape, generator=generator).to(z.device) - 0.5
+                loss = -torch.log2(self.z_likelihood(z)).sum() / (len(pick) * model.pixels_of(x))
+                optimiser.zero_grad()
+                loss.backward()
+                optimiser.step()
+                rate = float(loss.detach())
+        return {"mean": mean, "spread": spread, "rate": rate}
+
     # ---- the side information ----------------------------------------------------------
 
     def hyper_analysis(self, y_gained: torch.Tensor) -> torch.Tensor:
@@ -144,11 +194,19 @@ class HyperpriorLatent(nn.Module):
         pad = (0, -w % 4, 0, -h % 4)
         return self.h_a(F.pad(y_gained, pad, mode="replicate") if any(pad) else y_gained)
 
-    def mean_scale(self, z_hat: torch.Tensor, size: tuple[int, int]):
-        """(mu, sigma) (N, M, h, w) from z_hat, cropped to the code's grid ``size``."""
+    def mean_scale(self, z_hat: torch.Tensor, size: tuple[int, int], q: torch.Tensor | None = None):
+        """(mu, sigma) (N, M, h, w) from z_hat, cropped to the code's grid ``size``. With the
+        codec's ``gain_prior``, h_s predicts them at unit gain and they follow the knob q (N,):
+        mu = a_q mu_1, sigma = SCALE_MIN + a_q softplus(s), so that one start (and what the
+        side information learns at one rate) holds at every rate."""
         out = self.h_s(z_hat)[..., : size[0], : size[1]]
         mu, s = out.chunk(2, dim=1)
-        return mu, SCALE_MIN + F.softplus(s)
+        if not self.gain_prior:
+            return mu, SCALE_MIN + F.softplus(s)
+        if q is None:
+            raise ConfigError("a gain_prior codec's mean and scale need the knob q")
+        a, _ = self.gains(q.to(mu.device))
+        return a * mu, SCALE_MIN + a * F.softplus(s)
 
     def quantise_z(self, z: torch.Tensor) -> torch.Tensor:
         """z_hat = m + clip(round(z - m)) per channel (the prior's table range)."""
@@ -170,7 +228,8 @@ class HyperpriorLatent(nn.Module):
         scale."""
         a, _ = self.gains(q)
         y_gained = y * a
-        return y_gained, self.quantise_z(self.hyper_analysis(y_gained))
+        z = self.hyper_analysis(y_gained)
+        return y_gained, self.quantise_z(z)
 
     @torch.no_grad()
     def analyse(self, y: torch.Tensor, q: torch.Tensor) -> dict:
@@ -179,7 +238,7 @@ class HyperpriorLatent(nn.Module):
         a, _ = self.gains(q)
         y_gained = y * a
         z_hat = self.quantise_z(self.hyper_analysis(y_gained))
-        mu, sigma = self.mean_scale(z_hat, y.shape[-2:])
+        mu, sigma = self.mean_scale(z_hat, y.shape[-2:], q)
         k = torch.round(y_gained - mu)
         return {"z_hat": z_hat, "k": k, "mu": mu, "sigma": sigma}
 
@@ -209,7 +268,7 @@ class HyperpriorLatent(nn.Module):
             z_hat = z + (noise - 0.5)
         else:
             z_hat = self.quantise_z(z)
-        mu, sigma = self.mean_scale(z_hat, y.shape[-2:])
+        mu, sigma = self.mean_scale(z_hat, y.shape[-2:], q)
         residual = y_gained - mu
         rounded = residual + (torch.round(residual) - residual).detach()  # straight through
         if self.training:
