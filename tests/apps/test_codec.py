@@ -286,3 +286,37 @@ def test_cli_trains_a_gain_prior_codec_from_its_data_start_and_round_trips(tmp_p
         for a, b in zip(codec.decompress_images(model, data),
                         codec.reconstruction(model, imgs, quality=q), strict=True):  # fmt: skip
             np.testing.assert_array_equal(a, b)
+
+
+def test_a_gain_prior_codec_stopped_before_its_first_checkpoint_starts_over_the_same(tmp_path):
+    """The data start is a step before the first checkpoint: a run stopped there (config.json
+    written, no checkpoint) and resumed begins where train began it, so it ends the same."""
+    from safetensors.torch import load_file
+
+    import aekit
+    from aekit.training import Callback
+
+    class Stop(Callback):
+        def on_epoch_start(self, loop, epoch):
+            raise KeyboardInterrupt
+
+    rng = np.random.default_rng(2)
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(3):
+        base = np.cumsum(rng.integers(-6, 7, (24, 32)), axis=1) + 128
+        Image.fromarray(np.clip(base, 0, 255).astype(np.uint8)).save(folder / f"{i}.png")
+    options = dict(model="codec", epochs=1, device="cpu", model_options={
+        "stages": 2, "hyper_channels": 4, "gain_prior": True})  # fmt: skip
+    aekit.train(str(folder), out=tmp_path / "clean", **options)
+    cut = tmp_path / "cut"
+    with pytest.raises(KeyboardInterrupt):
+        aekit.train(str(folder), out=cut, callbacks=[Stop()], **options)
+    for p in cut.iterdir():  # what a kill after config.json, before any checkpoint, leaves
+        if p.name != "config.json":
+            p.unlink()
+    assert [p.name for p in cut.iterdir()] == ["config.json"]
+    aekit.train(out=cut, resume=True, device="cpu")
+    a = load_file(tmp_path / "clean/model.safetensors")
+    b = load_file(tmp_path / "cut/model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

@@ -83,6 +83,10 @@ def prepare_resume(out: Path, *, data, data_dir, model, limit, scale, val_fracti
     warm = not restore and run.has_start()
     if warm:
         net.load_state_dict(run.read_start())
+    elif not restore and (cfg.get("init") or {}).get("entropy_start"):  # a codec's data start
+        from .train import entropy_start
+
+        entropy_start(net, split[0], config.seed)
     if (training != cfg["training"] or stored_data != cfg["data"]) and is_writer():
         cfg["training"], cfg["data"] = asdict(config), stored_data
         run.write_config(cfg)

@@ -263,15 +263,22 @@ def _new_spec(data, model, data_dir, limit, scale, val_fraction, image_shape, mo
     records["training"] = asdict(config)
     records["init"] = warm.to_dict()
     if init != "random" and getattr(net.config, "gain_prior", False):  # the codec's data start
-        first = torch.as_tensor(np.asarray(split[0][:512]), dtype=torch.float32)
-        start = net.latent.start_from(net, first, seed=config.seed)
-        records["init"]["entropy_start"] = {"rows": len(first), "z_bpp": start["rate"]}
+        records["init"]["entropy_start"] = entropy_start(net, split[0], config.seed)
     records["budget"] = budget.to_dict() if budget else {"rule": "epochs", "epochs": config.epochs}
     strategy, where = build_strategy(config, device)
     return RunSpec(
         net, config, split, strategy, where, ds.image_shape, records,
         start_is_candidate=warm.applied, sampler=sampler,
     )  # fmt: skip
+
+
+def entropy_start(net, X_train, seed: int) -> dict:
+    """A gain-prior codec's data start (:meth:`HyperpriorLatent.start_from`) on the first 512
+    training rows, seeded: a pure function of the rows and the seed, so that a run started
+    over before its first checkpoint (:mod:`aekit.apps.resume`) begins where train began it."""
+    first = torch.as_tensor(np.asarray(X_train[:512]), dtype=torch.float32)
+    start = net.latent.start_from(net, first, seed=seed)
+    return {"rows": len(first), "z_bpp": start["rate"]}
 
 
 def _patches_if_mixed(model: str, data, limit, reading: dict) -> dict:
