@@ -79,6 +79,7 @@ def train(rows: np.ndarray, size: int, args):
         "lossless", size * size, image_shape=(1, size, size), width=args.width,
         depth=args.depth, block=args.block, scales=args.scales, mixtures=args.mixtures,
         steps=tuple(STEPS), anchor=args.anchor == "on",
+        free=args.free if args.anchor == "on" else 0,
     )  # fmt: skip
     model.scaler = Scaler("image", np.zeros(1), np.array([1 / 255.0]))
     t0 = time.perf_counter()
@@ -178,7 +179,7 @@ def validate(args) -> None:
             "scales": args.scales,
             "mixtures": args.mixtures, "epochs": args.epochs, "train_limit": args.train_limit,
             "crops": args.crops, "lr": args.lr, "batch": args.batch, "seconds": seconds,
-            "anchor": args.anchor,
+            "anchor": args.anchor, "free": args.free,
             "validation_bpp": bpp}  # fmt: skip
     print(line, flush=True)
     with open(RESULTS / "lossless_selection.jsonl", "a") as f:
@@ -205,6 +206,8 @@ def main(argv=None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--anchor", choices=("on", "off"), default="on",
                    help="the means offset from the decoded neighbours' mean (the preset's)")
+    p.add_argument("--free", type=int, default=2,
+                   help="of the anchored means, how many stay absolute (the preset's)")
     p.add_argument("--steps", default="1,2,4,8", help="the steps q tested (trained: 1,2,4,8)")
     p.add_argument("--save", help="also write the trained model here (a run directory)")
     p.add_argument("--tag", default="")

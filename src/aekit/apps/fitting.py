@@ -252,3 +252,12 @@ def reading_options(stored: dict[str, Any]) -> dict[str, Any]:
     if stored.get("patch") is not None:
         out["patch"] = int(stored["patch"])
     return out
+
+
+def entropy_start(net, X_train, seed: int) -> dict:
+    """A gain-prior codec's data start (:meth:`HyperpriorLatent.start_from`) on the first 512
+    training rows, seeded: a pure function of the rows and the seed, so that a run started
+    over before its first checkpoint (:mod:`aekit.apps.resume`) begins where train began it."""
+    first = torch.as_tensor(np.asarray(X_train[:512]), dtype=torch.float32)
+    start = net.latent.start_from(net, first, seed=seed)
+    return {"rows": len(first), "z_bpp": start["rate"]}

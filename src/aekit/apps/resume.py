@@ -27,7 +27,7 @@ from ..io.rundir import Run
 from ..training import TrainConfig
 from ..training.devices import check_device
 from ..training.distributed import is_writer
-from .fitting import RunSpec, build_strategy, reading_options
+from .fitting import RunSpec, build_strategy, entropy_start, reading_options
 
 CHANGEABLE = ("epochs", "lr", "patience", "min_delta", "cuda_graphs")
 
@@ -84,8 +84,6 @@ def prepare_resume(out: Path, *, data, data_dir, model, limit, scale, val_fracti
     if warm:
         net.load_state_dict(run.read_start())
     elif not restore and (cfg.get("init") or {}).get("entropy_start"):  # a codec's data start
-        from .train import entropy_start
-
         entropy_start(net, split[0], config.seed)
     if (training != cfg["training"] or stored_data != cfg["data"]) and is_writer():
         cfg["training"], cfg["data"] = asdict(config), stored_data

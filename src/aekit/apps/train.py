@@ -41,6 +41,7 @@ from .fitting import (  # noqa: F401 - RunResult, fingerprint, data_record: the 
     build_strategy,
     check_callbacks,
     data_record,
+    entropy_start,
     fingerprint,
     fit_run,
     resolve_output_activation,
@@ -270,15 +271,6 @@ def _new_spec(data, model, data_dir, limit, scale, val_fraction, image_shape, mo
         net, config, split, strategy, where, ds.image_shape, records,
         start_is_candidate=warm.applied, sampler=sampler,
     )  # fmt: skip
-
-
-def entropy_start(net, X_train, seed: int) -> dict:
-    """A gain-prior codec's data start (:meth:`HyperpriorLatent.start_from`) on the first 512
-    training rows, seeded: a pure function of the rows and the seed, so that a run started
-    over before its first checkpoint (:mod:`aekit.apps.resume`) begins where train began it."""
-    first = torch.as_tensor(np.asarray(X_train[:512]), dtype=torch.float32)
-    start = net.latent.start_from(net, first, seed=seed)
-    return {"rows": len(first), "z_bpp": start["rate"]}
 
 
 def _patches_if_mixed(model: str, data, limit, reading: dict) -> dict:

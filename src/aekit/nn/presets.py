@@ -89,7 +89,8 @@ PRESETS = {
         ContextModel,
         "learned lossless and near-lossless image coder: a context model over 2x2 phases "
         "at four scales (one network pass per phase), a logistic mixture per pixel; --step q",
-        dict(block=2, scales=4, width=64, depth=6, mixtures=5, steps=(1, 2, 4, 8), anchor=True),
+        dict(block=2, scales=4, width=64, depth=6, mixtures=5, steps=(1, 2, 4, 8), anchor=True,
+             free=2),
     ),
     "dncnn": (
         DnCNN,

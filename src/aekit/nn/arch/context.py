@@ -53,7 +53,9 @@ class ContextConfig(ModelConfig):
     code's do not apply): ``block`` s (s * s phases), ``width`` maps, ``depth`` 3x3 layers,
     ``mixtures`` logistics per pixel, ``bits`` per value, ``steps`` trained on; ``anchor``:
     the mixture's means are offsets from the mean of each pixel's decoded neighbours
-    (:meth:`ContextModel.anchor`; False: the models before it, whose means are absolute)."""
+    (:meth:`ContextModel.anchor`; False: the models before it, whose means are absolute);
+    ``free``: of an anchored model's components, how many keep an absolute mean (the last
+    ones; 0: the models of session 16, every mean anchored)."""
 
     block: int = 2
     scales: int = 4
@@ -64,6 +66,7 @@ class ContextConfig(ModelConfig):
     steps: tuple[int, ...] = (1,)
     channels: int | tuple[int, ...] | None = None  # the CLI's --channels N: the width
     anchor: bool = False
+    free: int = 0
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -92,13 +95,18 @@ class ContextConfig(ModelConfig):
         if self.latent != "deterministic" or self.penalties or self.corruption is not None:
             raise ConfigError("lossless has no code: no latent kind, penalties or corruption")
         self.anchor = bool(self.anchor)
+        self.free = int(self.free) if self.anchor else 0  # unanchored: every mean is absolute
+        if not 0 <= self.free < self.mixtures:
+            raise ConfigError("an anchored lossless model keeps 0 .. mixtures - 1 free means")
 
     def legacy_dict(self) -> dict:
-        """The record the .aek model hash is taken on: without ``anchor`` for a model without
-        one, as before it existed, so that earlier files still decode."""
+        """The record the .aek model hash is taken on: without ``anchor`` (``free``) for a model
+        without one, as before it existed, so that earlier files still decode."""
         out = super().legacy_dict()
         if not self.anchor:
             del out["anchor"]
+        if not self.free:
+            del out["free"]
         return out
 
 
@@ -152,10 +160,10 @@ class ContextModel(Autoencoder):
             nn.Conv2d(config.width, config.width, 3, padding=1) for _ in range(config.depth - 1)
         )
         self.head = nn.Conv2d(config.width, 3 * config.mixtures * p, 1)
-        if config.anchor:  # every mean at the anchor, the scales a spread around e^-3
+        if config.anchor:  # every mean near the anchor, the scales a spread around e^-3
             k = config.mixtures
             with torch.no_grad():
-                self.head.weight.zero_()
+                self.head.weight.mul_(0.01)  # near zero; every gradient alive
                 bias = self.head.bias.view(p, 3 * k)
                 bias.zero_()
                 bias[:, 2 * k :] = START_LOG_SCALE + torch.linspace(-1.5, 1.5, k) * (k > 1)
@@ -218,9 +226,11 @@ class ContextModel(Autoencoder):
         if not self.config.anchor:
             return out
         k = self.config.mixtures  # the means: the anchor plus a bounded offset
+        a = k - self.config.free  # anchored; the last `free` absolute, as unanchored
         centre = centres[torch.arange(len(plane)), plane]
-        mu = centre[:, None] + 0.5 * torch.tanh(out[:, k : 2 * k])
-        return torch.cat([out[:, :k], mu, out[:, 2 * k :]], 1)
+        mu = centre[:, None] + 0.5 * torch.tanh(out[:, k : k + a])
+        free = 1.1 * torch.tanh(out[:, k + a : 2 * k])
+        return torch.cat([out[:, :k], mu, free, out[:, 2 * k :]], 1)
 
     def anchor(self, scaled: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         """Each pixel's centre (N, P, h, w) in [-1, 1]: the mean of its eight neighbours in the
