@@ -724,6 +724,24 @@ def test_cli_fit_detector_defaults_to_the_mixed_loss_and_takes_another(tmp_path,
     assert det.loss == "mse" and [m.config.loss for m in det.models_] == ["mse", "mse"]
 
 
+def test_cli_fit_detector_takes_the_isolation_weight(tmp_path, planted, capsys):
+    X = planted[0]
+    data, run = _write(tmp_path / "x.csv", X), str(tmp_path / "det")
+    argv = ["fit-detector", "--data", data, "--out", run, "--epochs", "2", "--n-estimators", "1"]
+    assert main([*argv, "--isolation-weight", "0.25", "--device", "cpu"]) == 0
+    assert "and an isolation forest" in capsys.readouterr().out
+    det = AutoencoderOutlierDetector.load(run)
+    assert det.isolation_weight_ == 0.25
+    want = AutoencoderOutlierDetector(
+        isolation_weight=0.25, n_estimators=1, max_iter=2, random_state=0, device="cpu"
+    ).fit(X.astype(np.float32))
+    np.testing.assert_allclose(det.score_samples(X), want.score_samples(X), rtol=1e-6)
+    assert main([*argv, "--isolation-weight", "1.5", "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("aekit: error: ") and "isolation_weight" in err
+    assert err.count("\n") == 1
+
+
 @pytest.mark.parametrize("given, kept", [("none", None), ("0.5", 0.5), ("auto", "auto")])
 def test_cli_fit_detector_takes_the_error_quantile(tmp_path, planted, given, kept):
     data, run = _write(tmp_path / "x.csv", planted[0]), str(tmp_path / "det")

@@ -90,6 +90,14 @@ def add_parsers(sub) -> None:
         "summing, a number in (0, 1], or 'none' for raw sums (default: auto: 0.9 on tables, "
         "none for image models; 'none' scored higher on MNIST pixels with a dense model)",
     )
+    f.add_argument(
+        "--isolation-weight",
+        type=float,
+        default=None,
+        help="blend in an isolation forest's standardised score with this weight, in [0, 1) "
+        "(default: none; 0.25 lifts sets where IsolationForest is strong: docs/guides/"
+        "anomaly.md)",
+    )
     f.add_argument("--seed", type=int, default=0)
     device_arg(f)
     f.set_defaults(func=fit_detector, split="train")
@@ -200,6 +208,7 @@ def fit_detector(args) -> int:
         model=args.model,
         loss=args.loss,
         error_quantile=quantile,
+        isolation_weight=args.isolation_weight,
         image_shape=tuple(image_shape) or None,  # image data: the image default
         random_state=args.seed,
         device=args.device,
